@@ -1,0 +1,122 @@
+"""Each declared distribution as a `scipy.stats` frozen distribution, sampled by inverse CDF."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from sim.schema import (
+    Beta,
+    Choice,
+    Distribution,
+    Fixed,
+    Lognormal,
+    Normal,
+    Pert,
+    Triangular,
+    Uniform,
+)
+
+Z95 = float(stats.norm.ppf(0.95))
+
+
+def frozen(spec: Distribution) -> Any:
+    """The scipy frozen distribution a spec stands for (choice: over value indexes)."""
+    match spec:
+        case Fixed(value=v):
+            return stats.randint(0, 1, loc=v)  # a point mass; ppf gives v everywhere
+        case Uniform(low=lo, high=hi):
+            return stats.uniform(loc=lo, scale=hi - lo)
+        case Triangular(low=lo, mode=mode, high=hi):
+            return stats.triang(c=(mode - lo) / (hi - lo), loc=lo, scale=hi - lo)
+        case Pert(low=lo, mode=mode, high=hi, lamb=lamb):
+            # PERT is a beta on [low, high] with these shape parameters (Vose, Risk Analysis).
+            a = 1 + lamb * (mode - lo) / (hi - lo)
+            b = 1 + lamb * (hi - mode) / (hi - lo)
+            return stats.beta(a, b, loc=lo, scale=hi - lo)
+        case Normal(mean=m, sd=sd, low=lo, high=hi):
+            if lo is None and hi is None:
+                return stats.norm(loc=m, scale=sd)
+            a = -math.inf if lo is None else (lo - m) / sd
+            b = math.inf if hi is None else (hi - m) / sd
+            return stats.truncnorm(a, b, loc=m, scale=sd)
+        case Lognormal(median=med, p95=p95, mu=mu, sigma=sigma):
+            if med is not None and p95 is not None:
+                mu, sigma = math.log(med), math.log(p95 / med) / Z95
+            assert mu is not None and sigma is not None
+            return stats.lognorm(s=sigma, scale=math.exp(mu))
+        case Beta(a=a, b=b, low=lo, high=hi):
+            return stats.beta(a, b, loc=lo, scale=hi - lo)
+        case Choice(values=values, weights=weights):
+            w = np.ones(len(values)) if weights is None else np.asarray(weights, float)
+            return stats.rv_discrete(values=(np.arange(len(values)), w / w.sum()))
+    raise TypeError(f"not a distribution: {spec!r}")  # pragma: no cover
+
+
+# Keep u strictly inside (0, 1) so unbounded distributions never map to +-inf.
+_EPS = 2.0**-53
+
+
+def ppf(spec: Distribution, u: np.ndarray) -> np.ndarray:
+    """Map uniforms `u` in [0, 1) to draws of `spec` by its inverse CDF."""
+    if isinstance(spec, Fixed):
+        return np.full(u.shape, float(spec.value))
+    u = np.clip(u, _EPS, 1.0 - _EPS)
+    if isinstance(spec, Choice):
+        index = frozen(spec).ppf(u).astype(np.int64)
+        return np.asarray(spec.values, dtype=float)[index]
+    return np.asarray(frozen(spec).ppf(u), dtype=float)
+
+
+def support(spec: Distribution) -> tuple[float, float]:
+    """The smallest and largest value a spec can produce."""
+    if isinstance(spec, Fixed):
+        return float(spec.value), float(spec.value)
+    if isinstance(spec, Choice):
+        return float(min(spec.values)), float(max(spec.values))
+    low, high = frozen(spec).support()
+    return float(low), float(high)
+
+
+def describe(spec: Distribution) -> str:
+    """A short human form: 'triangular(80, 100, 130)'."""
+
+    def n(x: float | None) -> str:
+        return "" if x is None else f"{x:g}"
+
+    match spec:
+        case Fixed(value=v):
+            return n(v)
+        case Uniform(low=lo, high=hi):
+            return f"uniform({n(lo)}, {n(hi)})"
+        case Triangular(low=lo, mode=mode, high=hi):
+            return f"triangular({n(lo)}, {n(mode)}, {n(hi)})"
+        case Pert(low=lo, mode=mode, high=hi):
+            return f"pert({n(lo)}, {n(mode)}, {n(hi)})"
+        case Normal(mean=m, sd=sd, low=lo, high=hi):
+            bounds = f", [{n(lo)}, {n(hi)}]" if lo is not None or hi is not None else ""
+            return f"normal({n(m)}, {n(sd)}{bounds})"
+        case Lognormal(median=med, p95=p95, mu=mu, sigma=sigma):
+            if med is not None:
+                return f"lognormal(median {n(med)}, p95 {n(p95)})"
+            return f"lognormal(mu {n(mu)}, sigma {n(sigma)})"
+        case Beta(a=a, b=b, low=lo, high=hi):
+            return f"beta({n(a)}, {n(b)}) on [{n(lo)}, {n(hi)}]"
+        case Choice(values=values, weights=weights):
+            if weights is None:
+                return "choice(" + ", ".join(n(v) for v in values) + ")"
+            return (
+                "choice("
+                + ", ".join(f"{n(v)}:{n(w)}" for v, w in zip(values, weights, strict=True))
+                + ")"
+            )
+    return repr(spec)  # pragma: no cover
+
+
+def range_of(spec: Distribution) -> tuple[float, float, float]:
+    """The 5th, 50th and 95th percentiles of a spec (for tables)."""
+    q = ppf(spec, np.array([0.05, 0.5, 0.95]))
+    return float(q[0]), float(q[1]), float(q[2])

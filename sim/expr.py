@@ -1,0 +1,342 @@
+"""The safe expression language: parsed with `ast` against a whitelist, compiled once.
+
+An expression is text such as ``"min(stockpile, 0.4 * demand) * war"``. `compile_expr` parses
+it, refuses anything outside the whitelist, resolves every name against the names the caller
+allows, and generates a small Python function from the *validated tree* (never from the raw
+text). The function reads names from a mapping and uses numpy ufuncs throughout, so the same
+callable works on arrays (the kernel: one value per run) and on floats (the SimPy engine), and
+gives the same bits on both.
+
+Booleans are numbers: comparisons and and/or/not give 1.0 or 0.0.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAX_CHARS = 4000
+MAX_NODES = 1000
+MAX_DEPTH = 40
+
+PREFIXES = ("flow", "cum", "transit")
+CALENDAR = ("t", "month", "year")
+FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name: (min args, max args or None)
+    "min": (2, None),
+    "max": (2, None),
+    "clip": (3, 3),
+    "abs": (1, 1),
+    "exp": (1, 1),
+    "log": (1, 1),
+    "sqrt": (1, 1),
+    "where": (3, 3),
+    "interp": (3, 3),
+}
+RESERVED = frozenset(
+    {*PREFIXES, *CALENDAR, *FUNCTIONS, "and", "or", "not", "True", "False", "None"}
+)
+
+
+def _cmp(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    return lambda a, b: op(a, b) * 1.0
+
+
+def _reduce(op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    def apply(*args: Any) -> Any:
+        out = args[0]
+        for arg in args[1:]:
+            out = op(out, arg)
+        return out
+
+    return apply
+
+
+# What generated code may call: numpy ufuncs only, the same on arrays and on scalars.
+_RUNTIME: dict[str, Any] = {
+    "__builtins__": {},
+    "_div": np.true_divide,
+    "_pow": np.power,
+    "_lt": _cmp(np.less),
+    "_le": _cmp(np.less_equal),
+    "_gt": _cmp(np.greater),
+    "_ge": _cmp(np.greater_equal),
+    "_eq": _cmp(np.equal),
+    "_ne": _cmp(np.not_equal),
+    "_and": _reduce(lambda a, b: np.logical_and(a, b) * 1.0),
+    "_or": _reduce(lambda a, b: np.logical_or(a, b) * 1.0),
+    "_not": lambda a: np.logical_not(a) * 1.0,
+    "_min": _reduce(np.minimum),
+    "_max": _reduce(np.maximum),
+    "_clip": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+    "_abs": np.abs,
+    "_exp": np.exp,
+    "_log": np.log,
+    "_sqrt": np.sqrt,
+    "_where": lambda c, a, b: np.where(c, a, b)[()],
+    "_interp": np.interp,
+}
+
+_COMPARE = {
+    ast.Lt: "_lt",
+    ast.LtE: "_le",
+    ast.Gt: "_gt",
+    ast.GtE: "_ge",
+    ast.Eq: "_eq",
+    ast.NotEq: "_ne",
+}
+
+
+class ExprError(ValueError):
+    """An expression is not valid: what is wrong, and where in the text (0-based column)."""
+
+    def __init__(self, message: str, offset: int = 0, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A compiled expression: its text, the names it reads, and the callable.
+
+    `names` holds plain names (`stockpile`) and prefixed ones (`flow.ship`). Call it with a
+    mapping from those names (and `t`, `month`, `year`) to floats or equal-length arrays.
+    """
+
+    text: str
+    names: frozenset[str]
+    code: str
+    fn: Callable[[Mapping[str, Any]], Any]
+    constant: float | None = None
+
+    def __call__(self, ns: Mapping[str, Any]) -> Any:
+        return self.fn(ns)
+
+
+def is_name(text: str) -> bool:
+    """Whether `text` may name a parameter, stock, flow, state or variable."""
+    return text.isidentifier() and not keyword.iskeyword(text) and not text.startswith("__")
+
+
+def compile_expr(
+    text: str | float | int,
+    names: Mapping[str, str],
+    flows: frozenset[str] | set[str] = frozenset(),
+    calendar: bool = True,
+    label: str = "expression",
+) -> Expr:
+    """Compile `text` allowing `names` (name -> kind, for messages), `flow.X` etc. for X in `flows`.
+
+    Raises ExprError for anything not in the language, with the column of the offending part.
+    """
+    if isinstance(text, bool):
+        raise ExprError("expected a number or an expression, got true/false")
+    if isinstance(text, int | float):
+        value = float(text)
+        if not np.isfinite(value):
+            raise ExprError(f"{text} is not a finite number")
+        return Expr(repr(value), frozenset(), repr(value), lambda ns, v=value: v, value)
+    if len(text) > MAX_CHARS:
+        raise ExprError(f"expression longer than {MAX_CHARS} characters")
+    if not text.strip():
+        raise ExprError("empty expression")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        offset = (exc.offset or 1) - 1 + (len(text) - len(text.lstrip()))
+        raise ExprError(f"syntax error: {exc.msg}", offset) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExprError("expression nested too deeply") from None
+    count = sum(1 for _ in ast.walk(tree))
+    if count > MAX_NODES:
+        raise ExprError(f"expression too large ({count} parts; at most {MAX_NODES})")
+    emitter = _Emitter(names, frozenset(flows), calendar, len(text) - len(text.lstrip()))
+    code = emitter.emit(tree.body, 0)
+    source = f"def _expr(ns):\n    return {code}\n"
+    scope = dict(_RUNTIME)
+    exec(compile(source, f"<{label}>", "exec"), scope)  # generated from the checked tree only
+    constant = None
+    if not emitter.used:
+        with np.errstate(all="ignore"):
+            value = scope["_expr"]({})
+        constant = float(value)
+    return Expr(text, frozenset(emitter.used), code, scope["_expr"], constant)
+
+
+class _Emitter:
+    """Walks a parsed expression, refusing what is not whitelisted, and writes Python for it."""
+
+    def __init__(self, names: Mapping[str, str], flows: frozenset[str], calendar: bool, lead: int):
+        self.names = names
+        self.flows = flows
+        self.calendar = calendar
+        self.lead = lead
+        self.used: set[str] = set()
+
+    def fail(self, node: ast.AST, message: str, hint: str | None = None) -> ExprError:
+        return ExprError(message, self.lead + getattr(node, "col_offset", 0), hint)
+
+    def emit(self, node: ast.AST, depth: int) -> str:
+        if depth > MAX_DEPTH:
+            raise self.fail(node, f"expression nested deeper than {MAX_DEPTH} levels")
+        d = depth + 1
+        match node:
+            case ast.Constant(value=bool() as v):
+                return "1.0" if v else "0.0"
+            case ast.Constant(value=int() | float() as v):
+                return repr(float(v))
+            case ast.Constant(value=str()):
+                raise self.fail(node, "strings are not allowed in expressions")
+            case ast.Constant():
+                raise self.fail(node, f"{type(node.value).__name__} values are not allowed")
+            case ast.Name(id=name):
+                return self.name(node, name)
+            case ast.Attribute(value=ast.Name(id=prefix), attr=attr) if prefix in PREFIXES:
+                if attr not in self.flows:
+                    from sim.errors import did_you_mean
+
+                    raise self.fail(
+                        node,
+                        f"unknown flow '{attr}' in {prefix}.{attr}",
+                        did_you_mean(attr, self.flows),
+                    )
+                self.used.add(f"{prefix}.{attr}")
+                return f"ns[{f'{prefix}.{attr}'!r}]"
+            case ast.Attribute():
+                raise self.fail(
+                    node,
+                    "attribute access is not allowed",
+                    "only flow.NAME, cum.NAME and transit.NAME",
+                )
+            case ast.BinOp(left=left, op=op, right=right):
+                a, b = self.emit(left, d), self.emit(right, d)
+                if isinstance(op, ast.Add):
+                    return f"({a} + {b})"
+                if isinstance(op, ast.Sub):
+                    return f"({a} - {b})"
+                if isinstance(op, ast.Mult):
+                    return f"({a} * {b})"
+                if isinstance(op, ast.Div):
+                    return f"_div({a}, {b})"
+                if isinstance(op, ast.Pow):
+                    return f"_pow({a}, {b})"
+                raise self.fail(
+                    node, f"operator {type(op).__name__} is not allowed", "use + - * / **"
+                )
+            case ast.UnaryOp(op=ast.USub(), operand=x):
+                return f"(-{self.emit(x, d)})"
+            case ast.UnaryOp(op=ast.UAdd(), operand=x):
+                return self.emit(x, d)
+            case ast.UnaryOp(op=ast.Not(), operand=x):
+                return f"_not({self.emit(x, d)})"
+            case ast.UnaryOp():
+                raise self.fail(node, "operator ~ is not allowed")
+            case ast.BoolOp(op=op, values=values):
+                fn = "_and" if isinstance(op, ast.And) else "_or"
+                return f"{fn}({', '.join(self.emit(v, d) for v in values)})"
+            case ast.Compare(left=left, ops=ops, comparators=rights):
+                parts = []
+                a = self.emit(left, d)
+                for op, right in zip(ops, rights, strict=True):
+                    if type(op) not in _COMPARE:
+                        raise self.fail(node, f"comparison {type(op).__name__} is not allowed")
+                    b = self.emit(right, d)
+                    parts.append(f"{_COMPARE[type(op)]}({a}, {b})")
+                    a = b
+                return parts[0] if len(parts) == 1 else f"_and({', '.join(parts)})"
+            case ast.Call():
+                return self.call(node, d)
+            case ast.IfExp():
+                raise self.fail(node, "if/else is not allowed", "use where(condition, a, b)")
+            case ast.Lambda():
+                raise self.fail(node, "lambda is not allowed")
+            case ast.ListComp() | ast.SetComp() | ast.DictComp() | ast.GeneratorExp():
+                raise self.fail(node, "comprehensions are not allowed")
+            case ast.Subscript():
+                raise self.fail(node, "subscripts ([...]) are not allowed")
+            case ast.List() | ast.Tuple() | ast.Set() | ast.Dict():
+                raise self.fail(node, "lists are allowed only as interp()'s points")
+            case ast.JoinedStr() | ast.FormattedValue():
+                raise self.fail(node, "strings are not allowed in expressions")
+            case _:
+                raise self.fail(node, f"{type(node).__name__} is not allowed in expressions")
+
+    def name(self, node: ast.AST, name: str) -> str:
+        if name.startswith("__"):
+            raise self.fail(node, f"name '{name}' is not allowed (no dunder names)")
+        if name in CALENDAR:
+            if not self.calendar:
+                raise self.fail(node, f"'{name}' (the calendar) is not available here")
+            self.used.add(name)
+            return f"ns[{name!r}]"
+        if name in PREFIXES:
+            raise self.fail(node, f"'{name}' needs a flow name: {name}.NAME")
+        if name in FUNCTIONS:
+            raise self.fail(node, f"'{name}' is a function; call it: {name}(...)")
+        if name not in self.names:
+            from sim.errors import did_you_mean
+
+            options = [*self.names, *(CALENDAR if self.calendar else ())]
+            hint = did_you_mean(name, options)
+            if hint is None and name in self.flows:
+                hint = f"a flow's amount is flow.{name} (last tick) or cum.{name}"
+            raise self.fail(node, f"unknown name '{name}'", hint)
+        self.used.add(name)
+        return f"ns[{name!r}]"
+
+    def call(self, node: ast.Call, depth: int) -> str:
+        func = node.func
+        if not isinstance(func, ast.Name):
+            raise self.fail(node, "only the listed functions may be called", _functions_hint())
+        if func.id not in FUNCTIONS:
+            raise self.fail(node, f"function '{func.id}' is not allowed", _functions_hint())
+        if node.keywords:
+            raise self.fail(node, f"{func.id}() takes no keyword arguments")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(node, f"{func.id}() takes no *arguments")
+        low, high = FUNCTIONS[func.id]
+        n = len(node.args)
+        if n < low or (high is not None and n > high):
+            want = (
+                f"{low}" if low == high else f"at least {low}" if high is None else f"{low}-{high}"
+            )
+            raise self.fail(node, f"{func.id}() takes {want} arguments, got {n}")
+        if func.id == "interp":
+            x = self.emit(node.args[0], depth)
+            xp = self.points(node.args[1])
+            fp = self.points(node.args[2])
+            if len(xp) != len(fp) or len(xp) < 2:
+                raise self.fail(
+                    node, "interp(x, [x1, x2, ...], [y1, y2, ...]) needs equal lists of 2+"
+                )
+            if any(b <= a for a, b in zip(xp, xp[1:], strict=False)):
+                raise self.fail(node.args[1], "interp()'s x points must increase")
+            return f"_interp({x}, {xp!r}, {fp!r})"
+        args = ", ".join(self.emit(a, depth) for a in node.args)
+        return f"_{func.id}({args})"
+
+    def points(self, node: ast.AST) -> list[float]:
+        if not isinstance(node, ast.List | ast.Tuple):
+            raise self.fail(node, "interp() needs a list of numbers here, like [0, 12, 24]")
+        out = []
+        for item in node.elts:
+            sign = 1.0
+            if isinstance(item, ast.UnaryOp) and isinstance(item.op, ast.USub | ast.UAdd):
+                sign = -1.0 if isinstance(item.op, ast.USub) else 1.0
+                item = item.operand
+            if not (isinstance(item, ast.Constant) and isinstance(item.value, int | float)) or (
+                isinstance(item.value, bool)
+            ):
+                raise self.fail(item, "interp()'s points must be plain numbers")
+            out.append(sign * float(item.value))
+        return out
+
+
+def _functions_hint() -> str:
+    return "allowed: " + ", ".join(FUNCTIONS)

@@ -1,0 +1,439 @@
+"""A validated scenario compiled into what the engines run: indexes, expressions, order.
+
+`load(path)` is the front door: YAML -> Document -> Scenario -> Model, every problem reported
+with its file, line and column. Both engines take a `Model` and never look at YAML again.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sim.distributions import support
+from sim.errors import Place, Problem, ScenarioError, did_you_mean, dotted
+from sim.expr import RESERVED, Expr, ExprError, compile_expr, is_name
+from sim.loader import Document, PathKey, load_document
+from sim.schema import Distribution, Fixed, Scenario, parse, parse_month
+
+EventKind = Literal["tick", "expr", "never"]
+_DATE = re.compile(r"^\s*\d{4}-\d{1,2}\s*$")
+
+
+@dataclass(frozen=True)
+class StockDef:
+    name: str
+    index: int
+    unit: str
+    kind: Literal["stock", "source", "sink"]
+    initial: Expr
+
+
+@dataclass(frozen=True)
+class FlowDef:
+    name: str
+    index: int
+    source: int  # stock index
+    target: int
+    unit: str
+    rate: Expr
+    delay: int
+    noise: Distribution | None
+
+
+@dataclass(frozen=True)
+class EventDef:
+    """An event: when (a fixed tick, an expression of parameters, or never) and what it does."""
+
+    name: str
+    kind: EventKind
+    at: float | Expr  # a float for "tick"; an Expr of parameters for "expr"
+    sets: tuple[tuple[str, Expr], ...]
+    scales: tuple[tuple[str, Expr], ...]
+
+
+@dataclass(frozen=True)
+class OutcomeDef:
+    name: str
+    expr: Expr
+    stat: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class Model:
+    """Everything an engine needs, in the order the semantics contract evaluates it."""
+
+    scenario: Scenario
+    files: tuple[str, ...]
+    parameters: Mapping[str, Distribution]
+    state: Mapping[str, float]
+    stocks: tuple[StockDef, ...]
+    flows: tuple[FlowDef, ...]
+    variables: tuple[tuple[str, Expr], ...]  # dependency order
+    events: tuple[EventDef, ...]
+    outcomes: tuple[OutcomeDef, ...]
+    record: tuple[tuple[str, Expr], ...]
+    place: Mapping[PathKey, Place] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def ticks(self) -> int:
+        return self.scenario.months
+
+    @property
+    def sampled(self) -> list[str]:
+        return [n for n, spec in self.parameters.items() if not isinstance(spec, Fixed)]
+
+    @property
+    def noises(self) -> dict[str, Distribution]:
+        return {f.name: f.noise for f in self.flows if f.noise is not None}
+
+    @property
+    def units(self) -> list[str]:
+        return sorted({s.unit for s in self.stocks})
+
+    def stock(self, name: str) -> StockDef:
+        return next(s for s in self.stocks if s.name == name)
+
+    def calendar(self, t: int) -> tuple[int, int]:
+        """(year, month) of tick t."""
+        year, month = self.scenario.start_year_month
+        months = year * 12 + (month - 1) + t
+        return months // 12, months % 12 + 1
+
+    def date(self, t: float) -> str:
+        year, month = self.calendar(math.floor(t))
+        return f"{year:04d}-{month:02d}"
+
+
+def load(path: str | Path) -> Model:
+    """Load, validate and compile a scenario file; raise ScenarioError listing every problem."""
+    doc = load_document(path)
+    return compile_scenario(parse(doc), doc)
+
+
+def compile_scenario(scenario: Scenario, doc: Document | None = None) -> Model:
+    """Check cross-references and compile every expression; collect all problems at once."""
+    return _Compiler(scenario, doc).run()
+
+
+class _Compiler:
+    def __init__(self, scenario: Scenario, doc: Document | None):
+        self.sc = scenario
+        self.doc = doc
+        self.problems: list[Problem] = []
+
+    # -- reporting ---------------------------------------------------------------------
+    def where(self, path: PathKey, key: bool = False) -> Place | None:
+        return self.doc.place(path, key=key) if self.doc else None
+
+    def problem(
+        self, path: PathKey, message: str, hint: str | None = None, key: bool = False
+    ) -> None:
+        self.problems.append(Problem(message, self.where(path, key), dotted(path), hint))
+
+    def expr(
+        self,
+        path: PathKey,
+        text: str | float,
+        names: Mapping[str, str],
+        calendar: bool = True,
+        flows: bool = True,
+    ) -> Expr | None:
+        try:
+            return compile_expr(
+                text,
+                names,
+                frozenset(self.sc.flows) if flows else frozenset(),
+                calendar=calendar,
+                label=dotted(path),
+            )
+        except ExprError as exc:
+            place = self.where(path)
+            if place is not None and isinstance(text, str):
+                place = Place(place.file, place.line, place.col + exc.offset)
+            self.problems.append(Problem(exc.message, place, dotted(path), exc.hint))
+            return None
+
+    # -- the compile -------------------------------------------------------------------
+    def run(self) -> Model:
+        sc = self.sc
+        self.check_names()
+        params = {n: "parameter" for n in sc.parameters}
+        state = {n: "state" for n in sc.state}
+        stocks = {n: "stock" for n in sc.stocks}
+        variables = {n: "variable" for n in sc.variables}
+        everything = {**params, **state, **stocks, **variables}
+
+        self.check_distributions()
+        stock_defs = self.compile_stocks({**params, **state})
+        flow_defs = self.compile_flows(everything)
+        var_defs = self.compile_variables(everything)
+        event_defs = self.compile_events(params, {**params, **state, **stocks})
+        outcome_defs = self.compile_outcomes(everything)
+        record_defs = self.compile_record(everything)
+        if self.problems:
+            self.problems.sort(key=lambda p: (p.place.line, p.place.col) if p.place else (0, 0))
+            raise ScenarioError(self.problems)
+        return Model(
+            scenario=sc,
+            files=tuple(self.doc.files) if self.doc else (),
+            parameters=dict(sc.parameters),
+            state={k: float(v) for k, v in sc.state.items()},
+            stocks=tuple(stock_defs),
+            flows=tuple(flow_defs),
+            variables=tuple(var_defs),
+            events=tuple(event_defs),
+            outcomes=tuple(outcome_defs),
+            record=tuple(record_defs),
+            place=dict(self.doc.places) if self.doc else {},
+        )
+
+    def check_names(self) -> None:
+        seen: dict[str, str] = {}
+        for section in ("parameters", "state", "variables", "stocks", "flows"):
+            for name in getattr(self.sc, section):
+                path: PathKey = (section, name)
+                if not is_name(name):
+                    self.problem(
+                        path, f"'{name}' is not a valid name (letters, digits, _)", key=True
+                    )
+                elif name in RESERVED:
+                    self.problem(path, f"'{name}' is reserved by the expression language", key=True)
+                if name in seen:
+                    other = seen[name]
+                    where = self.where((other, name), key=True)
+                    self.problem(
+                        path,
+                        f"'{name}' is already defined in {other}"
+                        + (f" at {where}" if where else ""),
+                        "names are one namespace: rename one",
+                        key=True,
+                    )
+                else:
+                    seen[name] = section
+
+    def check_distributions(self) -> None:
+        for name, spec in self.sc.parameters.items():
+            if not isinstance(spec, Fixed):
+                continue
+            if not math.isfinite(spec.value):
+                self.problem(("parameters", name), "not a finite number")
+
+    def compile_stocks(self, names: Mapping[str, str]) -> list[StockDef]:
+        out = []
+        for i, (name, stock) in enumerate(self.sc.stocks.items()):
+            path: PathKey = ("stocks", name, "initial")
+            initial = self.expr(path, stock.initial, names, calendar=False, flows=False)
+            if initial is None:
+                continue
+            if initial.constant is not None and initial.constant < 0 and stock.kind != "source":
+                self.problem(path, f"initial amount is negative ({initial.constant:g})")
+            if stock.kind == "sink" and (initial.constant is None or initial.constant != 0):
+                pass  # a sink may start with a count (e.g. casualties before the horizon)
+            out.append(StockDef(name, i, stock.unit, stock.kind, initial))
+        return out
+
+    def compile_flows(self, names: Mapping[str, str]) -> list[FlowDef]:
+        out = []
+        index = {n: i for i, n in enumerate(self.sc.stocks)}
+        for i, (name, flow) in enumerate(self.sc.flows.items()):
+            path: PathKey = ("flows", name)
+            ok = True
+            for end, ref in (("from", flow.from_), ("to", flow.to)):
+                if ref not in self.sc.stocks:
+                    self.problem(
+                        path + (end,),
+                        f"unknown stock '{ref}'",
+                        did_you_mean(ref, self.sc.stocks) or _list("stocks", self.sc.stocks),
+                    )
+                    ok = False
+            rate = self.expr(path + ("rate",), flow.rate, names)
+            if flow.noise is not None:
+                low, _ = support(flow.noise)
+                if low < 0:
+                    self.problem(
+                        path + ("noise",),
+                        f"noise can be negative (down to {low:g}); a multiplier must be >= 0",
+                        "use lognormal, or a distribution with low >= 0",
+                    )
+            if not ok:
+                continue
+            src, dst = self.sc.stocks[flow.from_], self.sc.stocks[flow.to]
+            if src.unit != dst.unit:
+                self.problem(
+                    path,
+                    f"unit mismatch: '{flow.from_}' holds {src.unit} but '{flow.to}' holds {dst.unit}",
+                    "an exchange across units is two flows, one each way, linked by flow.NAME",
+                )
+                continue
+            if src.kind == "sink":
+                self.problem(path + ("from",), f"'{flow.from_}' is a sink; sinks only receive")
+                continue
+            if dst.kind == "source":
+                self.problem(path + ("to",), f"'{flow.to}' is a source; sources only give")
+                continue
+            if flow.from_ == flow.to:
+                self.problem(path, "a flow must join two different stocks")
+                continue
+            if rate is None:
+                continue
+            out.append(
+                FlowDef(
+                    name,
+                    i,
+                    index[flow.from_],
+                    index[flow.to],
+                    src.unit,
+                    rate,
+                    flow.delay,
+                    flow.noise,
+                )
+            )
+        return out
+
+    def compile_variables(self, names: Mapping[str, str]) -> list[tuple[str, Expr]]:
+        compiled: dict[str, Expr] = {}
+        for name, text in self.sc.variables.items():
+            expr = self.expr(("variables", name), text, names)
+            if expr is not None:
+                compiled[name] = expr
+        graph = {n: {d for d in e.names if d in self.sc.variables} for n, e in compiled.items()}
+        try:
+            order = list(graphlib.TopologicalSorter(graph).static_order())
+        except graphlib.CycleError as exc:
+            cycle = exc.args[1]
+            self.problem(
+                ("variables", cycle[0]),
+                "variables depend on each other in a cycle: " + " -> ".join(cycle),
+                "break the cycle with a state value or a flow's last amount (flow.NAME)",
+            )
+            return []
+        declared = list(self.sc.variables)
+        # Stable: dependencies first, otherwise declared order.
+        order = _stable_topo(graph, declared)
+        return [(n, compiled[n]) for n in order if n in compiled]
+
+    def compile_events(
+        self, params: Mapping[str, str], values: Mapping[str, str]
+    ) -> list[EventDef]:
+        out = []
+        for name, event in self.sc.events.items():
+            path: PathKey = ("events", name)
+            kind: EventKind
+            at: float | Expr | None
+            if isinstance(event.at, str) and event.at.strip() == "never":
+                kind, at = "never", math.inf
+            elif isinstance(event.at, str) and _DATE.match(event.at):
+                try:
+                    year, month = parse_month(event.at)
+                except ValueError as exc:
+                    self.problem(path + ("at",), str(exc))
+                    continue
+                y0, m0 = self.sc.start_year_month
+                kind, at = "tick", float((year - y0) * 12 + (month - m0))
+            elif isinstance(event.at, int | float):
+                kind, at = "tick", float(event.at)
+            else:
+                at = self.expr(path + ("at",), event.at, params, calendar=False, flows=False)
+                kind = "expr"
+                if at is not None and at.constant is not None:
+                    kind, at = "tick", at.constant
+            sets = []
+            for target, text in event.set.items():
+                if target not in self.sc.state:
+                    hint = did_you_mean(target, self.sc.state)
+                    if target in self.sc.parameters:
+                        hint = f"'{target}' is a parameter; use scale: to change it"
+                    self.problem(
+                        path + ("set", target),
+                        f"unknown state '{target}'",
+                        hint or _list("state", self.sc.state),
+                        key=True,
+                    )
+                    continue
+                expr = self.expr(path + ("set", target), text, values)
+                if expr is not None:
+                    sets.append((target, expr))
+            scales = []
+            for target, text in event.scale.items():
+                if target not in self.sc.parameters:
+                    self.problem(
+                        path + ("scale", target),
+                        f"unknown parameter '{target}'",
+                        did_you_mean(target, self.sc.parameters)
+                        or _list("parameters", self.sc.parameters),
+                        key=True,
+                    )
+                    continue
+                expr = self.expr(path + ("scale", target), text, values)
+                if expr is not None:
+                    scales.append((target, expr))
+            if at is None:
+                continue
+            out.append(EventDef(name, kind, at, tuple(sets), tuple(scales)))
+        return out
+
+    def compile_outcomes(self, names: Mapping[str, str]) -> list[OutcomeDef]:
+        out = []
+        for name, outcome in self.sc.outcomes.items():
+            path: PathKey = ("outcomes", name)
+            if not is_name(name):
+                self.problem(path, f"'{name}' is not a valid name (letters, digits, _)", key=True)
+            expr = self.expr(path + ("of",), outcome.of, names)
+            if expr is None:
+                continue
+            unit = outcome.unit
+            of = outcome.of.strip() if isinstance(outcome.of, str) else None
+            if of in self.sc.stocks and outcome.stat not in ("count", "first"):
+                stock_unit = self.sc.stocks[of].unit
+                if unit is not None and unit != stock_unit:
+                    self.problem(
+                        path + ("unit",),
+                        f"unit mismatch: '{of}' holds {stock_unit}, not {unit}",
+                    )
+                unit = unit or stock_unit
+            if outcome.stat in ("count", "first"):
+                unit = unit or "month"
+            out.append(OutcomeDef(name, expr, outcome.stat, unit or "1"))
+        return out
+
+    def compile_record(self, names: Mapping[str, str]) -> list[tuple[str, Expr]]:
+        out = []
+        seen = set()
+        for i, text in enumerate(self.sc.record):
+            if text in seen:
+                self.problem(("record", i), f"'{text}' is recorded twice")
+                continue
+            seen.add(text)
+            expr = self.expr(("record", i), text, names)
+            if expr is not None:
+                out.append((text, expr))
+        return out
+
+
+def _stable_topo(graph: Mapping[str, set[str]], declared: list[str]) -> list[str]:
+    """Dependencies first; among the ready ones, the declared order (so output is stable)."""
+    sorter = graphlib.TopologicalSorter(graph)
+    sorter.prepare()
+    rank = {n: i for i, n in enumerate(declared)}
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=lambda n: rank.get(n, len(rank)))
+        for node in ready:
+            order.append(node)
+            sorter.done(node)
+    return order
+
+
+def _list(what: str, names: Mapping[str, Any]) -> str:
+    shown = ", ".join(list(names)[:12])
+    return f"defined {what}: {shown}" if shown else f"no {what} are defined"
