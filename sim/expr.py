@@ -13,6 +13,7 @@ Booleans are numbers: comparisons and and/or/not give 1.0 or 0.0.
 from __future__ import annotations
 
 import ast
+import itertools
 import keyword
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -315,7 +316,7 @@ class _Emitter:
                 raise self.fail(
                     node, "interp(x, [x1, x2, ...], [y1, y2, ...]) needs equal lists of 2+"
                 )
-            if any(b <= a for a, b in zip(xp, xp[1:], strict=False)):
+            if any(b <= a for a, b in itertools.pairwise(xp)):
                 raise self.fail(node.args[1], "interp()'s x points must increase")
             return f"_interp({x}, {xp!r}, {fp!r})"
         args = ", ".join(self.emit(a, depth) for a in node.args)
