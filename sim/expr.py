@@ -119,6 +119,15 @@ class Expr:
     def __call__(self, ns: Mapping[str, Any]) -> Any:
         return self.fn(ns)
 
+    @property
+    def alias(self) -> str | None:
+        """The name this expression merely repeats (`x` for "x"), else None."""
+        if len(self.names) == 1:
+            (name,) = self.names
+            if self.code == f"ns[{name!r}]":
+                return name
+        return None
+
 
 def is_name(text: str) -> bool:
     """Whether `text` may name a parameter, stock, flow, state or variable."""
