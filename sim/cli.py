@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
@@ -9,11 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
 from sim import describe
 from sim.errors import ResultsError, ScenarioError
-from sim.model import Model, load
+from sim.model import load
+from sim.runner import DEFAULT_BLOCK, ENGINES, trace_run
+from sim.runner import run as api_run
+from sim.sampling import SAMPLERS
 
 USER_ERROR = 2
 OUR_ERROR = 1
@@ -86,7 +100,11 @@ def validate(files: tuple[Path, ...], quiet: bool) -> None:
             continue
         if not quiet:
             missing = [n for n, spec in model.parameters.items() if not spec.source]
-            note = f" ({len(missing)} parameters without a source: {', '.join(missing[:5])})" if missing else ""
+            note = (
+                f" ({len(missing)} parameters without a source: {', '.join(missing[:5])})"
+                if missing
+                else ""
+            )
             click.echo(f"{file}: ok{note}")
     if failed:
         sys.exit(USER_ERROR)
@@ -115,8 +133,236 @@ def show(file: Path, fmt: str) -> None:
         click.echo(describe.as_dot(model), nl=False)
 
 
-def _load(file: Path) -> Model:
-    return load(file)
+def _fmt(x: float | None) -> str:
+    """A number for a table: 3 significant figures, thousands as k/M/bn."""
+    if x is None or not np.isfinite(x):
+        return "–"
+    a = abs(x)
+    for scale, suffix in ((1e12, "tn"), (1e9, "bn"), (1e6, "M"), (1e3, "k")):
+        if a >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _progress_bar(enabled: bool) -> Any:
+    if not enabled:
+        return contextlib.nullcontext(None)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_err_console(),
+        transient=True,
+    )
+
+
+@cli.command("run")
+@click.argument("file", type=_FILE)
+@click.option("--runs", "-n", type=int, help="Number of runs [default: the scenario's runs].")
+@click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
+@click.option(
+    "--sampler", type=click.Choice(SAMPLERS), help="mc, lhs or sobol [default: the scenario's]."
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="kernel",
+    show_default=True,
+    help="kernel (numpy, fast) or des (SimPy reference, slow).",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Results folder [default: results/<scenario name>].",
+)
+@click.option(
+    "--keep-paths",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Also write full recorded paths of the first K runs (paths.parquet).",
+)
+@click.option(
+    "--block-size",
+    type=int,
+    default=DEFAULT_BLOCK,
+    show_default=True,
+    help="Runs per block (the unit of work; results don't depend on it).",
+)
+@click.option("--force", is_flag=True, help="Replace a folder holding another scenario's results.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar [default: on when stderr is a terminal].",
+)
+def run_command(
+    file: Path,
+    runs: int | None,
+    seed: int | None,
+    sampler: str | None,
+    engine: str,
+    out: Path | None,
+    keep_paths: int,
+    block_size: int,
+    force: bool,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Run FILE's scenario many times and summarise every outcome.
+
+    Writes manifest.json, runs.parquet and bands.parquet (and paths.parquet with
+    --keep-paths) into the results folder, then prints mean, p05, p50 and p95 per outcome.
+    """
+    model = load(file)
+    folder = out or Path("results") / model.name
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    with _progress_bar(show_bar and not as_json) as bar:
+        task = bar.add_task(model.name, total=runs or model.scenario.runs) if bar else None
+
+        def tick(done: int, total: int) -> None:
+            if bar is not None:
+                bar.update(task, completed=done, total=total)
+
+        res = api_run(
+            model,
+            runs=runs,
+            seed=seed,
+            sampler=sampler,
+            engine=engine,
+            block_size=block_size,
+            out=folder,
+            keep_paths=keep_paths,
+            force=force,
+            progress=tick,
+        )
+    summary = res.summary()
+    bad = int(res.manifest.get("nonfinite_runs", 0))
+    if as_json:
+        click.echo(
+            _dump_json(
+                {
+                    "scenario": res.name,
+                    "folder": str(folder),
+                    "runs": res.n_runs,
+                    "seed": res.seed,
+                    "sampler": res.sampler,
+                    "engine": engine,
+                    "wall_seconds": res.manifest["wall_seconds"],
+                    "nonfinite_runs": bad,
+                    "outcomes": [row.as_dict() for row in summary],
+                }
+            )
+        )
+        return
+    table = Table(
+        title=f"{res.name}: {res.n_runs:,} runs, seed {res.seed}, {res.sampler}",
+        title_justify="left",
+    )
+    table.add_column("outcome")
+    for col in ("mean", "p05", "p50", "p95"):
+        table.add_column(col, justify="right")
+    table.add_column("± mcse", justify="right", style="dim")
+    table.add_column("unit")
+    for row in summary:
+        name = row.name + (f" ({row.empty} never)" if row.empty else "")
+        table.add_row(
+            name,
+            _fmt(row.mean),
+            _fmt(row.p05),
+            _fmt(row.p50),
+            _fmt(row.p95),
+            _fmt(row.mcse),
+            row.unit,
+        )
+    console = _out_console()
+    console.print(table)
+    console.print(f"wrote {folder}/ in {res.manifest['wall_seconds']:.2f} s")
+    if bad:
+        names = sorted(set(res.runs.column("bad_name").to_pylist()) - {""})
+        console.print(
+            f"[yellow]{bad} runs went non-finite (first culprit: {', '.join(names[:3])}); "
+            "see the status column of runs.parquet[/yellow]"
+        )
+
+
+@cli.command()
+@click.argument("file", type=_FILE)
+@click.option(
+    "--run", "run_index", type=int, default=0, show_default=True, help="Which run to trace."
+)
+@click.option(
+    "--runs", "-n", type=int, help="The study's run count (LHS and Sobol draws depend on it)."
+)
+@click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
+@click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: the scenario's sampler].")
+@click.option("--all", "everything", is_flag=True, help="Also list every shipment and arrival.")
+@click.option("--json", "as_json", is_flag=True, help="Print the event log as JSON.")
+def trace(
+    file: Path,
+    run_index: int,
+    runs: int | None,
+    seed: int | None,
+    sampler: str | None,
+    everything: bool,
+    as_json: bool,
+) -> None:
+    """Tell one run's story through the SimPy engine: its draws, events and outcomes."""
+    model = load(file)
+    story = trace_run(model, run_index, runs=runs, seed=seed, sampler=sampler)
+    if as_json:
+        click.echo(
+            _dump_json(
+                {
+                    "scenario": model.name,
+                    "run": run_index,
+                    "parameters": story.parameters,
+                    "log": [
+                        {**entry.__dict__, "date": model.date(entry.tick)}
+                        for entry in story.run.log
+                    ],
+                    "outcomes": {
+                        k: (v if np.isfinite(v) else None) for k, v in story.run.outcomes.items()
+                    },
+                }
+            )
+        )
+        return
+    console = _out_console()
+    console.print(
+        f"[bold]{model.name}[/bold], run {run_index} (seed {story.seed}, {story.sampler}, "
+        f"of {story.runs} runs)"
+    )
+    if story.parameters:
+        console.print(
+            "drawn: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in story.parameters.items())
+        )
+    quiet = set() if everything else {"ship", "arrive"}
+    last = None
+    for entry in story.run.log:
+        if entry.kind in quiet:
+            continue
+        date = model.date(entry.tick)
+        head = (
+            f"{date} (tick {entry.tick})"
+            if date != last
+            else " " * (len(date) + len(str(entry.tick)) + 8)
+        )
+        last = date
+        amount = (
+            f" {_fmt(entry.amount)}" if entry.amount is not None and entry.kind != "ration" else ""
+        )
+        console.print(f"{head}  {entry.kind:<8} {entry.name}{amount} {entry.detail}".rstrip())
+    console.print(
+        "outcomes: "
+        + ", ".join(
+            f"{o.name} = {_fmt(story.run.outcomes[o.name])} {o.unit}" for o in model.outcomes
+        )
+    )
 
 
 def main() -> None:

@@ -29,13 +29,17 @@ def as_json(model: Model) -> str:
 
 def as_dot(model: Model) -> str:
     """A Graphviz digraph: stocks grouped by unit, flows as labelled edges."""
-    lines = [f'digraph "{model.name}" {{', "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+    lines = [
+        f'digraph "{model.name}" {{',
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="Helvetica"];',
+    ]
     shapes = {"source": "ellipse", "sink": "ellipse", "stock": "box"}
     for i, unit in enumerate(model.units):
         lines.append(f'  subgraph cluster_{i} {{ label="{unit}"; style=rounded; color=gray;')
         for s in model.stocks:
             if s.unit == unit:
-                style = ', style=dashed' if s.kind != "stock" else ""
+                style = ", style=dashed" if s.kind != "stock" else ""
                 lines.append(f'    "{s.name}" [shape={shapes[s.kind]}{style}];')
         lines.append("  }")
     names = [s.name for s in model.stocks]
@@ -106,7 +110,9 @@ def as_rich(model: Model) -> Group:
                 at = f"tick {e.at:g} ({model.date(max(e.at, 0.0))})"
             else:
                 at = getattr(e.at, "text", str(e.at))
-            does = [f"{k} = {v.text}" for k, v in e.sets] + [f"{k} ×= {v.text}" for k, v in e.scales]
+            does = [f"{k} = {v.text}" for k, v in e.sets] + [
+                f"{k} ×= {v.text}" for k, v in e.scales
+            ]
             events.add_row(e.name, at, "; ".join(does))
         parts.append(events)
     outcomes = Table(title="Outcomes", title_justify="left")

@@ -21,6 +21,7 @@ from sim.loader import Document, PathKey, load_document
 from sim.schema import Distribution, Fixed, Scenario, parse, parse_month
 
 EventKind = Literal["tick", "expr", "never"]
+RESULT_COLUMNS = ("run", "status", "bad_tick", "bad_name")
 _DATE = re.compile(r"^\s*\d{4}-\d{1,2}\s*$")
 
 
@@ -388,6 +389,15 @@ class _Compiler:
             path: PathKey = ("outcomes", name)
             if not is_name(name):
                 self.problem(path, f"'{name}' is not a valid name (letters, digits, _)", key=True)
+            elif name in self.sc.parameters or name in RESULT_COLUMNS:
+                self.problem(
+                    path,
+                    f"outcome '{name}' would share a column with "
+                    + ("a parameter" if name in self.sc.parameters else "the results' own column")
+                    + " in runs.parquet",
+                    "rename the outcome",
+                    key=True,
+                )
             expr = self.expr(path + ("of",), outcome.of, names)
             if expr is None:
                 continue

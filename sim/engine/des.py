@@ -66,7 +66,9 @@ def run_one(
 
 
 class _World:
-    def __init__(self, model: Model, params: Mapping[str, float], noise: Mapping[str, np.ndarray], run: int):
+    def __init__(
+        self, model: Model, params: Mapping[str, float], noise: Mapping[str, np.ndarray], run: int
+    ):
         self.m = model
         self.noise = noise
         self.env = simpy.Environment()
@@ -186,7 +188,12 @@ class _World:
                 actual[f.name] = request[f.name] * factor
             if s.name not in self.rationed:
                 self.rationed.add(s.name)
-                self.write("ration", s.name, f"short: holds {stock[s.name]:.4g} of {out:.4g} asked ({factor:.0%} given)", stock[s.name])
+                self.write(
+                    "ration",
+                    s.name,
+                    f"short: holds {stock[s.name]:.4g} of {out:.4g} asked ({factor:.0%} given)",
+                    stock[s.name],
+                )
             stock[s.name] = 0.0
 
         # 5. transfer: arrivals in declared flow order; delayed amounts travel as processes
@@ -249,7 +256,9 @@ def _start(stat: str) -> float:
     return {"final": math.nan, "min": math.inf, "max": -math.inf, "first": math.nan}.get(stat, 0.0)
 
 
-def _culprit(m: Model, ns: Mapping[str, Any], actual: Mapping[str, float], stock: Mapping[str, float]) -> str:
+def _culprit(
+    m: Model, ns: Mapping[str, Any], actual: Mapping[str, float], stock: Mapping[str, float]
+) -> str:
     for name, _ in m.variables:
         if not math.isfinite(ns[name]):
             return f"variables.{name}"

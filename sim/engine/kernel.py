@@ -219,7 +219,9 @@ def _block_size(noise: Mapping[str, np.ndarray]) -> int:
     return next(iter(noise.values())).shape[1]
 
 
-def _culprits(m: Model, ns: Mapping[str, Any], A: np.ndarray, S: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _culprits(
+    m: Model, ns: Mapping[str, Any], A: np.ndarray, S: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
     """For runs that just went non-finite: the first variable, flow or stock (in evaluation
     order) holding a non-finite value."""
     names = np.full(int(rows.sum()), "", dtype=object)
