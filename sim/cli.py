@@ -365,6 +365,9 @@ def trace(
     )
 
 
+# -- commands defined in other modules register here --------------------------------------
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="sim")
