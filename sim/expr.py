@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import itertools
 import keyword
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +79,7 @@ _RUNTIME: dict[str, Any] = {
     "_exp": np.exp,
     "_log": np.log,
     "_sqrt": np.sqrt,
-    "_where": lambda c, a, b: np.where(c, a, b)[()],
+    "_where": lambda c, a, b: np.asarray(np.where(c, a, b))[()],
     "_interp": np.interp,
 }
 
@@ -89,6 +90,23 @@ _COMPARE = {
     ast.GtE: "_ge",
     ast.Eq: "_eq",
     ast.NotEq: "_ne",
+}
+
+
+# How refused operators are written, for messages.
+_SYMBOLS: dict[type[ast.AST], str] = {
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.MatMult: "@",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.BitAnd: "&",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
 }
 
 
@@ -151,18 +169,26 @@ def compile_expr(
         value = float(text)
         if not np.isfinite(value):
             raise ExprError(f"{text} is not a finite number")
-        return Expr(repr(value), frozenset(), repr(value), lambda ns, v=value: v, value)
+
+        def fixed(ns: Mapping[str, Any]) -> float:
+            return value
+
+        return Expr(repr(value), frozenset(), repr(value), fixed, value)
     if len(text) > MAX_CHARS:
         raise ExprError(f"expression longer than {MAX_CHARS} characters")
     if not text.strip():
         raise ExprError("empty expression")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # e.g. "invalid escape sequence": refused below anyway
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         offset = (exc.offset or 1) - 1 + (len(text) - len(text.lstrip()))
         raise ExprError(f"syntax error: {exc.msg}", offset) from None
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError):
         raise ExprError("expression nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise ExprError(f"not a valid expression: {exc}") from None
     count = sum(1 for _ in ast.walk(tree))
     if count > MAX_NODES:
         raise ExprError(f"expression too large ({count} parts; at most {MAX_NODES})")
@@ -200,11 +226,11 @@ class _Emitter:
             case ast.Constant(value=bool() as v):
                 return "1.0" if v else "0.0"
             case ast.Constant(value=int() | float() as v):
-                return repr(float(v))
-            case ast.Constant(value=str()):
+                return repr(self.number(node, v))
+            case ast.Constant(value=str() | bytes()):
                 raise self.fail(node, "strings are not allowed in expressions")
             case ast.Constant():
-                raise self.fail(node, f"{type(node.value).__name__} values are not allowed")
+                raise self.fail(node, f"{node.value!r} is not allowed in expressions")
             case ast.Name(id=name):
                 return self.name(node, name)
             case ast.Attribute(value=ast.Name(id=prefix), attr=attr) if prefix in PREFIXES:
@@ -237,7 +263,9 @@ class _Emitter:
                 if isinstance(op, ast.Pow):
                     return f"_pow({a}, {b})"
                 raise self.fail(
-                    node, f"operator {type(op).__name__} is not allowed", "use + - * / **"
+                    node,
+                    f"operator {_SYMBOLS.get(type(op), type(op).__name__)} is not allowed",
+                    "use + - * / **",
                 )
             case ast.UnaryOp(op=ast.USub(), operand=x):
                 return f"(-{self.emit(x, d)})"
@@ -253,11 +281,12 @@ class _Emitter:
             case ast.Compare(left=left, ops=ops, comparators=rights):
                 parts = []
                 a = self.emit(left, d)
-                for op, right in zip(ops, rights, strict=True):
-                    if type(op) not in _COMPARE:
-                        raise self.fail(node, f"comparison {type(op).__name__} is not allowed")
+                for cmp, right in zip(ops, rights, strict=True):
+                    if type(cmp) not in _COMPARE:
+                        shown = _SYMBOLS.get(type(cmp), type(cmp).__name__)
+                        raise self.fail(node, f"comparison '{shown}' is not allowed")
                     b = self.emit(right, d)
-                    parts.append(f"{_COMPARE[type(op)]}({a}, {b})")
+                    parts.append(f"{_COMPARE[type(cmp)]}({a}, {b})")
                     a = b
                 return parts[0] if len(parts) == 1 else f"_and({', '.join(parts)})"
             case ast.Call():
@@ -274,6 +303,8 @@ class _Emitter:
                 raise self.fail(node, "lists are allowed only as interp()'s points")
             case ast.JoinedStr() | ast.FormattedValue():
                 raise self.fail(node, "strings are not allowed in expressions")
+            case ast.NamedExpr():
+                raise self.fail(node, "assignment (:=) is not allowed in expressions")
             case _:
                 raise self.fail(node, f"{type(node).__name__} is not allowed in expressions")
 
@@ -340,12 +371,20 @@ class _Emitter:
             if isinstance(item, ast.UnaryOp) and isinstance(item.op, ast.USub | ast.UAdd):
                 sign = -1.0 if isinstance(item.op, ast.USub) else 1.0
                 item = item.operand
-            if not (isinstance(item, ast.Constant) and isinstance(item.value, int | float)) or (
-                isinstance(item.value, bool)
-            ):
+            value = item.value if isinstance(item, ast.Constant) else None
+            if not isinstance(value, int | float) or isinstance(value, bool):
                 raise self.fail(item, "interp()'s points must be plain numbers")
-            out.append(sign * float(item.value))
+            out.append(sign * self.number(item, value))
         return out
+
+    def number(self, node: ast.AST, literal: int | float) -> float:
+        try:
+            value = float(literal)
+        except OverflowError:  # an integer literal beyond float range
+            value = np.inf
+        if not np.isfinite(value):  # 1e999 reads as inf, which generated code can't spell
+            raise self.fail(node, "number too large", "at most about 1.8e308")
+        return value
 
 
 def _functions_hint() -> str:

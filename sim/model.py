@@ -22,6 +22,11 @@ from sim.schema import Distribution, Fixed, Scenario, parse, parse_month
 
 EventKind = Literal["tick", "expr", "never"]
 RESULT_COLUMNS = ("run", "status", "bad_tick", "bad_name")
+MAX_PROBLEMS = 50
+
+
+class _TooMany(Exception):
+    """Enough problems to report; the rest would only bury them."""
 _DATE = re.compile(r"^\s*\d{4}-\d{1,2}\s*$")
 
 
@@ -139,7 +144,12 @@ class _Compiler:
     def problem(
         self, path: PathKey, message: str, hint: str | None = None, key: bool = False
     ) -> None:
-        self.problems.append(Problem(message, self.where(path, key), dotted(path), hint))
+        self.add(Problem(message, self.where(path, key), dotted(path), hint))
+
+    def add(self, problem: Problem) -> None:
+        self.problems.append(problem)
+        if len(self.problems) >= MAX_PROBLEMS:
+            raise _TooMany
 
     def expr(
         self,
@@ -161,11 +171,40 @@ class _Compiler:
             place = self.where(path)
             if place is not None and isinstance(text, str):
                 place = Place(place.file, place.line, place.col + exc.offset)
-            self.problems.append(Problem(exc.message, place, dotted(path), exc.hint))
+            self.add(Problem(exc.message, place, dotted(path), exc.hint))
             return None
 
     # -- the compile -------------------------------------------------------------------
     def run(self) -> Model:
+        try:
+            return self.compile()
+        except _TooMany:
+            self.problems.append(
+                Problem(f"stopped after {MAX_PROBLEMS} problems; fix these and validate again")
+            )
+            raise ScenarioError(self.ordered()) from None
+
+    def file_rank(self, path: PathKey) -> int:
+        """0 for the user's own file (last in the extends chain), growing towards the base."""
+        place = self.where(path, key=True)
+        files = list(self.doc.files) if self.doc else []
+        if place is None or place.file not in files:
+            return len(files)
+        return len(files) - 1 - files.index(place.file)
+
+    def ordered(self) -> list[Problem]:
+        """Problems in the user's file first (the last of the extends chain), then by place."""
+        files = list(self.doc.files) if self.doc else []
+
+        def key(p: Problem) -> tuple[int, int, int]:
+            if p.place is None:
+                return (len(files) + 1, 0, 0)
+            rank = len(files) - 1 - files.index(p.place.file) if p.place.file in files else len(files)
+            return (rank, p.place.line, p.place.col)
+
+        return sorted(self.problems, key=key)
+
+    def compile(self) -> Model:
         sc = self.sc
         self.check_names()
         params = {n: "parameter" for n in sc.parameters}
@@ -182,8 +221,7 @@ class _Compiler:
         outcome_defs = self.compile_outcomes(everything)
         record_defs = self.compile_record(everything)
         if self.problems:
-            self.problems.sort(key=lambda p: (p.place.line, p.place.col) if p.place else (0, 0))
-            raise ScenarioError(self.problems)
+            raise ScenarioError(self.ordered())
         return Model(
             scenario=sc,
             files=tuple(self.doc.files) if self.doc else (),
@@ -210,11 +248,15 @@ class _Compiler:
                 elif name in RESERVED:
                     self.problem(path, f"'{name}' is reserved by the expression language", key=True)
                 if name in seen:
-                    other = seen[name]
-                    where = self.where((other, name), key=True)
+                    other: PathKey = (seen[name], name)
+                    # Point at the definition in the later file of the extends chain: the
+                    # user's edit, most likely, rather than the base it clashes with.
+                    if self.file_rank(other) < self.file_rank(path):
+                        path, other = other, path
+                    where = self.where(other, key=True)
                     self.problem(
                         path,
-                        f"'{name}' is already defined in {other}"
+                        f"'{name}' is already defined in {other[0]}"
                         + (f" at {where}" if where else ""),
                         "names are one namespace: rename one",
                         key=True,
@@ -251,11 +293,13 @@ class _Compiler:
             ok = True
             for end, ref in (("from", flow.from_), ("to", flow.to)):
                 if ref not in self.sc.stocks:
-                    self.problem(
-                        path + (end,),
-                        f"unknown stock '{ref}'",
-                        did_you_mean(ref, self.sc.stocks) or _list("stocks", self.sc.stocks),
+                    gone = self.doc.deleted.get(("stocks", ref)) if self.doc else None
+                    hint = (
+                        f"'{ref}' was deleted (set to null) at {gone}"
+                        if gone
+                        else did_you_mean(ref, self.sc.stocks) or _list("stocks", self.sc.stocks)
                     )
+                    self.problem(path + (end,), f"unknown stock '{ref}'", hint)
                     ok = False
             rate = self.expr(path + ("rate",), flow.rate, names)
             if flow.noise is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sim.errors import ResultsError
@@ -135,7 +136,7 @@ class Results:
 
     def band(self, series: str) -> dict[str, np.ndarray]:
         """Per-tick mean and quantiles of a recorded series: keys tick, date, mean, p05..p95."""
-        mask = pa.compute.equal(self.bands.column("series"), series)
+        mask = pc.equal(self.bands.column("series"), series)
         sub = self.bands.filter(mask)
         if sub.num_rows == 0:
             raise KeyError(f"no recorded series '{series}' in {self.name}")

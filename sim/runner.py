@@ -137,7 +137,7 @@ def execute(
     """Run runs [start, stop) of a plan with its engine, on their draws."""
     m = p.model
     if p.engine == "kernel":
-        return run_block(m, params, noise, first_run=start)
+        return run_block(m, params, noise, first_run=start, n=stop - start)
     n = stop - start
     outcomes = {o.name: np.empty(n) for o in m.outcomes}
     series = {name: np.empty((m.ticks, n)) for name, _ in m.record}
@@ -328,7 +328,7 @@ def _bands(m: Model, kept: dict[str, np.ndarray]) -> pa.Table:
         k: [] for k in ("series", "tick", "date", "mean", "p05", "p25", "p50", "p75", "p95")
     }
     ticks = np.arange(m.ticks)
-    dates = [m.date(t) for t in ticks]
+    dates = [m.date(int(t)) for t in ticks]
     for name, values in kept.items():
         if values.shape[1] == 0:
             continue
@@ -347,7 +347,7 @@ def _bands(m: Model, kept: dict[str, np.ndarray]) -> pa.Table:
 def _paths(m: Model, kept: dict[str, np.ndarray], k: int) -> pa.Table:
     runs = np.repeat(np.arange(k), m.ticks)
     ticks = np.tile(np.arange(m.ticks), k)
-    columns: dict[str, Any] = {"run": runs, "tick": ticks, "date": [m.date(t) for t in ticks]}
+    columns: dict[str, Any] = {"run": runs, "tick": ticks, "date": [m.date(int(t)) for t in ticks]}
     for name, values in kept.items():
         columns[name] = values[:, :k].T.reshape(-1)
     return pa.table(columns)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,6 +27,7 @@ from sim.loader import Document, PathKey
 
 Number = float
 Expr = float | str  # a number, or an expression in the safe language (sim.expr)
+_MAX_LOG = math.log(sys.float_info.max)  # exp() of anything larger overflows
 
 _CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
@@ -123,6 +125,8 @@ class Lognormal(_Dist):
             raise ValueError("give either median and p95, or mu and sigma")
         if by_quantiles and not self.p95 > self.median:  # type: ignore[operator]
             raise ValueError(f"p95 ({self.p95}) must be above median ({self.median})")
+        if by_moments and self.mu > _MAX_LOG:  # type: ignore[operator]
+            raise ValueError(f"mu ({self.mu}) is too large: exp(mu) is beyond float range")
         return self
 
 
@@ -208,6 +212,16 @@ class Event(_Spec):
     scale: dict[str, Expr] = Field(default_factory=dict)
     description: str | None = None
     source: str | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: Any) -> Any:
+        if isinstance(value, dt.date):
+            raise ValueError(
+                f"a date ({value}) is not a time here; write a year-month in quotes, "
+                f'like "{value.year:04d}-{value.month:02d}", or a number of ticks'
+            )
+        return value
 
     @model_validator(mode="after")
     def _does_something(self) -> Event:
@@ -366,13 +380,32 @@ def _model_for(path: PathKey) -> type[BaseModel] | None:
         return Scenario
     section = path[0]
     if len(path) == 2:
-        return {
+        models: dict[str, type[BaseModel]] = {
             "stocks": Stock,
             "flows": Flow,
             "events": Event,
             "outcomes": Outcome,
-        }.get(str(section))
+        }
+        return models.get(str(section))
     return None
+
+
+_DISTS: dict[str, type[BaseModel]] = {
+    "fixed": Fixed,
+    "uniform": Uniform,
+    "triangular": Triangular,
+    "pert": Pert,
+    "normal": Normal,
+    "lognormal": Lognormal,
+    "beta": Beta,
+    "choice": Choice,
+}
+
+
+def _get(data: Any, path: PathKey) -> Any:
+    for part in path:
+        data = data[part]
+    return data
 
 
 def _valid_keys(model: type[BaseModel]) -> list[str]:
@@ -382,26 +415,21 @@ def _valid_keys(model: type[BaseModel]) -> list[str]:
 def _translate(exc: ValidationError, doc: Document) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[PathKey, str]] = set()
-    for err in exc.errors(include_url=False):
+    errors = _merge_union_types(exc.errors(include_url=False), doc)
+    for err in errors:
         kind = err["type"]
         path = _data_path(tuple(err["loc"]), doc.data, kind)
         hint = None
         if kind == "extra_forbidden":
             parent, key = path[:-1], str(path[-1])
             model = _model_for(parent)
-            if model is None and len(parent) == 2 and parent[0] in ("parameters",):
-                spec = doc.data["parameters"].get(parent[1], {})
+            is_dist = (len(parent) == 2 and parent[0] == "parameters") or (
+                len(parent) == 3 and parent[0] == "flows" and parent[2] == "noise"
+            )
+            if model is None and is_dist:
+                spec = _get(doc.data, parent)
                 dist = spec.get("dist", "fixed") if isinstance(spec, dict) else "fixed"
-                model = {
-                    "fixed": Fixed,
-                    "uniform": Uniform,
-                    "triangular": Triangular,
-                    "pert": Pert,
-                    "normal": Normal,
-                    "lognormal": Lognormal,
-                    "beta": Beta,
-                    "choice": Choice,
-                }.get(dist)
+                model = _DISTS.get(dist)
             message = f"unknown key '{key}'"
             if model is not None:
                 hint = did_you_mean(key, _valid_keys(model)) or (
@@ -409,18 +437,72 @@ def _translate(exc: ValidationError, doc: Document) -> list[Problem]:
                 )
             place = doc.place(path, key=True)
         elif kind == "missing":
+            if _typo_for(path, errors, doc):
+                continue  # the unknown key's "did you mean" says it better
             message = f"missing required field '{path[-1]}'"
             place = doc.place(path[:-1])
+        elif kind == "union_tag_not_found":
+            message = "a distribution needs `dist:` (or `value:` for a fixed number)"
+            hint = "use one of " + ", ".join(DIST_NAMES)
+            place = doc.place(path)
         else:
             message = _message(err)
             place = doc.place(path)
-        key = (path, message)
-        if key in seen:
+        if (path, message) in seen:
             continue
-        seen.add(key)
+        seen.add((path, message))
         problems.append(Problem(message, place, dotted(path), hint))
     problems.sort(key=lambda p: (p.place.line, p.place.col) if p.place else (0, 0))
     return problems
+
+
+def _merge_union_types(errors: list[Any], doc: Document) -> list[Any]:
+    """A value failing every member of `float | str` is one problem: 'a number or a string'."""
+    by_path: dict[PathKey, list[Any]] = {}
+    for err in errors:
+        if err["type"].endswith("_type"):
+            by_path.setdefault(_data_path(tuple(err["loc"]), doc.data, err["type"]), []).append(err)
+    out = []
+    for err in errors:
+        if not err["type"].endswith("_type"):
+            out.append(err)
+            continue
+        group = by_path[_data_path(tuple(err["loc"]), doc.data, err["type"])]
+        if len(group) == 1:
+            out.append(err)
+        elif err is group[0]:
+            wanted = " or ".join(dict.fromkeys(_EXPECTED.get(e["type"], "?") for e in group))
+            out.append({**err, "type": "union_type", "expected": wanted})
+    return out
+
+
+def _typo_for(path: PathKey, errors: list[Any], doc: Document) -> bool:
+    """Whether an unknown key beside the missing field at `path` looks like a typo of it."""
+    for err in errors:
+        if err["type"] != "extra_forbidden":
+            continue
+        extra = _data_path(tuple(err["loc"]), doc.data, "extra_forbidden")
+        if extra[:-1] == path[:-1] and did_you_mean(str(extra[-1]), [str(path[-1])]):
+            return True
+    return False
+
+
+_EXPECTED = {
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "bool_type": "true or false",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
 
 
 def _message(err: Any) -> str:
@@ -428,21 +510,27 @@ def _message(err: Any) -> str:
     value = err.get("input")
     if kind in ("finite_number",) or (isinstance(value, float) and not math.isfinite(value)):
         return f"{value} is not a finite number"
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    if isinstance(value, bool):
+        shown = str(value).lower()  # as YAML wrote it
+    if kind == "union_type":
+        return f"expected {err['expected']}, got {shown}"
     if kind.endswith("_type") or kind in ("literal_error", "union_tag_invalid"):
-        expected = {
-            "int_type": "a whole number",
-            "float_type": "a number",
-            "string_type": "a string",
-            "dict_type": "a mapping",
-            "list_type": "a list",
-            "bool_type": "true or false",
-            "model_type": "a mapping",
-        }.get(kind)
-        shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+        expected = _EXPECTED.get(kind)
+        if (
+            kind == "model_attributes_type"
+            and len(err["loc"]) >= 2
+            and (err["loc"][0] == "parameters" or err["loc"][-1] == "noise")
+        ):
+            expected = "a number or a distribution (a mapping with dist:)"
         if expected:
             return f"expected {expected}, got {shown}"
         if kind == "literal_error":
             return f"{shown} is not allowed: {err['ctx']['expected']}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        limit = err["ctx"][key]
+        return f"must be {words} {limit:g}, got {shown}"
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)

@@ -70,7 +70,7 @@ def write_json(data: Any, path: Path) -> None:
 
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
     with _atomic(path) as tmp, tmp.open("wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -96,9 +96,10 @@ class _World:
         self.tick = 0
         self._note: dict[str, float] = {}  # each fired event's exact time
         for e in model.events:
-            at = e.at if e.kind == "tick" else (math.inf if e.kind == "never" else float(e.at(ns)))  # type: ignore[operator]
-            if at != math.inf:
-                self.env.process(self.event_process(e, float(at)))
+            if e.kind == "never":
+                continue
+            at = e.at if isinstance(e.at, float) else float(e.at(ns))
+            self.env.process(self.event_process(e, at))
 
     # -- processes ---------------------------------------------------------------------
     def event_process(self, event: EventDef, at: float) -> Generator[simpy.Event, Any, None]:

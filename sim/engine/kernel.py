@@ -65,12 +65,13 @@ def run_block(
     noise: Mapping[str, np.ndarray],
     observer: Observer | None = None,
     first_run: int = 0,
+    n: int | None = None,
 ) -> Block:
     """Run every run of one block. `params[name]` has one value per run; `noise[flow]` is
     (ticks, runs). `observer(t, S, transit)` is called after each tick's transfer (tests use
     it to check conservation). Raises ScenarioError if a stock starts negative."""
     with np.errstate(all="ignore"):
-        return _Kernel(model, params, noise, first_run).run(observer)
+        return _Kernel(model, params, noise, first_run, n).run(observer)
 
 
 class _Kernel:
@@ -80,9 +81,12 @@ class _Kernel:
         params: Mapping[str, np.ndarray],
         noise: Mapping[str, np.ndarray],
         first_run: int,
+        n: int | None,
     ):
         self.m = model
-        self.n = n = len(next(iter(params.values()))) if params else _block_size(noise)
+        if n is None:
+            n = len(next(iter(params.values()))) if params else _block_size(noise)
+        self.n = n
         self.noise = noise
         self.first_run = first_run
         ns: dict[str, Any] = {}
