@@ -7,8 +7,9 @@
 ['bread_eaten', 'hungry_months']
 """
 
+from sim.compare import compare
 from sim.model import load
 from sim.results import Results
 from sim.runner import run
 
-__all__ = ["Results", "load", "run"]
+__all__ = ["Results", "compare", "load", "run"]

@@ -366,6 +366,10 @@ def trace(
 
 
 # -- commands defined in other modules register here --------------------------------------
+from sim.cli_compare import compare, report  # noqa: E402
+
+cli.add_command(compare)
+cli.add_command(report)
 
 
 def main() -> None:
