@@ -38,7 +38,9 @@ def _err_console() -> Console:
 
 
 def _out_console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output goes to files and scripts: don't squeeze tables into 80 columns.
+    width = None if sys.stdout.isatty() else 160
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 class _Group(click.Group):
