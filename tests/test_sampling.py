@@ -1,0 +1,97 @@
+"""Draws follow their distributions, LHS stratifies, and draws depend only on seed and name."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from sim.distributions import frozen
+from sim.sampling import parameter_draws
+from sim.schema import Scenario
+from tests.helpers import BAKERY
+
+SPECS = {
+    "uniform": {"dist": "uniform", "low": 2, "high": 5},
+    "triangular": {"dist": "triangular", "low": 0, "mode": 3, "high": 10},
+    "pert": {"dist": "pert", "low": 1, "mode": 2, "high": 6},
+    "normal": {"dist": "normal", "mean": 3, "sd": 2},
+    "tnormal": {"dist": "normal", "mean": 3, "sd": 2, "low": 0, "high": 4},
+    "lognormal": {"dist": "lognormal", "median": 10, "p95": 30},
+    "lognormal_mu": {"dist": "lognormal", "mu": 0.5, "sigma": 0.4},
+    "beta": {"dist": "beta", "a": 2, "b": 5, "low": 10, "high": 20},
+}
+
+
+def _params(specs):
+    data = {"name": "s", "start": "2024-01", "months": 1, "parameters": specs}
+    return Scenario.model_validate(data).parameters
+
+
+def test_mc_draws_follow_their_distribution():
+    params = _params(SPECS)
+    draws = parameter_draws(params, "mc", 11, 5000, 0, 5000)
+    for name, spec in params.items():
+        result = stats.kstest(draws[name], frozen(spec).cdf)
+        assert result.pvalue > 0.001, (name, result)
+
+
+def test_choice_draws_follow_their_weights():
+    params = _params({"c": {"dist": "choice", "values": [1, 2, 7], "weights": [0.2, 0.5, 0.3]}})
+    x = parameter_draws(params, "mc", 3, 20000, 0, 20000)["c"]
+    freq = [np.mean(x == v) for v in (1, 2, 7)]
+    np.testing.assert_allclose(freq, [0.2, 0.5, 0.3], atol=0.015)
+
+
+def test_lhs_puts_one_draw_in_each_stratum():
+    params = _params({"u": SPECS["uniform"], "n": SPECS["normal"]})
+    n = 400
+    draws = parameter_draws(params, "lhs", 5, n, 0, n)
+    for name, spec in params.items():
+        strata = np.floor(frozen(spec).cdf(draws[name]) * n).astype(int)
+        assert sorted(strata) == list(range(n)), name
+
+
+def test_sobol_draws_cover_the_unit_square_evenly():
+    params = _params({"a": SPECS["uniform"], "b": SPECS["uniform"]})
+    draws = parameter_draws(params, "sobol", 5, 1024, 0, 1024)
+    counts, _, _ = np.histogram2d(draws["a"], draws["b"], bins=4, range=[[2, 5], [2, 5]])
+    assert counts.min() == counts.max() == 64
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sampler=st.sampled_from(["mc", "lhs", "sobol"]),
+    runs=st.integers(1, 9000),
+    cut=st.integers(1, 5000),
+)
+def test_draws_do_not_depend_on_how_runs_are_cut(sampler, runs, cut):
+    params = _params({"u": SPECS["uniform"], "t": SPECS["triangular"]})
+    whole = parameter_draws(params, sampler, 9, runs, 0, runs)
+    parts = [parameter_draws(params, sampler, 9, runs, a, min(runs, a + cut)) for a in range(0, runs, cut)]
+    for name in params:
+        np.testing.assert_array_equal(whole[name], np.concatenate([p[name] for p in parts]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(sampler=st.sampled_from(["mc", "lhs"]), seed=st.integers(0, 2**32))
+def test_adding_a_parameter_does_not_change_the_others(sampler, seed):
+    few = _params({"u": SPECS["uniform"]})
+    more = _params({"a_new": SPECS["beta"], "u": SPECS["uniform"], "z": SPECS["pert"]})
+    a = parameter_draws(few, sampler, seed, 300, 0, 300)["u"]
+    b = parameter_draws(more, sampler, seed, 300, 0, 300)["u"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_show_yaml_loads_back_to_the_same_scenario(tmp_path):
+    from click.testing import CliRunner
+
+    from sim.cli import cli
+    from sim.model import load
+
+    out = CliRunner().invoke(cli, ["show", str(BAKERY), "--format", "yaml"])
+    assert out.exit_code == 0, out.output
+    path = tmp_path / "again.yaml"
+    path.write_text(out.output)
+    assert load(path).scenario == load(BAKERY).scenario
