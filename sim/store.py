@@ -99,7 +99,7 @@ def check_folder(folder: Path, manifest: dict[str, Any]) -> None:
         done, total = manifest.get("blocks_done", "?"), manifest.get("blocks_total", "?")
         raise ResultsError(
             f"{folder}: incomplete results ({done} of {total} blocks); "
-            "finish it with `sim run ... --resume` or run it again"
+            "run it again (an interrupted run leaves its finished blocks in parts/)"
         )
     for name, expected in manifest.get("sha256", {}).items():
         path = folder / name
