@@ -36,6 +36,8 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name: (min args, max args or
     "exp": (1, 1),
     "log": (1, 1),
     "sqrt": (1, 1),
+    "sin": (1, 1),  # radians; periodic rates (seasons) and analytic test functions (Ishigami)
+    "cos": (1, 1),
     "where": (3, 3),
     "interp": (3, 3),
 }
@@ -79,6 +81,8 @@ _RUNTIME: dict[str, Any] = {
     "_exp": np.exp,
     "_log": np.log,
     "_sqrt": np.sqrt,
+    "_sin": np.sin,
+    "_cos": np.cos,
     "_where": lambda c, a, b: np.asarray(np.where(c, a, b))[()],
     "_interp": np.interp,
 }
