@@ -7,6 +7,10 @@ So draws depend on the seed, the sampler, the run count and the name, and on not
 not on which other parameters exist (common random numbers across scenarios), and not on how
 the runner cuts runs into work blocks (any block size gives the same bits).
 
+A flow's noise for random block `b` is a (ticks, RANDOM_BLOCK) matrix from
+``SeedSequence(seed, spawn_key=(NOISE, b, key(flow)))``, drawn whole, so a run's noise path
+is its column whatever the run count.
+
 Samplers: plain Monte Carlo, Latin hypercube and Sobol from `scipy.stats.qmc`, mapped through
 each distribution's inverse CDF. Latin hypercube stratifies each parameter within each random
 block. Sobol is joint over the sampled parameters in name order, so adding a parameter changes
@@ -23,8 +27,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.stats import qmc
 
-from sim.distributions import ppf
-from sim.schema import Distribution, Fixed
+from sim.distributions import lognormal_mu_sigma, ppf
+from sim.schema import Distribution, Fixed, Lognormal, Normal
 
 RANDOM_BLOCK = 4096
 SAMPLERS = ("mc", "lhs", "sobol")
@@ -103,12 +107,30 @@ def parameter_draws(
     return out
 
 
-@lru_cache(maxsize=16)
-def _noise_uniforms(seed: int, rblock: int, size: int, ticks: int, name: str) -> np.ndarray:
-    # Row per run, so a run's noise path is the same whatever the run count.
-    u = generator(seed, _NOISE, rblock, name).random((size, ticks))
-    u.setflags(write=False)
-    return u
+def _normal_noise(spec: Distribution) -> bool:
+    """Whether a noise spec is drawn from standard normals (faster than ndtri of uniforms)."""
+    return isinstance(spec, Lognormal) or (
+        isinstance(spec, Normal) and spec.low is None and spec.high is None
+    )
+
+
+def _noise_block(seed: int, rblock: int, ticks: int, name: str, normal: bool) -> np.ndarray:
+    """A random block's raw noise for one flow: (ticks, RANDOM_BLOCK) standard normals or
+    uniforms, tick-major. Always the whole random block, so a run's path (its column) is the
+    same whatever the run count."""
+    rng = generator(seed, _NOISE, rblock, name)
+    shape = (ticks, RANDOM_BLOCK)
+    return rng.standard_normal(shape) if normal else rng.random(shape)
+
+
+@lru_cache(maxsize=32)
+def _noise_block_cached(seed: int, rblock: int, ticks: int, name: str, normal: bool) -> np.ndarray:
+    # Only for work blocks that take part of a random block (small blocks, single runs):
+    # they come back for the rest. A whole random block is used once; caching it would
+    # only hold memory.
+    raw = _noise_block(seed, rblock, ticks, name, normal)
+    raw.setflags(write=False)
+    return raw
 
 
 def noise_draws(
@@ -119,12 +141,33 @@ def noise_draws(
     start: int,
     stop: int,
 ) -> dict[str, np.ndarray]:
-    """Each noisy flow's multipliers for runs [start, stop), shaped (ticks, runs): plain MC."""
+    """Each noisy flow's multipliers for runs [start, stop), shaped (ticks, runs): plain MC.
+
+    Lognormal and (untruncated) normal noise are drawn as standard normals and scaled, which
+    is the same distribution as their inverse CDF of uniforms at a fraction of the cost (a
+    model's noise is ticks x runs values per flow); other noise maps uniforms through the
+    inverse CDF, as parameters do.
+    """
     out: dict[str, np.ndarray] = {}
     for name, spec in noises.items():
-        parts = [
-            _noise_uniforms(seed, b, size, ticks, name)[lo:hi]
-            for b, size, lo, hi in _block_sizes(runs, start, stop)
-        ]
-        out[name] = np.ascontiguousarray(ppf(spec, np.concatenate(parts)).T)
+        normal = _normal_noise(spec)
+        values = np.empty((ticks, stop - start))
+        at = 0
+        for b, _, lo, hi in _block_sizes(runs, start, stop):
+            whole = lo == 0 and hi == RANDOM_BLOCK
+            raw = (_noise_block if whole else _noise_block_cached)(seed, b, ticks, name, normal)
+            values[:, at : at + hi - lo] = raw[:, lo:hi]
+            at += hi - lo
+        if isinstance(spec, Lognormal):
+            mu, sigma = lognormal_mu_sigma(spec)
+            values *= sigma
+            values += mu
+            np.exp(values, out=values)
+        elif normal:
+            assert isinstance(spec, Normal)
+            values *= spec.sd
+            values += spec.mean
+        else:
+            values = ppf(spec, values)
+        out[name] = values
     return out

@@ -66,12 +66,15 @@ def run_block(
     observer: Observer | None = None,
     first_run: int = 0,
     n: int | None = None,
+    keep: int | None = None,
 ) -> Block:
     """Run every run of one block. `params[name]` has one value per run; `noise[flow]` is
-    (ticks, runs). `observer(t, S, transit)` is called after each tick's transfer (tests use
-    it to check conservation). Raises ScenarioError if a stock starts negative."""
+    (ticks, runs). Recorded series are kept for the first `keep` runs of the block (all when
+    None): a series nobody keeps costs a fresh (ticks x runs) array per block for nothing.
+    `observer(t, S, transit)` is called after each tick's transfer (tests use it to check
+    conservation). Raises ScenarioError if a stock starts negative."""
     with np.errstate(all="ignore"):
-        return _Kernel(model, params, noise, first_run, n).run(observer)
+        return _Kernel(model, params, noise, first_run, n).run(observer, keep)
 
 
 class _Kernel:
@@ -114,7 +117,9 @@ class _Kernel:
         self.C = np.zeros((k, n))  # cumulative actual amounts
         self.TR = np.zeros((k, n))  # amounts under way
         self.R = np.zeros((k, n))  # this tick's requests
-        self.A = np.zeros((k, n))  # this tick's actual amounts
+        # This tick's actual amounts are written over last tick's: nothing reads flow.NAME
+        # after the requests (step 3), and from the record on (step 6) it is this tick's.
+        self.A = self.F
         self.ring = {f.index: np.zeros((f.delay, n)) for f in model.flows if f.delay}
         for f in model.flows:
             ns[f"flow.{f.name}"] = self.F[f.index]
@@ -138,14 +143,16 @@ class _Kernel:
             if out:
                 self.outflows.append((s.index, s.kind == "source", out))
 
-    def run(self, observer: Observer | None) -> Block:
+    def run(self, observer: Observer | None, keep: int | None) -> Block:
         m, n, ns = self.m, self.n, self.ns
         T = m.ticks
+        keep = n if keep is None else max(0, min(keep, n))
         acc = _Accumulators(m, n)
-        series = {name: np.empty((T, n)) for name, _ in m.record}
+        series = {name: np.empty((T, keep)) for name, _ in m.record}
+        record = m.record if keep else ()
         bad_tick = np.full(n, -1, dtype=np.int64)
         bad_name = np.full(n, "", dtype=object)
-        S, R, A, F, C, TR = self.S, self.R, self.A, self.F, self.C, self.TR
+        S, R, A, C, TR = self.S, self.R, self.A, self.C, self.TR
         for t in range(T):
             ns.update(calendar(m, t))
             # 1. events, in declared order
@@ -168,21 +175,19 @@ class _Kernel:
                 ns[name] = np.array(expr(ns)) if expr.alias else expr(ns)
             # 3. requests
             for f in m.flows:
-                R[f.index] = np.maximum(f.rate(ns), 0.0)
+                np.maximum(f.rate(ns), 0.0, out=R[f.index])
                 if f.noise is not None:
                     R[f.index] *= self.noise[f.name][t]
             # 4. rationing, and what leaves each giving stock
+            np.copyto(A, R)
             for s, unlimited, flows in self.outflows:
-                out = R[flows[0]].copy()
-                for i in flows[1:]:
-                    out += R[i]
-                if unlimited:
-                    A[flows] = R[flows]
-                    S[s] -= out
-                    continue
-                short = out > S[s]
-                if not short.any():
-                    A[flows] = R[flows]
+                if len(flows) == 1:
+                    out = R[flows[0]]
+                else:
+                    out = R[flows[0]] + R[flows[1]]
+                    for i in flows[2:]:
+                        out += R[i]
+                if unlimited or not (short := out > S[s]).any():
                     S[s] -= out
                     continue
                 factor = S[s] / out
@@ -201,13 +206,13 @@ class _Kernel:
                     slot[:] = A[f.index]
                     TR[f.index] += A[f.index]
             # 6. record: this tick's amounts, then outcomes and series on the new state
-            F[:] = A
             C += A
             acc.update(t, ns)
-            for name, expr in m.record:
-                series[name][t] = expr(ns)
-            ok = np.isfinite(S).all(axis=0)
-            if not ok.all():
+            for name, expr in record:
+                series[name][t] = np.broadcast_to(expr(ns), (n,))[:keep]
+            # Any NaN or inf poisons the total; a finite total (the usual case) spares the
+            # per-run check. An overflowing total of finite stocks only costs the slow path.
+            if not np.isfinite(S.sum()) and not (ok := np.isfinite(S).all(axis=0)).all():
                 fresh = (~ok) & (bad_tick < 0)
                 if fresh.any():
                     bad_tick[fresh] = t
@@ -261,7 +266,10 @@ class _Accumulators:
             self.values[o.name] = np.full(n, start)
 
     def update(self, t: int, ns: Mapping[str, Any]) -> None:
+        last = t == self.m.ticks - 1
         for o in self.m.outcomes:
+            if o.stat == "final" and not last:
+                continue  # only the last tick's value counts
             v = self.values[o.name]
             x = np.broadcast_to(o.expr(ns), (self.n,))
             if o.stat == "final":
