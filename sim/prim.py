@@ -233,7 +233,7 @@ def prim(
     if total == n:
         raise ScenarioError.one(f"every run of {n} is a case of interest; nothing to discover")
     full = np.column_stack([data.min(axis=0), data.max(axis=0)])
-    found = []
+    found: list[Box] = []
     left = np.ones(n, dtype=bool)
     for number in range(1, boxes + 1):
         if not cases[left].any() or cases[left].all():

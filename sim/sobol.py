@@ -9,7 +9,8 @@ The design is Saltelli's (2010): two matrices A and B of N draws of every sample
 from a scrambled Sobol' sequence, mapped through each parameter's own inverse CDF, and for
 each parameter i the matrix AB_i (A with column i taken from B). That is N·(d+2) runs, run
 by the vectorized kernel a block at a time. `scipy.stats.sobol_indices` turns the outcomes
-into indices; a percentile bootstrap over the N samples, with a fixed seed, gives their intervals.
+into indices; a percentile bootstrap over the N samples, with a fixed seed, gives their
+intervals.
 
 Noise: a flow's per-tick noise path is drawn once per sample j and shared by A_j, B_j and
 every AB_j, so noise acts as one more input that is never swapped. Indices are shares of the
@@ -19,7 +20,7 @@ interactions). A parameter's indices include its interactions with the noise.
 >>> import sim
 >>> res = sensitivity(sim.load("examples/bakery.yaml"), "bread_eaten", runs=64, resamples=200)
 >>> res.ranked("bread_eaten")[0].parameter
-'mill_output'
+'strike_month'
 """
 
 from __future__ import annotations
