@@ -97,9 +97,12 @@ class _StandardBeta:
 
 @lru_cache(maxsize=256)
 def _standard_beta_pinv(a: float, b: float) -> Any:
-    """scipy's fast numerical inverse CDF of beta(a, b) on [0, 1], or None where PINV can't
-    represent it (e.g. an unbounded density at an end). Built on [0, 1] and mapped after:
-    PINV's search for the domain stalls on a beta stretched over millions."""
+    """scipy's fast numerical inverse CDF of beta(a, b) on [0, 1], or None where it would
+    miss its resolution: a density unbounded at an end (a or b below 1) gives PINV errors a
+    hundred times the bound. Built on [0, 1] and mapped after: PINV's search for the domain
+    stalls on a beta stretched over millions."""
+    if a < 1 or b < 1:
+        return None
     mode = (a - 1) / (a + b - 2) if a > 1 and b > 1 else 0.5
     with warnings.catch_warnings():  # "center moved into domain": informational
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim.engine.kernel import run_block
 from sim.errors import ScenarioError
-from tests.helpers import des_outcomes, kernel, scenario
+from tests.helpers import bakery, des_outcomes, draws, kernel, scenario
 
 
 def both(model, runs=3):
@@ -182,3 +183,17 @@ def test_nonfinite_runs_are_marked_with_tick_and_culprit():
     assert list(block.bad_tick) == [2, 2]
     assert list(block.bad_name) == ["variables.boom", "variables.boom"]
     assert list(block.status) == ["nonfinite", "nonfinite"]
+
+
+def test_kernel_keeps_series_of_the_leading_runs_only_when_asked():
+    model = bakery()
+    params, noise = draws(model, 50, seed=2)
+    full = run_block(model, params, noise, n=50)
+    some = run_block(model, params, noise, n=50, keep=7)
+    none = run_block(model, params, noise, n=50, keep=0)
+    for name, series in full.series.items():
+        assert series.shape == (model.ticks, 50)
+        np.testing.assert_array_equal(some.series[name], series[:, :7])
+        assert none.series[name].shape == (model.ticks, 0)
+    for name, values in full.outcomes.items():  # outcomes never depend on what is kept
+        np.testing.assert_array_equal(values, none.outcomes[name])

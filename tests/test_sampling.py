@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.distributions import frozen
-from sim.sampling import parameter_draws
+from sim.distributions import U_RESOLUTION, frozen, ppf
+from sim.sampling import RANDOM_BLOCK, noise_draws, parameter_draws
 from sim.schema import Scenario
 from tests.helpers import BAKERY
 
@@ -82,6 +83,50 @@ def test_adding_a_parameter_does_not_change_the_others(sampler, seed):
     a = parameter_draws(few, sampler, seed, 300, 0, 300)["u"]
     b = parameter_draws(more, sampler, seed, 300, 0, 300)["u"]
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [SPECS["pert"], SPECS["beta"], {"dist": "pert", "low": 5e5, "mode": 1e6, "high": 3e6},
+     {"dist": "beta", "a": 0.5, "b": 0.5}, {"dist": "beta", "a": 1, "b": 0.4}],
+)
+def test_beta_family_inverse_cdf_is_within_its_stated_resolution(spec):
+    # PINV stands in for the exact (slow) beta inverse CDF: CDF(draw) must be u to 1e-10.
+    (dist,) = _params({"x": spec}).values()
+    u = np.linspace(0, 1, 20001)[1:-1]
+    x = ppf(dist, u)
+    assert np.all(np.diff(x) >= 0)
+    np.testing.assert_allclose(frozen(dist).cdf(x), u, rtol=0, atol=2 * U_RESOLUTION)
+
+
+NOISES = {k: SPECS[k] for k in ("lognormal", "lognormal_mu", "normal", "pert", "tnormal")}
+
+
+def test_noise_follows_its_distribution_in_every_tick_and_run():
+    noises = _params(NOISES)
+    z = noise_draws(noises, 4, 3000, 5, 0, 3000)
+    for name, spec in noises.items():
+        assert z[name].shape == (5, 3000)
+        for sample in (z[name][2], z[name][:, 17]):  # across runs in a tick; a run's path
+            pvalue = stats.kstest(sample, frozen(spec).cdf).pvalue if sample.size > 5 else 1
+            assert pvalue > 0.001, name
+        assert stats.kstest(z[name].ravel(), frozen(spec).cdf).pvalue > 0.001, name
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    runs=st.integers(1, 2 * RANDOM_BLOCK + 100),
+    more=st.integers(0, RANDOM_BLOCK),
+    cut=st.integers(1, RANDOM_BLOCK + 7),
+)
+def test_noise_paths_do_not_depend_on_cuts_or_run_count(runs, more, cut):
+    noises = _params({"a": SPECS["lognormal"], "b": SPECS["pert"]})
+    whole = noise_draws(noises, 9, runs, 3, 0, runs)
+    longer = noise_draws(noises, 9, runs + more, 3, 0, runs)
+    parts = [noise_draws(noises, 9, runs, 3, a, min(runs, a + cut)) for a in range(0, runs, cut)]
+    for name in noises:
+        np.testing.assert_array_equal(whole[name], longer[name])
+        np.testing.assert_array_equal(whole[name], np.concatenate([p[name] for p in parts], axis=1))
 
 
 def test_show_yaml_loads_back_to_the_same_scenario(tmp_path):
