@@ -368,10 +368,14 @@ def trace(
 
 
 # -- commands defined in other modules register here --------------------------------------
+from sim.cli_analyse import discover_command, sensitivity_command, sweep_command  # noqa: E402
 from sim.cli_compare import compare, report  # noqa: E402
 
 cli.add_command(compare)
 cli.add_command(report)
+cli.add_command(sensitivity_command)
+cli.add_command(sweep_command)
+cli.add_command(discover_command)
 
 
 def main() -> None:

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sim.distributions import describe
+from sim.distributions import describe, support
 from sim.errors import ScenarioError, did_you_mean
 from sim.expr import Expr
 from sim.model import Model, compile_scenario
 from sim.runner import draw, execute, plan
-from sim.schema import Fixed, parse_month
+from sim.schema import Distribution, Fixed, parse_month
 from sim.sobol import check_outcomes
 
 MAX_VALUES = 200
@@ -66,6 +66,7 @@ class Sweep:
     units: dict[str, str] = field(default_factory=dict)
     parameter_unit: str = ""
     prior: str = ""  # the parameter's own distribution, replaced at each point
+    outside: tuple[str, ...] = ()  # labels of values its prior can't produce
 
     kind = "sweep"
 
@@ -124,6 +125,7 @@ class Sweep:
             "units": dict(self.units),
             "common_random_numbers": "same seed, sampler and runs at every value",
             "nonfinite_runs": list(self.nonfinite),
+            "outside_prior": list(self.outside),
         }
 
 
@@ -266,7 +268,16 @@ def sweep(
         units={o.name: o.unit for o in model.outcomes if o.name in names},
         parameter_unit=spec.unit,
         prior=describe(spec),
+        outside=_outside(spec, points, labels),
     )
+
+
+def _outside(spec: Distribution, values: list[float], labels: list[str]) -> tuple[str, ...]:
+    """Labels of the values outside what the parameter's own distribution draws."""
+    if isinstance(spec, Fixed):
+        return ()
+    low, high = support(spec)
+    return tuple(lab for v, lab in zip(values, labels, strict=True) if not low <= v <= high)
 
 
 def _spread(x: np.ndarray) -> np.ndarray:
