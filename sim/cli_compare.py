@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from sim.analyses import kind_of
 from sim.compare import ROW_FIELDS, Comparison
 from sim.compare import compare as compare_results
 from sim.errors import ResultsError
@@ -131,13 +132,30 @@ def report(
     SOURCES are as for `sim compare`. The page lists what was run (scenarios, descriptions,
     seeds, runs, versions, scenario hashes), what differs between the scenarios, the
     comparison table, outcome and fan-chart figures, and every parameter with its source.
+    SOURCES may also be folders written by `sim sensitivity`, `sim sweep` or `sim discover`:
+    each becomes a section with its table and figure (a report may hold only those).
     """
+    from sim.analyses import load as load_analysis
     from sim.report import render
 
-    results = _gather(sources, runs, seed, sampler, quiet=False)
-    table = compare_results(*results, outcomes=outcomes or None)
+    studies = tuple(p for p in sources if not (p.is_dir() and kind_of(p)))
+    shown = [load_analysis(p) for p in sources if p.is_dir() and kind_of(p)]
+    if len(studies) == 1:
+        raise click.UsageError(
+            "give at least two results folders or scenario files to compare, "
+            "or only analysis folders"
+        )
+    if studies:
+        results = _gather(studies, runs, seed, sampler, quiet=False)
+        table: Comparison | None = compare_results(*results, outcomes=outcomes or None)
+    else:
+        if runs is not None or seed is not None or sampler is not None or outcomes:
+            raise click.UsageError(
+                "--runs, --seed, --sampler and --outcome apply only to a comparison"
+            )
+        results, table = [], None
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    page = render(table, results, title=title, generated=now)
+    page = render(table, results, title=title, generated=now, analyses=shown)
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as exc:
@@ -162,6 +180,11 @@ def _gather(
     loaded: dict[int, Results] = {}
     for k, path in enumerate(sources):
         if not is_scenario[k]:
+            if path.is_dir() and (kind := kind_of(path)):
+                raise ResultsError(
+                    f"{path} holds a {kind} analysis, not a run's results; "
+                    "`sim report` can show it beside a comparison"
+                )
             loaded[k] = Results.load(path)
     if any(is_scenario):
         models = {k: load(p) for k, p in enumerate(sources) if is_scenario[k]}

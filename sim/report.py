@@ -21,8 +21,10 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from sim.analyses import Saved
 from sim.compare import Comparison
 from sim.plots import fan_figure, outcome_figure, outcome_meaning, png_bytes
+from sim.report_analyses import section as analysis_section
 from sim.results import Results
 
 _CSS = """
@@ -64,34 +66,55 @@ footer { margin-top: 40px; color: #5b6475; font-size: 12.5px; }
 
 
 def render(
-    comparison: Comparison,
+    comparison: Comparison | None,
     results: Sequence[Results],
     *,
     title: str | None = None,
     generated: str = "",
     figures: bool = True,
+    analyses: Sequence[Saved] = (),
 ) -> str:
-    """The report as one HTML page; `figures=False` leaves the plots out (quicker)."""
-    labels = comparison.scenarios
-    title = title or "Scenario comparison: " + " vs ".join(labels)
+    """The report as one HTML page; `figures=False` leaves the plots out (quicker).
+
+    `analyses` are folders written by `sim sensitivity`, `sim sweep` and `sim discover`
+    (`sim.analyses.load`), each shown as a section after the comparison. With no
+    comparison (None, and no results), the page holds only the analyses.
+    """
+    if comparison is None:
+        labels = list(dict.fromkeys(a.scenario for a in analyses))
+        title = title or "Analyses: " + ", ".join(labels)
+    else:
+        title = title or "Scenario comparison: " + " vs ".join(comparison.scenarios)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="sub">{escape(_subtitle(results, generated))}</p>',
-        _what_was_run(comparison, results),
-        _differences_in_inputs(comparison, results),
-        _table(comparison, results[0].outcomes),
-        _reading(comparison),
     ]
-    if figures:
-        parts.append(_figures(comparison, results))
+    if comparison is not None:
+        parts += [
+            f'<p class="sub">{escape(_subtitle(results, generated))}</p>',
+            _what_was_run(comparison, results),
+            _differences_in_inputs(comparison, results),
+            _table(comparison, results[0].outcomes),
+            _reading(comparison),
+        ]
+        if figures:
+            parts.append(_figures(comparison, results))
+    elif generated:
+        parts.append(f'<p class="sub">Generated {escape(generated)}.</p>')
+    parts += [analysis_section(a, figure=figures) for a in analyses]
+    if comparison is not None:
+        parts.append(_parameters(comparison, results))
+    rebuild = (
+        "Every number above can be rebuilt with <code>sim compare</code> on the same "
+        "results folders"
+        if comparison is not None
+        else "Every number above is in the analysis folders' tables"
+    )
     parts += [
-        _parameters(comparison, results),
-        "<footer>Made by <code>sim report</code>. Every number above can be rebuilt with "
-        "<code>sim compare</code> on the same results folders.</footer>",
+        f"<footer>Made by <code>sim report</code>. {rebuild}.</footer>",
         "</main></body></html>",
     ]
     return "\n".join(p for p in parts if p)
