@@ -123,14 +123,23 @@ def _noise_block(seed: int, rblock: int, ticks: int, name: str, normal: bool) ->
     return rng.standard_normal(shape) if normal else rng.random(shape)
 
 
-@lru_cache(maxsize=32)
+NOISE_CACHE = 16  # raw noise blocks kept for work blocks that come back for the rest
+NOISE_CACHE_ITEM_BYTES = 16 * 2**20  # ... each at most this big (ticks <= 512)
+
+
+@lru_cache(maxsize=NOISE_CACHE)
 def _noise_block_cached(seed: int, rblock: int, ticks: int, name: str, normal: bool) -> np.ndarray:
-    # Only for work blocks that take part of a random block (small blocks, single runs):
-    # they come back for the rest. A whole random block is used once; caching it would
-    # only hold memory.
     raw = _noise_block(seed, rblock, ticks, name, normal)
     raw.setflags(write=False)
     return raw
+
+
+def _raw_noise(seed: int, rblock: int, ticks: int, name: str, normal: bool, whole: bool) -> np.ndarray:
+    # A work block that takes part of a random block (small blocks, single runs) comes back
+    # for the rest: keep it, if it is small. A whole random block is used once.
+    if whole or 8 * ticks * RANDOM_BLOCK > NOISE_CACHE_ITEM_BYTES:
+        return _noise_block(seed, rblock, ticks, name, normal)
+    return _noise_block_cached(seed, rblock, ticks, name, normal)
 
 
 def noise_draws(
@@ -154,8 +163,7 @@ def noise_draws(
         values = np.empty((ticks, stop - start))
         at = 0
         for b, _, lo, hi in _block_sizes(runs, start, stop):
-            whole = lo == 0 and hi == RANDOM_BLOCK
-            raw = (_noise_block if whole else _noise_block_cached)(seed, b, ticks, name, normal)
+            raw = _raw_noise(seed, b, ticks, name, normal, lo == 0 and hi == RANDOM_BLOCK)
             values[:, at : at + hi - lo] = raw[:, lo:hi]
             at += hi - lo
         if isinstance(spec, Lognormal):
