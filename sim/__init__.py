@@ -5,11 +5,18 @@
 >>> results = sim.run(model, runs=500, seed=1)
 >>> [row.name for row in results.summary()][:2]
 ['bread_eaten', 'hungry_months']
+
+What drives an outcome, how it moves with a lever, and where the bad cases lie:
+`sim.sensitivity(model, "bread_eaten")`, `sim.sweep(model, "strike_month", "6:30:6")`,
+`sim.discover(results, where="hungry_months > 3")`.
 """
 
 from sim.compare import compare
+from sim.lever import sweep
 from sim.model import load
+from sim.prim import discover
 from sim.results import Results
 from sim.runner import run
+from sim.sobol import sensitivity
 
-__all__ = ["Results", "compare", "load", "run"]
+__all__ = ["Results", "compare", "discover", "load", "run", "sensitivity", "sweep"]

@@ -303,10 +303,13 @@ def _evaluate(
 def _indices(f_a: np.ndarray, f_b: np.ndarray, f_ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First-order and total indices, each (outcomes, parameters)."""
     s, d = f_a.shape[0], f_ab.shape[0]
+    if s == d == 1:
+        # scipy squeezes a single index to a scalar and then can't clean it; give it two.
+        f_a, f_b, f_ab = np.repeat(f_a, 2, 0), np.repeat(f_b, 2, 0), np.repeat(f_ab, 2, 1)
     res = stats.sobol_indices(func={"f_A": f_a, "f_B": f_b, "f_AB": f_ab}, n=f_a.shape[1])
     return (
-        np.asarray(res.first_order, dtype=float).reshape(s, d),
-        np.asarray(res.total_order, dtype=float).reshape(s, d),
+        np.asarray(res.first_order, dtype=float).reshape(-1, d)[:s],
+        np.asarray(res.total_order, dtype=float).reshape(-1, d)[:s],
     )
 
 
