@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -24,7 +25,9 @@ from rich.table import Table
 
 from sim import describe
 from sim.errors import ResultsError, ScenarioError
-from sim.model import load
+from sim.executors import EXECUTORS
+from sim.model import Model, load
+from sim.results import Results
 from sim.runner import DEFAULT_BLOCK, ENGINES, trace_run
 from sim.runner import run as api_run
 from sim.sampling import SAMPLERS
@@ -161,9 +164,24 @@ def _progress_bar(enabled: bool) -> Any:
     )
 
 
+def _precision(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, float]:
+    out = {}
+    for value in values:
+        name, sep, rel = value.rpartition(":")
+        try:
+            out[name] = float(rel.rstrip("%")) / (100 if rel.endswith("%") else 1)
+        except ValueError:
+            name, sep = "", ""
+        if not sep or not name:
+            raise click.BadParameter(f"'{value}' is not OUTCOME:REL (e.g. fx_from_russia:0.01)")
+    return out
+
+
 @cli.command("run")
 @click.argument("file", type=_FILE)
-@click.option("--runs", "-n", type=int, help="Number of runs [default: the scenario's runs].")
+@click.option("--runs", "-n", type=int, help="Number of runs (with --precision, the cap) [default: the scenario's runs].")
 @click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
 @click.option(
     "--sampler", type=click.Choice(SAMPLERS), help="mc, lhs or sobol [default: the scenario's]."
@@ -195,6 +213,39 @@ def _progress_bar(enabled: bool) -> Any:
     show_default=True,
     help="Runs per block (the unit of work; results don't depend on it).",
 )
+@click.option(
+    "--workers",
+    "-w",
+    type=int,
+    help="Blocks run at once in worker processes; 1 = serial [default: all cores, "
+    "or 1 for at most 8192 runs].",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="processes",
+    show_default=True,
+    help="processes (a local pool) or dask (needs pip install 'sim[dask]').",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --executor dask: join the cluster at ADDRESS [default: start a local one].",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish an interrupted run in the results folder (same options as it started with).",
+)
+@click.option(
+    "--precision",
+    "precision",
+    multiple=True,
+    metavar="OUTCOME:REL",
+    callback=_precision,
+    help="Add blocks until the 95% half-width of OUTCOME's mean is below REL of it "
+    "(0.01 or 1%); repeatable; --runs is the cap.",
+)
 @click.option("--force", is_flag=True, help="Replace a folder holding another scenario's results.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
@@ -211,6 +262,11 @@ def run_command(
     out: Path | None,
     keep_paths: int,
     block_size: int,
+    workers: int | None,
+    executor: str,
+    scheduler: str | None,
+    resume: bool,
+    precision: dict[str, float],
     force: bool,
     as_json: bool,
     progress: bool | None,
@@ -219,31 +275,70 @@ def run_command(
 
     Writes manifest.json, runs.parquet and bands.parquet (and paths.parquet with
     --keep-paths) into the results folder, then prints mean, p05, p50 and p95 per outcome.
+    Blocks of runs go to every core (or a Dask cluster) and land in the folder as they
+    finish; the results are the same bits for any --workers, --executor or --block-size.
+    Interrupted (Ctrl-C, a kill, a power cut), it resumes with --resume.
     """
     model = load(file)
     folder = out or Path("results") / model.name
     show_bar = sys.stderr.isatty() if progress is None else progress
-    with _progress_bar(show_bar and not as_json) as bar:
-        task = bar.add_task(model.name, total=runs or model.scenario.runs) if bar else None
+    try:
+        with _progress_bar(show_bar and not as_json) as bar:
+            task = bar.add_task(model.name, total=runs or model.scenario.runs) if bar else None
 
-        def tick(done: int, total: int) -> None:
-            if bar is not None:
-                bar.update(task, completed=done, total=total)
+            def tick(done: int, total: int) -> None:
+                if bar is not None:
+                    bar.update(task, completed=done, total=total)
 
-        res = api_run(
-            model,
-            runs=runs,
-            seed=seed,
-            sampler=sampler,
-            engine=engine,
-            block_size=block_size,
-            out=folder,
-            keep_paths=keep_paths,
-            force=force,
-            progress=tick,
-        )
+            res = api_run(
+                model,
+                runs=runs,
+                seed=seed,
+                sampler=sampler,
+                engine=engine,
+                block_size=block_size,
+                out=folder,
+                keep_paths=keep_paths,
+                force=force,
+                progress=tick,
+                workers=workers,
+                executor=executor,
+                scheduler=scheduler,
+                resume=resume,
+                precision=precision,
+            )
+    except KeyboardInterrupt:
+        again = _resume_command(file, model, folder, click.get_current_context().params)
+        click.echo(f"interrupted; resume with: {again}", err=True)
+        sys.exit(130)
+    _print_summary(res, folder, engine, as_json)
+
+
+def _resume_command(file: Path, model: Model, folder: Path, params: dict[str, Any]) -> str:
+    """The `sim run` command that finishes this study: every setting spelled out."""
+    sc = model.scenario
+    args = ["sim", "run", str(file), "--out", str(folder)]
+    args += ["--runs", str(params["runs"] if params["runs"] is not None else sc.runs)]
+    args += ["--seed", str(params["seed"] if params["seed"] is not None else sc.seed)]
+    args += ["--sampler", params["sampler"] or sc.sampler, "--engine", params["engine"]]
+    args += ["--block-size", str(params["block_size"])]
+    if params["keep_paths"]:
+        args += ["--keep-paths", str(params["keep_paths"])]
+    for name, rel in params["precision"].items():
+        args += ["--precision", f"{name}:{rel:g}"]
+    if params["workers"] is not None:
+        args += ["--workers", str(params["workers"])]
+    if params["executor"] != "processes":
+        args += ["--executor", params["executor"]]
+    if params["scheduler"]:
+        args += ["--scheduler", params["scheduler"]]
+    return shlex.join([*args, "--resume"])
+
+
+def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> None:
     summary = res.summary()
-    bad = int(res.manifest.get("nonfinite_runs", 0))
+    nonfinite = res.nonfinite
+    precision = res.manifest.get("precision")
     if as_json:
         click.echo(
             _dump_json(
@@ -254,8 +349,11 @@ def run_command(
                     "seed": res.seed,
                     "sampler": res.sampler,
                     "engine": engine,
+                    "executor": res.manifest.get("executor"),
                     "wall_seconds": res.manifest["wall_seconds"],
-                    "nonfinite_runs": bad,
+                    "nonfinite_runs": nonfinite["runs"],
+                    "nonfinite": nonfinite,
+                    "precision": precision,
                     "outcomes": [row.as_dict() for row in summary],
                 }
             )
@@ -284,12 +382,28 @@ def run_command(
     console = _out_console()
     console.print(table)
     console.print(f"wrote {folder}/ in {res.manifest['wall_seconds']:.2f} s")
-    if bad:
-        names = sorted(set(res.runs.column("bad_name").to_pylist()) - {""})
-        console.print(
-            f"[yellow]{bad} runs went non-finite (first culprit: {', '.join(names[:3])}); "
-            "see the status column of runs.parquet[/yellow]"
+    if precision:
+        reached = ", ".join(
+            f"{name} ±{_pct(o['relative'])} (target {_pct(o['requested'])})"
+            for name, o in precision["outcomes"].items()
         )
+        verdict = "met" if precision["met"] else "[yellow]not met[/yellow]"
+        console.print(
+            f"precision {verdict} after {precision['runs_used']:,} of at most "
+            f"{precision['runs_cap']:,} runs: {reached}"
+        )
+    if nonfinite["runs"]:
+        culprits = ", ".join(f"{name} ({n:,} runs)" for name, n in nonfinite["by_name"].items())
+        first = nonfinite["first"]
+        console.print(
+            f"[yellow]{nonfinite['runs']:,} runs went non-finite (the batch went on); "
+            f"culprit: {culprits}; first: run {first['run']} at tick {first['tick']}. "
+            "See the status, bad_tick and bad_name columns of runs.parquet.[/yellow]"
+        )
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.3g}%"
 
 
 @cli.command()

@@ -55,16 +55,36 @@ class Results:
     def __init__(
         self,
         manifest: dict[str, Any],
-        runs: pa.Table,
+        runs: pa.Table | None,
         bands: pa.Table,
         paths: pa.Table | None = None,
         folder: Path | None = None,
     ):
+        if runs is None and folder is None:
+            raise ValueError("Results needs its runs or the folder that holds them")
         self.manifest = manifest
-        self.runs = runs
+        self._runs = runs
         self.bands = bands
         self.paths = paths
         self.folder = folder
+
+    @property
+    def runs(self) -> pa.Table:
+        """A row per run; read from the folder on first use (a million runs is big)."""
+        if self._runs is None:
+            self._runs = self._read("runs.parquet")
+        return self._runs
+
+    def _read(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        assert self.folder is not None
+        try:
+            return pq.read_table(self.folder / name, columns=columns)
+        except (OSError, pa.ArrowException) as exc:
+            raise ResultsError(f"{self.folder}: cannot read {name} ({exc})") from None
+
+    def _column(self, name: str) -> np.ndarray:
+        table = self._runs if self._runs is not None else self._read("runs.parquet", [name])
+        return table.column(name).to_numpy(zero_copy_only=False)
 
     # -- loading -----------------------------------------------------------------------
     @classmethod
@@ -74,13 +94,12 @@ class Results:
         manifest = read_manifest(folder)
         check_folder(folder, manifest)
         try:
-            runs = pq.read_table(folder / "runs.parquet")
             bands = pq.read_table(folder / "bands.parquet")
             paths_file = folder / "paths.parquet"
             paths = pq.read_table(paths_file) if paths_file.is_file() else None
         except (OSError, pa.ArrowException) as exc:
             raise ResultsError(f"{folder}: cannot read results ({exc})") from None
-        return cls(manifest, runs, bands, paths, folder)
+        return cls(manifest, None, bands, paths, folder)
 
     # -- what is in it -----------------------------------------------------------------
     @property
@@ -120,19 +139,38 @@ class Results:
 
             hint = did_you_mean(name, self.outcomes)
             raise KeyError(f"no outcome '{name}' in {self.name}" + (f"; {hint}" if hint else ""))
-        return self.runs.column(name).to_numpy(zero_copy_only=False).astype(float)
+        return self._column(name).astype(float)
 
     def parameter(self, name: str) -> np.ndarray:
         """The parameter's value in each run (fixed parameters repeat their value)."""
-        if name in self.runs.column_names and name in self.parameters:
-            return self.runs.column(name).to_numpy(zero_copy_only=False).astype(float)
+        if name in self.parameters and self.parameters[name].get("sampled"):
+            return self._column(name).astype(float)
         if name in self.parameters:
-            return np.full(self.runs.num_rows, float(self.parameters[name]["value"]))
+            return np.full(self.n_runs, float(self.parameters[name]["value"]))
         raise KeyError(f"no parameter '{name}' in {self.name}")
 
     @property
     def status(self) -> np.ndarray:
-        return self.runs.column("status").to_numpy(zero_copy_only=False)
+        return self._column("status")
+
+    @property
+    def nonfinite(self) -> dict[str, Any]:
+        """Runs whose numbers went non-finite: {runs, by_name: culprit -> runs, first: {run,
+        tick, name} or None}. The batch went on; those runs' status is "nonfinite"."""
+        if "nonfinite" in self.manifest:
+            return dict(self.manifest["nonfinite"])
+        status = self.status
+        bad = np.flatnonzero(status != "ok")
+        names = self._column("bad_name")[bad]
+        counts: dict[str, int] = {}
+        for n in names:
+            counts[str(n)] = counts.get(str(n), 0) + 1
+        first = None
+        if bad.size:
+            k = int(bad[0])
+            first = {"run": int(self._column("run")[k]), "tick": int(self._column("bad_tick")[k]), "name": str(names[0])}
+        by_name = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+        return {"runs": int(bad.size), "by_name": by_name, "first": first}
 
     def band(self, series: str) -> dict[str, np.ndarray]:
         """Per-tick mean and quantiles of a recorded series: keys tick, date, mean, p05..p95."""

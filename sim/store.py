@@ -7,21 +7,26 @@ Layout (DESIGN.md, "Results"):
     results/<name>/bands.parquet   per series and tick: mean and p05/p25/p50/p75/p95
     results/<name>/paths.parquet   optional: full recorded paths of the first K runs
     results/<name>/parts/          finished blocks while a run is under way
+    results/<name>/.lock           held (flock) by the one `sim run` writing the folder
 
 Every file is written to a temporary name in the same folder and renamed into place
 (`os.replace` is atomic on POSIX), and the manifest says `complete: true` only after every
-data file it lists is in place. Readers refuse anything else.
+data file it lists is in place. Readers refuse anything else. A block's series part is written
+before its runs part, so a runs part on disk means the whole block landed (what `--resume`
+trusts). The lock is an OS lock on an open file: the OS drops it when its process dies, so a
+killed run never blocks the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,12 @@ from sim.errors import ResultsError
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DATA_FILES = ("runs.parquet", "bands.parquet", "paths.parquet")
+LOCK = ".lock"
+
+try:  # POSIX; elsewhere the folder is not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 
 def sha256_file(path: Path) -> str:
@@ -99,7 +110,7 @@ def check_folder(folder: Path, manifest: dict[str, Any]) -> None:
         done, total = manifest.get("blocks_done", "?"), manifest.get("blocks_total", "?")
         raise ResultsError(
             f"{folder}: incomplete results ({done} of {total} blocks); "
-            "run it again (an interrupted run leaves its finished blocks in parts/)"
+            "finish it with the same `sim run` command plus --resume"
         )
     for name, expected in manifest.get("sha256", {}).items():
         path = folder / name
@@ -111,26 +122,36 @@ def check_folder(folder: Path, manifest: dict[str, Any]) -> None:
             )
 
 
-def prepare_folder(folder: Path, scenario_name: str, force: bool) -> None:
-    """Make `folder` ready for a new run; refuse to clobber another scenario's results."""
+def check_target(folder: Path, scenario_name: str, force: bool) -> None:
+    """Refuse to start a run in `folder` if it holds another scenario's or anything not ours."""
     if folder.exists() and not folder.is_dir():
         raise ResultsError(f"{folder}: exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()):
-        manifest_path = folder / MANIFEST
-        if manifest_path.is_file():
-            try:
-                other = json.loads(manifest_path.read_text()).get("scenario", {}).get("name")
-            except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
-                other = None
-            if other != scenario_name and not force:
-                raise ResultsError(
-                    f"{folder} holds results of scenario '{other}', not '{scenario_name}'; "
-                    "choose another --out or pass --force to replace them"
-                )
-        elif not force and not (folder / "parts").is_dir():
+    if not folder.is_dir() or force:
+        return
+    contents = {p.name for p in folder.iterdir()} - {LOCK}
+    if not contents:
+        return
+    manifest_path = folder / MANIFEST
+    if manifest_path.is_file():
+        try:
+            other = json.loads(manifest_path.read_text()).get("scenario", {}).get("name")
+        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+            other = None
+        if other != scenario_name:
             raise ResultsError(
-                f"{folder} is not empty and holds no sim results; choose another --out or pass --force"
+                f"{folder} holds results of scenario '{other}', not '{scenario_name}'; "
+                "choose another --out or pass --force to replace them"
             )
+    elif "parts" not in contents:
+        raise ResultsError(
+            f"{folder} is not empty and holds no sim results; choose another --out or pass --force"
+        )
+
+
+def prepare_folder(folder: Path, scenario_name: str, force: bool) -> None:
+    """Make `folder` ready for a new run; refuse to clobber another scenario's results."""
+    check_target(folder, scenario_name, force)
+    if folder.is_dir():
         for name in [MANIFEST, *DATA_FILES]:
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()
@@ -139,11 +160,84 @@ def prepare_folder(folder: Path, scenario_name: str, force: bool) -> None:
     (folder / "parts").mkdir(exist_ok=True)
 
 
+@contextlib.contextmanager
+def lock(folder: Path) -> Iterator[None]:
+    """Hold `folder`'s lock for the block; a second holder is refused with ResultsError."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / LOCK).open("a+") as fh:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                fh.seek(0)
+                holder = fh.read().strip() or "?"
+                raise ResultsError(
+                    f"{folder} is being written by another sim run (pid {holder}); "
+                    "wait for it to finish or choose another --out"
+                ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield  # closing the file releases the lock
+
+
 def part_paths(folder: Path, block: int) -> tuple[Path, Path]:
     return (
         folder / "parts" / f"runs-{block:06d}.parquet",
         folder / "parts" / f"series-{block:06d}.npz",
     )
+
+
+def finished_part(folder: Path, block: int, rows: int) -> bool:
+    """True if block `block` landed whole: both parts present and the runs part readable."""
+    runs_part, series_part = part_paths(folder, block)
+    if not (runs_part.is_file() and series_part.is_file()):
+        return False
+    try:
+        return bool(pq.read_metadata(runs_part).num_rows == rows)
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def clear_temporaries(folder: Path) -> None:
+    """Remove half-written temporary files a killed run left behind."""
+    for where in (folder, folder / "parts"):
+        if where.is_dir():
+            for tmp in where.glob(".*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+
+
+def read_part(folder: Path, block: int, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return pq.read_table(part_paths(folder, block)[0], columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise ResultsError(f"{folder}: block {block} is damaged ({exc}); run again without --resume") from None
+
+
+def read_series_part(folder: Path, block: int, name: str) -> np.ndarray:
+    with np.load(part_paths(folder, block)[1]) as npz:
+        return np.asarray(npz[name])
+
+
+def concat_parts(folder: Path, blocks: Iterable[int], path: Path) -> None:
+    """Write the runs parts of `blocks`, in that order, as one Parquet file at `path`.
+
+    Streams one part at a time, so memory holds one block however many runs there are."""
+    with _atomic(path) as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for b in blocks:
+                table = read_part(folder, b)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def finish_folder(folder: Path) -> None:

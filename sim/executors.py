@@ -1,0 +1,230 @@
+"""Where blocks run: in this process, in a local process pool, or on a Dask cluster.
+
+An executor takes a *job* — a picklable callable from block index to block result, which
+redraws its own randomness so only small results travel — and runs the blocks it is given,
+yielding each result as it finishes, in any order. At most `window` blocks are in flight, so
+the memory held is bounded by block size x workers, not by the number of runs. Closing the
+iterator early (the caller has enough, or Ctrl-C) cancels what is pending and stops the
+workers. Which executor ran a block never changes its bits: the result depends only on the
+job and the block index.
+
+    >>> with open_executor("serial", 1) as ex:
+    ...     sorted(ex.completed(abs, [-2, -1]))
+    [(-2, 2), (-1, 1)]
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from sim.errors import ScenarioError
+
+EXECUTORS = ("processes", "dask")
+Job = Callable[[int], Any]
+Finished = Generator[tuple[int, Any], None, None]
+
+
+class Executor(Protocol):
+    workers: int
+
+    def completed(self, job: Job, blocks: Iterable[int]) -> Finished:
+        """(block, job(block)) for every block, as each finishes."""
+        ...  # pragma: no cover
+
+
+def default_workers() -> int:
+    """All the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def open_executor(kind: str, workers: int, scheduler: str | None = None) -> Iterator[Executor]:
+    """An executor of `kind` ("serial", "processes" or "dask") with `workers` workers.
+
+    Dask joins the cluster at `scheduler` (an address such as tcp://10.0.0.5:8786), or starts
+    a LocalCluster of `workers` single-threaded worker processes on the loopback interface."""
+    if kind == "dask":
+        with _Dask.start(workers, scheduler) as ex:
+            yield ex
+    elif kind == "processes" and workers > 1:
+        yield _Processes(workers)
+    else:
+        yield _Serial()
+
+
+def window(workers: int) -> int:
+    """Blocks in flight: enough to keep every worker busy while results are written."""
+    return 2 * workers
+
+
+class _Serial:
+    workers = 1
+
+    def completed(self, job: Job, blocks: Iterable[int]) -> Finished:
+        for b in blocks:
+            yield b, job(b)
+
+
+# -- a local process pool -----------------------------------------------------------------
+_job: Job | None = None
+
+
+def _init_worker(job: Job, parent_alive: Connection) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides what stops, not each worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent_alive,), daemon=True).start()
+    global _job
+    _job = job
+
+
+def _exit_with_parent(parent_alive: Connection) -> None:
+    # A parent killed outright (SIGKILL, power loss of the terminal) can't stop its pool;
+    # the pool's own pipes don't tell idle workers. Only the parent holds the other end of
+    # this one, so it reads end-of-file the moment the parent is gone.
+    with contextlib.suppress(EOFError, OSError):
+        parent_alive.recv()
+    os._exit(1)
+
+
+def _run_block(b: int) -> Any:
+    assert _job is not None
+    return _job(b)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # Not fork: the parent may hold threads (progress bar, Arrow's pools) a fork would copy
+    # mid-lock. forkserver forks workers from a clean single-threaded server; spawn elsewhere.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["sim.runner"])  # the server imports once; workers fork warm
+    return ctx
+
+
+class _Processes:
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def completed(self, job: Job, blocks: Iterable[int]) -> Finished:
+        ctx = _context()
+        alive_r, alive_w = ctx.Pipe(duplex=False)
+        pool = cf.ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(job, alive_r)
+        )
+        todo = iter(blocks)
+        running: dict[cf.Future[Any], int] = {}
+        try:
+            for b in todo:
+                running[pool.submit(_run_block, b)] = b
+                if len(running) >= window(self.workers):
+                    break
+            while running:
+                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for future in sorted(done, key=running.__getitem__):
+                    b = running.pop(future)
+                    yield b, future.result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        running[pool.submit(_run_block, nxt)] = nxt
+        finally:
+            try:
+                # Pending blocks are dropped; blocks under way (one per worker at most) finish,
+                # because a worker killed while it hands back a result wedges the pool.
+                pool.shutdown(wait=True, cancel_futures=True)
+            except KeyboardInterrupt:
+                _stop_workers(pool)  # asked twice: don't wait
+                raise
+            finally:
+                alive_w.close()
+                alive_r.close()
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    # The pool keeps its processes private until Python 3.14 (terminate_workers()).
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+
+
+# -- Dask distributed -----------------------------------------------------------------------
+def _run_on_dask(job: Job, b: int) -> Any:
+    return job(b)
+
+
+class _Dask:
+    def __init__(self, client: Any, workers: int):
+        self.client = client
+        self.workers = workers
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls, workers: int, scheduler: str | None) -> Iterator[_Dask]:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ScenarioError.one(
+                "--executor dask needs Dask distributed, which is not installed",
+                hint="pip install 'sim[dask]'",
+            ) from None
+        with contextlib.ExitStack() as stack:
+            if scheduler:
+                try:
+                    client = stack.enter_context(Client(scheduler, timeout="20s"))
+                except (OSError, TimeoutError) as exc:
+                    raise ScenarioError.one(
+                        f"cannot reach the Dask scheduler at {scheduler} ({exc})"
+                    ) from None
+                size = len(client.scheduler_info().get("workers", {})) or workers
+            else:
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
+                )
+                client = stack.enter_context(Client(cluster))
+                size = workers
+            yield cls(client, size)
+
+    def completed(self, job: Job, blocks: Iterable[int]) -> Finished:
+        from distributed import as_completed
+
+        # One copy of the job on every worker; tasks then carry only a block index.
+        shared = self.client.scatter(job, broadcast=True, hash=False)
+        todo = iter(blocks)
+        first = [b for _, b in zip(range(window(self.workers)), todo, strict=False)]
+        futures = {
+            self.client.submit(_run_on_dask, shared, b, pure=False): b for b in first
+        }
+        pending = as_completed(list(futures))
+        clean = False
+        try:
+            for future in pending:
+                b = futures.pop(future)
+                yield b, future.result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    new = self.client.submit(_run_on_dask, shared, nxt, pure=False)
+                    futures[new] = nxt
+                    pending.add(new)
+            clean = True
+        finally:
+            if not clean and futures:
+                self.client.cancel(list(futures))
