@@ -26,6 +26,7 @@ from rich.table import Table
 from sim import describe
 from sim.errors import ResultsError, ScenarioError
 from sim.executors import EXECUTORS
+from sim.guards import parse_size
 from sim.model import Model, load
 from sim.results import Results
 from sim.runner import DEFAULT_BLOCK, ENGINES, trace_run
@@ -246,6 +247,12 @@ def _precision(
     help="Add blocks until the 95% half-width of OUTCOME's mean is below REL of it "
     "(0.01 or 1%); repeatable; --runs is the cap.",
 )
+@click.option(
+    "--max-memory",
+    metavar="SIZE",
+    help="Run even if the study's memory estimate exceeds 3/4 of this machine's, up to "
+    "SIZE (e.g. 40GiB).",
+)
 @click.option("--force", is_flag=True, help="Replace a folder holding another scenario's results.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
@@ -267,6 +274,7 @@ def run_command(
     scheduler: str | None,
     resume: bool,
     precision: dict[str, float],
+    max_memory: str | None,
     force: bool,
     as_json: bool,
     progress: bool | None,
@@ -281,6 +289,7 @@ def run_command(
     """
     model = load(file)
     folder = out or Path("results") / model.name
+    memory_limit = parse_size(max_memory) if max_memory is not None else None
     show_bar = sys.stderr.isatty() if progress is None else progress
     try:
         with _progress_bar(show_bar and not as_json) as bar:
@@ -306,6 +315,7 @@ def run_command(
                 scheduler=scheduler,
                 resume=resume,
                 precision=precision,
+                max_memory=memory_limit,
             )
     except KeyboardInterrupt:
         again = _resume_command(file, model, folder, click.get_current_context().params)
@@ -332,6 +342,8 @@ def _resume_command(file: Path, model: Model, folder: Path, params: dict[str, An
         args += ["--executor", params["executor"]]
     if params["scheduler"]:
         args += ["--scheduler", params["scheduler"]]
+    if params["max_memory"]:
+        args += ["--max-memory", params["max_memory"]]
     return shlex.join([*args, "--resume"])
 
 

@@ -5,8 +5,8 @@ the series kept for bands and paths, the files written), and `check` refuses one
 not fit this machine, with the estimate and what to change. The memory limit can be raised
 (`--max-memory`: the user may know of swap or a quieter machine); the disk can't.
 
-After the first block: `check_block` turns "every run went non-finite" into one located error,
-since a model that fails in every run is a mistake in the model, not a result.
+After each block: `check_rows` turns "every run went non-finite" into one located error, since
+a model that fails in every run is a mistake in the model, not a result.
 
     >>> from sim.model import load
     >>> est = estimate(load("examples/bakery.yaml"), runs=1000, block_size=1000)
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
-from sim.engine.kernel import Block
 from sim.errors import Place, ScenarioError
 from sim.model import Model
 from sim.sampling import NOISE_CACHE, NOISE_CACHE_ITEM_BYTES, RANDOM_BLOCK
@@ -124,35 +124,39 @@ def check(est: Estimate, folder: Path | None, max_memory: int | None = None) -> 
             )
 
 
-def check_block(model: Model, block: Block, first_run: int) -> None:
-    """Refuse a model whose every run in `block` went non-finite, or an outcome that is
-    non-finite in every run: name the culprit and where it is defined."""
-    bad = block.bad_tick >= 0
-    if bad.size == 0:
+def check_rows(model: Model, rows: pa.Table) -> None:
+    """Refuse a model whose every run in a block's `rows` (runs.parquet's columns) went
+    non-finite, or an outcome non-finite in every one of them: name the culprit and where it
+    is defined. Some runs going non-finite is a result, counted and named in the summary."""
+    if rows.num_rows == 0:
         return
-    if not bad.all():
-        for o in model.outcomes:
-            values = block.outcomes[o.name]
-            if o.stat != "first" and not np.isfinite(values).any():  # first: NaN is "never"
-                raise ScenarioError.one(
-                    f"non-finite (NaN or infinite) in every run of runs {first_run}.."
-                    f"{first_run + bad.size - 1}",
-                    model.place.get(("outcomes", o.name, "of")),
-                    f"outcomes.{o.name}.of",
-                    hint="an outcome that is never a number says nothing; check its expression",
-                )
-        return
-    names, counts = np.unique(block.bad_name.astype(str), return_counts=True)
-    culprit = str(names[np.argmax(counts)])
-    tick = int(block.bad_tick[block.bad_name.astype(str) == culprit].min())
-    raise ScenarioError.one(
-        f"non-finite (NaN or infinite) in every run of runs {first_run}..{first_run + bad.size - 1}, "
-        f"first at tick {tick} ({model.date(tick)})",
-        place_of(model, culprit),
-        culprit,
-        hint="look for log or sqrt of something that reaches 0 or below, a division by "
-        "something that reaches 0, or a power that overflows",
-    )
+    first, last = rows.column("run")[0].as_py(), rows.column("run")[-1].as_py()
+    where = f"in every run of runs {first}..{last}"
+    status = rows.column("status").to_numpy(zero_copy_only=False)
+    if (status != "ok").all():
+        names = rows.column("bad_name").to_numpy(zero_copy_only=False).astype(str)
+        ticks = rows.column("bad_tick").to_numpy()
+        values, counts = np.unique(names, return_counts=True)
+        culprit = str(values[np.argmax(counts)])
+        tick = int(ticks[names == culprit].min())
+        raise ScenarioError.one(
+            f"non-finite (NaN or infinite) {where}, first at tick {tick} ({model.date(tick)})",
+            place_of(model, culprit),
+            culprit,
+            hint="look for log or sqrt of something that reaches 0 or below, a division by "
+            "something that reaches 0, or a power that overflows",
+        )
+    for o in model.outcomes:
+        if o.stat == "first":  # empty means "never", not a fault
+            continue
+        values = rows.column(o.name).to_numpy(zero_copy_only=False).astype(float)
+        if not np.isfinite(values).any():
+            raise ScenarioError.one(
+                f"non-finite (NaN or infinite) {where}",
+                model.place.get(("outcomes", o.name, "of")),
+                f"outcomes.{o.name}.of",
+                hint="an outcome that is never a number says nothing; check its expression",
+            )
 
 
 def place_of(model: Model, label: str) -> Place | None:

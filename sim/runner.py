@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sim import store
+from sim import guards, store
 from sim.distributions import describe as describe_dist
 from sim.engine.des import Run as DesRun
 from sim.engine.des import run_one
@@ -177,6 +177,7 @@ def run(
     scheduler: str | None = None,
     resume: bool = False,
     precision: Mapping[str, float] | None = None,
+    max_memory: int | None = None,
 ) -> Results:
     """Run a study of `model` and return its `Results`; with `out`, also write the folder.
 
@@ -185,7 +186,8 @@ def run(
     `executor="dask"` (a LocalCluster, or the cluster at `scheduler`); the results are the
     same bits either way. `resume=True` finishes an interrupted study in `out`. `precision`
     maps outcomes to a relative 95% half-width of their mean: blocks are added until every
-    target is met, with `runs` as the cap.
+    target is met, with `runs` as the cap. A study that would not fit this machine's memory
+    (or `max_memory` bytes) or the free disk is refused before it starts (`sim.guards`).
 
     >>> import sim
     >>> res = sim.run(sim.load("examples/bakery.yaml"), runs=100, seed=3)
@@ -206,6 +208,9 @@ def run(
         problems.append("resume needs the results folder (out) of the interrupted run")
     if problems:
         raise ScenarioError.one("; ".join(problems))
+    need = guards.estimate(model, p.runs, p.block_size, workers, p.kept, p.keep_paths)
+    # Without `out` the study still streams through a scratch folder.
+    guards.check(need, Path(out if out is not None else tempfile.gettempdir()), max_memory)
     study = _Study(p, progress, workers, executor, scheduler)
     if out is None:
         # The same streaming path through a scratch folder, then everything into memory.
@@ -216,7 +221,14 @@ def run(
     if not resume:
         store.check_target(folder, model.name, force)
     with store.lock(folder):
-        return study.run(folder, force, resume)
+        try:
+            return study.run(folder, force, resume)
+        except ScenarioError:
+            # A model that fails in every run is found after a block has landed: leave no
+            # folder that looks like the start of a study (unless it is one being resumed).
+            if not resume:
+                store.discard(folder)
+            raise
 
 
 def draw(p: Plan, start: int, stop: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -519,6 +531,7 @@ class _Study:
                         runs_part, series_part = store.part_paths(folder, b)
                         store.write_npz(result.series, series_part)
                         store.write_table(result.table, runs_part)  # last: the block is in
+                        guards.check_rows(m, result.table)
                         tally.add(b, _summarise(result.table, p.precision))
                         manifest["blocks_done"] = len(tally.summaries)
                         store.write_json(manifest, folder / store.MANIFEST)

@@ -240,5 +240,18 @@ def concat_parts(folder: Path, blocks: Iterable[int], path: Path) -> None:
                 writer.close()
 
 
+def discard(folder: Path) -> None:
+    """Remove what a failed, fresh run wrote to `folder` (and the folder, if that leaves it
+    empty), so no half-written results remain."""
+    for name in [MANIFEST, *DATA_FILES]:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+    shutil.rmtree(folder / "parts", ignore_errors=True)
+    clear_temporaries(folder)
+    with contextlib.suppress(OSError):
+        (folder / LOCK).unlink()
+        folder.rmdir()  # only if empty
+
+
 def finish_folder(folder: Path) -> None:
     shutil.rmtree(folder / "parts", ignore_errors=True)

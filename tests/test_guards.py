@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from sim.errors import ScenarioError
-from sim.guards import check, check_block, estimate, parse_size, size
+from sim.guards import check, check_rows, estimate, parse_size, size
 from sim.model import load
-from tests.helpers import BAKERY, bakery, kernel, write
+from sim.runner import run
+from tests.helpers import BAKERY, bakery, write
 
 BOOM = {
     "name": "boom",
@@ -62,21 +63,23 @@ def test_results_larger_than_the_free_disk_are_refused(tmp_path):
 
 def test_every_run_nonfinite_is_one_located_error(tmp_path):
     m = load(write(tmp_path, "boom.yaml", BOOM))
-    block = kernel(m, runs=5)
+    out = tmp_path / "res"
     with pytest.raises(ScenarioError) as err:
-        check_block(m, block, 0)
+        run(m, runs=5, out=out, workers=1)
     message = str(err.value)
     assert message.startswith(f"{tmp_path / 'boom.yaml'}:")
     assert "variables.boom: non-finite (NaN or infinite) in every run of runs 0..4" in message
     assert "first at tick 3 (2024-04)" in message
+    assert not out.exists()  # nothing half-written
 
 
 def test_some_runs_nonfinite_is_a_result_not_an_error(tmp_path):
     data = dict(BOOM, variables={"boom": "where(k > 1, 1 / (k - k), 1)"})
     m = load(write(tmp_path, "some.yaml", data))
-    block = kernel(m, runs=40)
-    assert 0 < np.sum(block.bad_tick >= 0) < 40
-    check_block(m, block, 0)
+    res = run(m, runs=40, workers=1)
+    status = res.runs.column("status").to_numpy(zero_copy_only=False)
+    assert 0 < np.sum(status != "ok") < 40
+    check_rows(m, res.runs)
 
 
 @pytest.mark.parametrize(
@@ -97,4 +100,20 @@ def test_an_outcome_nonfinite_in_every_run_is_one_located_error(tmp_path):
     data = dict(BOOM, variables={"boom": "1"}, outcomes={"x": {"of": "log(d - d)", "stat": "mean", "unit": "u"}})
     m = load(write(tmp_path, "out.yaml", data))
     with pytest.raises(ScenarioError, match=r"outcomes\.x\.of: non-finite .* in every run"):
-        check_block(m, kernel(m, runs=3), 0)
+        run(m, runs=3, workers=1)
+
+
+def test_sim_run_refuses_an_oversized_study_with_exit_2_and_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from sim.cli import cli
+
+    out = tmp_path / "res"
+    r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "100000", "--max-memory", "1MiB", "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert "this study needs about" in r.output and "limit you set (1.0 MiB)" in r.output
+    assert not out.exists()
+    r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", str(10**15), "--out", str(out)])
+    assert r.exit_code == 2 and "free" in r.output and not out.exists()
+    r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "200", "--max-memory", "2GiB", "--out", str(out)])
+    assert r.exit_code == 0, r.output
