@@ -134,7 +134,16 @@ class _Processes:
                 done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for future in sorted(done, key=running.__getitem__):
                     b = running.pop(future)
-                    yield b, future.result()
+                    try:
+                        result = future.result()
+                    except cf.process.BrokenProcessPool:
+                        raise ScenarioError.one(
+                            f"a worker process died while running block {b}",
+                            hint="out of memory (try a smaller --block-size or fewer "
+                            "--workers), killed, or a script that calls sim.run without "
+                            "`if __name__ == \"__main__\":` (workers import the script)",
+                        ) from None
+                    yield b, result
                     nxt = next(todo, None)
                     if nxt is not None:
                         running[pool.submit(_run_block, nxt)] = nxt

@@ -26,12 +26,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from sim.errors import ResultsError
@@ -185,10 +186,16 @@ def lock(folder: Path) -> Iterator[None]:
 
 
 def part_paths(folder: Path, block: int) -> tuple[Path, Path]:
+    """A block's rows (Arrow IPC: a scratch file, fast to write and read) and kept series."""
     return (
-        folder / "parts" / f"runs-{block:06d}.parquet",
+        folder / "parts" / f"runs-{block:06d}.arrow",
         folder / "parts" / f"series-{block:06d}.npz",
     )
+
+
+def write_part(table: pa.Table, path: Path) -> None:
+    with _atomic(path) as tmp:
+        feather.write_feather(table, tmp, compression="uncompressed")
 
 
 def finished_part(folder: Path, block: int, rows: int) -> bool:
@@ -197,7 +204,8 @@ def finished_part(folder: Path, block: int, rows: int) -> bool:
     if not (runs_part.is_file() and series_part.is_file()):
         return False
     try:
-        return bool(pq.read_metadata(runs_part).num_rows == rows)
+        with pa.memory_map(str(runs_part)) as source:
+            return bool(pa.ipc.open_file(source).read_all().num_rows == rows)
     except (OSError, pa.ArrowException):
         return False
 
@@ -213,7 +221,7 @@ def clear_temporaries(folder: Path) -> None:
 
 def read_part(folder: Path, block: int, columns: list[str] | None = None) -> pa.Table:
     try:
-        return pq.read_table(part_paths(folder, block)[0], columns=columns)
+        return feather.read_table(part_paths(folder, block)[0], columns=columns, memory_map=False)
     except (OSError, pa.ArrowException) as exc:
         raise ResultsError(f"{folder}: block {block} is damaged ({exc}); run again without --resume") from None
 
@@ -223,21 +231,37 @@ def read_series_part(folder: Path, block: int, name: str) -> np.ndarray:
         return np.asarray(npz[name])
 
 
-def concat_parts(folder: Path, blocks: Iterable[int], path: Path) -> None:
-    """Write the runs parts of `blocks`, in that order, as one Parquet file at `path`.
+class TableWriter:
+    """A Parquet file written a table at a time, appearing at `path` only when committed.
 
-    Streams one part at a time, so memory holds one block however many runs there are."""
-    with _atomic(path) as tmp:
-        writer: pq.ParquetWriter | None = None
-        try:
-            for b in blocks:
-                table = read_part(folder, b)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table.cast(writer.schema))
-        finally:
-            if writer is not None:
-                writer.close()
+    Memory holds the table being appended, never the file: how `runs.parquet` is built from
+    block parts, in run order, while later blocks are still running."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.writer: pq.ParquetWriter | None = None
+
+    def append(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+
+    def commit(self) -> None:
+        if self.writer is None:
+            raise ValueError("no table was appended")
+        self.writer.close()
+        self.writer = None
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
 
 
 def discard(folder: Path) -> None:

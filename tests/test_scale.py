@@ -63,7 +63,7 @@ def running(args: list[str]) -> Iterator[subprocess.Popen[str]]:
 
 def wait_for_parts(proc: subprocess.Popen[str], folder: Path, n: int) -> None:
     deadline = time.monotonic() + 60
-    while len(list((folder / "parts").glob("runs-*.parquet"))) < n:
+    while len(list((folder / "parts").glob("runs-*.arrow"))) < n:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no parts appeared"
         time.sleep(0.01)
