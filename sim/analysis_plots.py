@@ -27,9 +27,7 @@ from sim.compare import number
 from sim.lever import Sweep
 from sim.plots import COLORS, DPI, unit_label
 from sim.prim import Discovery
-from sim.sobol import Sensitivity
-
-TOP = 15  # parameters shown per outcome in the sensitivity chart
+from sim.sobol import TOP, Sensitivity
 
 
 def sensitivity_figure(res: Sensitivity, top: int = TOP) -> Figure:

@@ -16,18 +16,17 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from sim import analyses, analysis_plots
+from sim import analyses
 from sim.compare import number
 from sim.errors import ScenarioError
 from sim.lever import STATS, Sweep
 from sim.lever import sweep as run_sweep
 from sim.model import load
-from sim.plots import png_bytes
 from sim.prim import ALPHA, MIN_COVERAGE, MIN_MASS, PRUNE, Discovery
 from sim.prim import discover as run_discover
 from sim.results import Results
 from sim.sampling import SAMPLERS
-from sim.sobol import DEFAULT_RESAMPLES, DEFAULT_RUNS, Sensitivity, sensitivity
+from sim.sobol import DEFAULT_RESAMPLES, DEFAULT_RUNS, TOP, Sensitivity, sensitivity
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
 _out = click.option(
@@ -68,7 +67,7 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
 @click.option(
     "--top",
     type=int,
-    default=analysis_plots.TOP,
+    default=TOP,
     show_default=True,
     help="Parameters to list and plot per outcome (all are in the table file).",
 )
@@ -110,7 +109,9 @@ def sensitivity_command(
         res = sensitivity(model, outcomes, runs=runs, seed=seed, resamples=resamples, progress=tick)
     wall = time.perf_counter() - clock
     folder = out or analyses.default_folder(res)
-    png = png_bytes(analysis_plots.sensitivity_figure(res, top))
+    from sim.analysis_plots import sensitivity_figure
+
+    png = _png(sensitivity_figure(res, top))
     analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force)
     if as_json:
         _echo_json(
@@ -202,7 +203,9 @@ def sweep_command(
         )
     wall = time.perf_counter() - clock
     folder = out or analyses.default_folder(res)
-    png = png_bytes(analysis_plots.sweep_figure(res))
+    from sim.analysis_plots import sweep_figure
+
+    png = _png(sweep_figure(res))
     analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force)
     if as_json:
         _echo_json(
@@ -317,7 +320,9 @@ def discover_command(
     )
     wall = time.perf_counter() - clock
     folder = out or analyses.default_folder(res)
-    png = png_bytes(analysis_plots.discover_figure(res))
+    from sim.analysis_plots import discover_figure
+
+    png = _png(discover_figure(res))
     analyses.save(res, folder, png, wall_seconds=wall, force=force)
     if as_json:
         _echo_json(
@@ -463,6 +468,13 @@ class _bar:
 
     def __exit__(self, *exc: Any) -> None:
         self.context.__exit__(*exc)
+
+
+def _png(figure: Any) -> bytes:
+    # Figures are imported in the commands: matplotlib loads only when one is drawn.
+    from sim.plots import png_bytes
+
+    return png_bytes(figure)
 
 
 def _console() -> Console:

@@ -13,8 +13,7 @@ from typing import Any
 
 from sim.analyses import Saved
 from sim.compare import number
-
-TOP = 15  # parameters listed per outcome in a sensitivity section
+from sim.sobol import TOP
 
 
 def section(saved: Saved, figure: bool = True) -> str:

@@ -43,6 +43,7 @@ from sim.schema import Fixed
 
 DEFAULT_RUNS = 1024
 DEFAULT_RESAMPLES = 1000
+TOP = 15  # parameters listed and drawn per outcome by the CLI, figure and report
 EVAL_BLOCK = 8192  # runs per kernel call: bounds memory, whatever N·(d+2) is
 
 Progress = Callable[[int, int], None]
