@@ -8,7 +8,7 @@ Peak RSS is the largest sum, sampled every 50 ms, over the process and all its d
 (workers included); the parent's own peak is printed beside it.
 
     python benchmarks/scale.py [scenarios/war_ends.yaml] [--sizes 10000,100000,1000000]
-                               [--compare-runs 200000] [--no-dask]
+                               [--compare-runs 200000] [--repeat 3] [--no-dask]
 """
 
 from __future__ import annotations
@@ -87,6 +87,28 @@ def measure(scenario: str, runs: int, workers: int, executor: str, block: int) -
     }
 
 
+def step_only(scenario: str, blocks: int, block: int) -> float:
+    """Seconds to draw and step `blocks` blocks in this process, writing nothing."""
+    import sim
+    from sim.runner import BlockJob, plan
+
+    job = BlockJob(plan(sim.load(scenario), runs=(blocks + 1) * block, seed=1, block_size=block))
+    job(blocks)  # warm: compile, caches
+    t0 = time.perf_counter()
+    for b in range(blocks):
+        job(b)
+    return time.perf_counter() - t0
+
+
+def ceiling(scenario: str, block: int, blocks: int = 8) -> tuple[float, float]:
+    """Seconds for one process stepping alone, and for two stepping at once (mean)."""
+    cmd = [sys.executable, __file__, scenario, "--step", f"{blocks},{block}"]
+    alone = float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    together = [float(p.communicate()[0]) for p in procs]
+    return alone, sum(together) / 2
+
+
 def run_one(
     scenario: str, runs: int, workers: int, block: int, executor: str = "processes"
 ) -> dict[str, Any]:
@@ -103,7 +125,7 @@ def show(label: str, m: dict[str, Any]) -> None:
     print(
         f"{label:<34} {m['wall']:7.1f} s  {m['runs_per_s']:9,.0f} runs/s  "
         f"peak RSS {m['peak_tree'] / GIB:5.2f} GiB (parent {m['peak_parent'] / GIB:4.2f})  "
-        f"runs.parquet {m['runs_parquet'] / 2**20:,.0f} MiB"
+        f"runs.parquet {m['runs_parquet'] / 2**20:,.0f} MiB  load {os.getloadavg()[0]:.1f}"
     )
 
 
@@ -113,9 +135,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--compare-runs", type=int, default=200_000)
     parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each 200k figure")
     parser.add_argument("--no-dask", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # runs,workers,executor,block
+    parser.add_argument("--step", help=argparse.SUPPRESS)  # blocks,block: stepping only
     args = parser.parse_args()
+    if args.step:
+        blocks, size = args.step.split(",")
+        print(step_only(args.scenario, int(blocks), int(size)))
+        return
     if args.one:
         runs, workers, executor, block = args.one.split(",")
         print(json.dumps(measure(args.scenario, int(runs), int(workers), executor, int(block))))
@@ -141,26 +169,44 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f}")
 
     print(f"\nruns/s and peak memory, {cores} workers (the default):")
+    by_size = {}
     for runs in (int(s) for s in args.sizes.split(",")):
-        m = run_one(args.scenario, runs, cores, block)
+        by_size[runs] = m = run_one(args.scenario, runs, cores, block)
         show(f"{runs:>9,} runs", m)
         if runs >= 1_000_000:
             verdict = "met" if m["peak_tree"] < 1.5 * GIB else "NOT met"
             print(f"{'':34} target: peak RSS < 1.5 GiB at 1M runs: {verdict}  (bands: {m['bands']})")
 
-    n = args.compare_runs
-    print(f"\nspeedup at {n:,} runs:")
-    one = run_one(args.scenario, n, 1, block)
-    two = run_one(args.scenario, n, 2, block)
-    show("1 worker (serial)", one)
-    show("2 workers (process pool)", two)
-    speedup = one["wall"] / two["wall"]
-    print(f"{'':34} 2 workers / 1: {speedup:.2f}x (target >= 1.6x)")
+    biggest = max(by_size)
+    print(f"\nspeedup of 2 workers over 1 at {biggest:,} runs:")
+    serial = run_one(args.scenario, biggest, 1, block)
+    show("1 worker (serial)", serial)
+    two_big = by_size[biggest] if cores == 2 else run_one(args.scenario, biggest, 2, block)
+    show("2 workers (process pool)", two_big)
+    print(f"{'':34} 2 workers / 1: {serial['wall'] / two_big['wall']:.2f}x (target >= 1.6x)")
+    alone, together = ceiling(args.scenario, block)
+    print(
+        f"{'':34} ceiling: 8 blocks stepped alone {alone:.2f} s, two processes at once "
+        f"{together:.2f} s each: at most {2 * alone / together:.2f}x from 2 processes"
+    )
 
+    n = args.compare_runs
+    print(f"\nat {n:,} runs, median of {args.repeat}:")
+    kinds = [("1 worker (serial)", 1, "processes"), ("2 workers (process pool)", 2, "processes")]
     if not args.no_dask:
-        dask = run_one(args.scenario, n, 2, block, "dask")
-        show("Dask LocalCluster, 2 workers", dask)
-        ratio = dask["runs_per_s"] / two["runs_per_s"]
+        kinds.append(("Dask LocalCluster, 2 workers", 2, "dask"))
+    med = {}
+    for label, workers, executor in kinds:
+        ms = sorted(
+            (run_one(args.scenario, n, workers, block, executor) for _ in range(args.repeat)),
+            key=lambda m: m["wall"],
+        )
+        med[label] = ms[len(ms) // 2]
+        show(label, med[label])
+    one, two = med["1 worker (serial)"], med["2 workers (process pool)"]
+    print(f"{'':34} 2 workers / 1: {one['wall'] / two['wall']:.2f}x (start-up included)")
+    if not args.no_dask:
+        ratio = med["Dask LocalCluster, 2 workers"]["runs_per_s"] / two["runs_per_s"]
         print(f"{'':34} Dask / process pool: {ratio:.2f} (target >= 0.75)")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 

@@ -219,7 +219,7 @@ def _precision(
     "-w",
     type=int,
     help="Blocks run at once in worker processes; 1 = serial [default: all cores, "
-    "or 1 for at most 8192 runs].",
+    "when the first block shows the study will take more than a few seconds].",
 )
 @click.option(
     "--executor",

@@ -24,7 +24,7 @@ import platform
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -48,6 +48,7 @@ from sim.schema import Fixed
 ENGINES = ("kernel", "des")
 DEFAULT_BLOCK = 8192
 BAND_BUDGET_BYTES = 256 * 2**20  # recorded values kept for exact bands; beyond, a subsample
+AUTO_POOL_SECONDS = 3.0  # serial time left above which an unset --workers starts a pool
 Z95 = 1.959963984540054  # two-sided 95% normal quantile, for precision half-widths
 
 Progress = Callable[[int, int], None]
@@ -181,8 +182,8 @@ def run(
 ) -> Results:
     """Run a study of `model` and return its `Results`; with `out`, also write the folder.
 
-    `workers` (default: every core, or 1 for studies of at most `DEFAULT_BLOCK` runs) run
-    blocks in a local process pool, or on Dask with
+    `workers` (default: every core, once the first block shows the study is long enough to
+    repay a pool's start-up; 1 = serial) run blocks in a local process pool, or on Dask with
     `executor="dask"` (a LocalCluster, or the cluster at `scheduler`); the results are the
     same bits either way. `resume=True` finishes an interrupted study in `out`. `precision`
     maps outcomes to a relative 95% half-width of their mean: blocks are added until every
@@ -195,8 +196,8 @@ def run(
     100
     """
     p = plan(model, runs, seed, sampler, engine, block_size, keep_paths, precision)
-    if workers is None:  # a pool's start-up (about a second) would outweigh a small study
-        workers = default_workers() if p.runs > DEFAULT_BLOCK or executor == "dask" else 1
+    auto = workers is None
+    workers = default_workers() if workers is None else workers
     problems = []
     if workers < 1:
         problems.append(f"--workers must be at least 1 (got {workers})")
@@ -211,7 +212,7 @@ def run(
     need = guards.estimate(model, p.runs, p.block_size, workers, p.kept, p.keep_paths)
     # Without `out` the study still streams through a scratch folder.
     guards.check(need, Path(out if out is not None else tempfile.gettempdir()), max_memory)
-    study = _Study(p, progress, workers, executor, scheduler)
+    study = _Study(p, progress, workers, executor, scheduler, auto)
     if out is None:
         # The same streaming path through a scratch folder, then everything into memory.
         with tempfile.TemporaryDirectory(prefix="sim-") as tmp:
@@ -532,11 +533,18 @@ class _Output:
 
 class _Study:
     def __init__(
-        self, p: Plan, progress: Progress | None, workers: int, executor: str, scheduler: str | None
+        self,
+        p: Plan,
+        progress: Progress | None,
+        workers: int,
+        executor: str,
+        scheduler: str | None,
+        auto: bool = False,
     ):
         self.p = p
         self.progress = progress
         self.workers = workers
+        self.auto = auto
         self.executor = executor
         self.scheduler = scheduler
 
@@ -564,17 +572,16 @@ class _Study:
             self.progress(tally.runs_done, p.runs)
 
         todo = [b for b in range(p.n_blocks) if b not in tally.summaries]
-        kind = self.executor
-        if kind == "processes" and min(self.workers, len(todo)) <= 1:
-            kind = "serial"
-        manifest["executor"] = {"kind": kind, "workers": 1 if kind == "serial" else self.workers}
         output = _Output(p, folder)
         try:
             output.advance(tally)
-            if tally.stop is None:
+            for kind, blocks in self.phases(todo):
+                if tally.stop is not None:
+                    break
+                manifest["executor"] = {"kind": kind, "workers": 1}
                 with open_executor(kind, self.workers, self.scheduler) as ex:
                     manifest["executor"]["workers"] = ex.workers
-                    finished = ex.completed(BlockJob(p), todo)
+                    finished = ex.completed(BlockJob(p), blocks)
                     try:
                         for b, result in finished:
                             runs_part, series_part = store.part_paths(folder, b)
@@ -592,10 +599,26 @@ class _Study:
                                 break
                     finally:
                         finished.close()  # cancels blocks past a precision stop, or on Ctrl-C
+            manifest.setdefault("executor", {"kind": "serial", "workers": 1})
             assert tally.stop is not None
             return self.finish(folder, manifest, tally, output, clock)
         finally:
             output.abort()  # a no-op once runs.parquet is committed
+
+    def phases(self, todo: list[int]) -> Iterator[tuple[str, list[int]]]:
+        """(executor kind, blocks) in turn. Left to choose (`workers=None`), the study runs
+        its first block here and starts a pool only if the rest would take a while."""
+        kind = self.executor
+        if kind == "processes" and min(self.workers, len(todo)) <= 1:
+            kind = "serial"
+        if not (self.auto and kind == "processes"):
+            yield kind, todo
+            return
+        clock = time.perf_counter()
+        yield "serial", todo[:1]
+        rest = todo[1:]
+        alone = (time.perf_counter() - clock) * len(rest)
+        yield ("processes" if alone > AUTO_POOL_SECONDS else "serial"), rest
 
     def resumable(self, folder: Path) -> dict[str, Any]:
         """The interrupted study's manifest, if it is this study; else a ResultsError."""

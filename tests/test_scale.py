@@ -97,6 +97,11 @@ def test_many_blocks_stream_into_one_file_in_run_order(tmp_path):
     assert not (tmp_path / "small" / "parts").exists()
 
 
+def test_left_to_choose_a_quick_study_stays_in_this_process(tmp_path):
+    res = sim.run(bakery(), runs=3000, seed=9, block_size=500, out=tmp_path / "auto")
+    assert res.manifest["executor"] == {"kind": "serial", "workers": 1}
+
+
 def test_bands_beyond_the_budget_are_a_stated_subsample(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "BAND_BUDGET_BYTES", 8 * 36 * 3 * 1000)  # 1000 runs of bakery
     res = sim.run(bakery(), runs=2500, seed=1, block_size=700, out=tmp_path / "a", workers=2)
