@@ -208,6 +208,10 @@ def main() -> None:
     if not args.no_dask:
         ratio = med["Dask LocalCluster, 2 workers"]["runs_per_s"] / two["runs_per_s"]
         print(f"{'':34} Dask / process pool: {ratio:.2f} (target >= 0.75)")
+        dask_big = run_one(args.scenario, biggest, 2, block, "dask")
+        show(f"Dask LocalCluster at {biggest:,} runs", dask_big)
+        ratio = dask_big["runs_per_s"] / two_big["runs_per_s"]
+        print(f"{'':34} Dask / process pool at {biggest:,} runs: {ratio:.2f}")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
