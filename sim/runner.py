@@ -555,6 +555,7 @@ class _Study:
         if resume:
             manifest = self.resumable(folder)
             if manifest.get("complete"):
+                store.finish_folder(folder)  # killed between completing and tidying up
                 return Results.load(folder)
             store.clear_temporaries(folder)
             (folder / "parts").mkdir(exist_ok=True)
