@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import platform
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,7 @@ def save(
         "settings": result.settings(),
         "files": written,
         "sha256": {name: store.sha256_file(folder / name) for name in written},
-        "versions": versions(),
+        "versions": store.versions(),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 3),
@@ -170,16 +169,6 @@ def load(folder: str | Path) -> Saved:
     if f"{kind}.parquet" not in read:
         raise ResultsError(f"{folder}: {kind}.parquet is missing")
     return Saved(folder, manifest, read, png)
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for package in ("sim", "numpy", "scipy", "pyarrow", "matplotlib"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            out[package] = "unknown"
-    return out
 
 
 # -- helpers ------------------------------------------------------------------------------

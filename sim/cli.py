@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from sim import describe
+from sim.compare import number
 from sim.errors import ResultsError, ScenarioError
 from sim.executors import EXECUTORS
 from sim.guards import parse_size
@@ -137,17 +138,6 @@ def show(file: Path, fmt: str) -> None:
         click.echo(describe.as_yaml(model), nl=False)
     else:
         click.echo(describe.as_dot(model), nl=False)
-
-
-def _fmt(x: float | None) -> str:
-    """A number for a table: 3 significant figures, thousands as k/M/bn."""
-    if x is None or not np.isfinite(x):
-        return "–"
-    a = abs(x)
-    for scale, suffix in ((1e12, "tn"), (1e9, "bn"), (1e6, "M"), (1e3, "k")):
-        if a >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:.3g}"
 
 
 def _progress_bar(enabled: bool) -> Any:
@@ -384,11 +374,11 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
         name = row.name + (f" ({row.empty} never)" if row.empty else "")
         table.add_row(
             name,
-            _fmt(row.mean),
-            _fmt(row.p05),
-            _fmt(row.p50),
-            _fmt(row.p95),
-            _fmt(row.mcse),
+            number(row.mean),
+            number(row.p05),
+            number(row.p50),
+            number(row.p95),
+            number(row.mcse),
             row.unit,
         )
     console = _out_console()
@@ -467,7 +457,7 @@ def trace(
     )
     if story.parameters:
         console.print(
-            "drawn: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in story.parameters.items())
+            "drawn: " + ", ".join(f"{k} = {number(v)}" for k, v in story.parameters.items())
         )
     quiet = set() if everything else {"ship", "arrive"}
     last = None
@@ -482,13 +472,13 @@ def trace(
         )
         last = date
         amount = (
-            f" {_fmt(entry.amount)}" if entry.amount is not None and entry.kind != "ration" else ""
+            f" {number(entry.amount)}" if entry.amount is not None and entry.kind != "ration" else ""
         )
         console.print(f"{head}  {entry.kind:<8} {entry.name}{amount} {entry.detail}".rstrip())
     console.print(
         "outcomes: "
         + ", ".join(
-            f"{o.name} = {_fmt(story.run.outcomes[o.name])} {o.unit}" for o in model.outcomes
+            f"{o.name} = {number(story.run.outcomes[o.name])} {o.unit}" for o in model.outcomes
         )
     )
 

@@ -26,7 +26,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -716,7 +715,7 @@ class _Study:
             "record": [name for name, _ in m.record],
             "bands": _band_method(p.kept, p.runs),
             "keep_paths": p.keep_paths,
-            "versions": _versions(),
+            "versions": store.versions(),
             "machine": {"python": platform.python_version(), "platform": platform.platform()},
             "started": started.isoformat(timespec="seconds"),
         }
@@ -804,11 +803,3 @@ def _paths(m: Model, k: int, series: SeriesOf) -> pa.Table:
     return pa.table(columns)
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for package in ("sim", "numpy", "scipy", "simpy", "pyarrow", "pydantic"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            out[package] = "unknown"
-    return out

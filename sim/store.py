@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,17 @@ try:  # POSIX; elsewhere the folder is not locked
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
+
+
+def versions() -> dict[str, str]:
+    """Versions of sim and the libraries whose behaviour its results depend on."""
+    out = {}
+    for package in ("sim", "numpy", "scipy", "simpy", "pyarrow", "pydantic", "matplotlib"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[package] = "unknown"
+    return out
 
 
 def sha256_file(path: Path) -> str:
