@@ -28,7 +28,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from sim.distributions import lognormal_mu_sigma, ppf
-from sim.schema import Distribution, Fixed, Lognormal, Normal
+from sim.schema import Distribution, Fixed, Lognormal
 
 RANDOM_BLOCK = 4096
 SAMPLERS = ("mc", "lhs", "sobol")
@@ -107,13 +107,6 @@ def parameter_draws(
     return out
 
 
-def _normal_noise(spec: Distribution) -> bool:
-    """Whether a noise spec is drawn from standard normals (faster than ndtri of uniforms)."""
-    return isinstance(spec, Lognormal) or (
-        isinstance(spec, Normal) and spec.low is None and spec.high is None
-    )
-
-
 def _noise_block(seed: int, rblock: int, ticks: int, name: str, normal: bool) -> np.ndarray:
     """A random block's raw noise for one flow: (ticks, RANDOM_BLOCK) standard normals or
     uniforms, tick-major. Always the whole random block, so a run's path (its column) is the
@@ -152,14 +145,14 @@ def noise_draws(
 ) -> dict[str, np.ndarray]:
     """Each noisy flow's multipliers for runs [start, stop), shaped (ticks, runs): plain MC.
 
-    Lognormal and (untruncated) normal noise are drawn as standard normals and scaled, which
-    is the same distribution as their inverse CDF of uniforms at a fraction of the cost (a
-    model's noise is ticks x runs values per flow); other noise maps uniforms through the
-    inverse CDF, as parameters do.
+    Lognormal noise is drawn as standard normals, scaled and exponentiated: the same
+    distribution as its inverse CDF of uniforms at a fraction of the cost (a model's noise is
+    ticks x runs values per flow). Other noise (never below zero: the schema sees to that)
+    maps uniforms through the inverse CDF, as parameters do.
     """
     out: dict[str, np.ndarray] = {}
     for name, spec in noises.items():
-        normal = _normal_noise(spec)
+        normal = isinstance(spec, Lognormal)
         values = np.empty((ticks, stop - start))
         at = 0
         for b, _, lo, hi in _block_sizes(runs, start, stop):
@@ -171,10 +164,6 @@ def noise_draws(
             values *= sigma
             values += mu
             np.exp(values, out=values)
-        elif normal:
-            assert isinstance(spec, Normal)
-            values *= spec.sd
-            values += spec.mean
         else:
             values = ppf(spec, values)
         out[name] = values

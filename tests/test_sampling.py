@@ -99,7 +99,7 @@ def test_beta_family_inverse_cdf_is_within_its_stated_resolution(spec):
     np.testing.assert_allclose(frozen(dist).cdf(x), u, rtol=0, atol=2 * U_RESOLUTION)
 
 
-NOISES = {k: SPECS[k] for k in ("lognormal", "lognormal_mu", "normal", "pert", "tnormal")}
+NOISES = {k: SPECS[k] for k in ("lognormal", "lognormal_mu", "pert", "tnormal", "beta")}
 
 
 def test_noise_follows_its_distribution_in_every_tick_and_run():

@@ -77,6 +77,8 @@ def scenarios(draw: st.DrawFn, max_units: int = 3) -> dict[str, Any]:
                         {"dist": "lognormal", "median": 1, "p95": 1.4},
                         {"dist": "uniform", "low": 0, "high": 2},
                         {"dist": "triangular", "low": 0.5, "mode": 1, "high": 1.2},
+                        {"dist": "pert", "low": 0.7, "mode": 1, "high": 1.5},
+                        {"dist": "normal", "mean": 1, "sd": 0.2, "low": 0},
                     ]
                 )
             )
