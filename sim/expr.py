@@ -60,6 +60,16 @@ def _reduce(op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
     return apply
 
 
+def _where(c: Any, a: Any, b: Any) -> Any:
+    if np.ndim(c) == 0:
+        # A condition on the calendar alone (or any condition in the SimPy engine): pick a
+        # branch rather than fill an array with it. A picked array is copied, so it never
+        # aliases a stock's row.
+        picked = a if c else b
+        return np.array(picked) if isinstance(picked, np.ndarray) else picked
+    return np.where(c, a, b)
+
+
 # What generated code may call: numpy ufuncs only, the same on arrays and on scalars.
 _RUNTIME: dict[str, Any] = {
     "__builtins__": {},
@@ -83,7 +93,7 @@ _RUNTIME: dict[str, Any] = {
     "_sqrt": np.sqrt,
     "_sin": np.sin,
     "_cos": np.cos,
-    "_where": lambda c, a, b: np.asarray(np.where(c, a, b))[()],
+    "_where": lambda c, a, b: _where(c, a, b),
     "_interp": np.interp,
 }
 

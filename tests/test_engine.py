@@ -197,3 +197,18 @@ def test_kernel_keeps_series_of_the_leading_runs_only_when_asked():
         assert none.series[name].shape == (model.ticks, 0)
     for name, values in full.outcomes.items():  # outcomes never depend on what is kept
         np.testing.assert_array_equal(values, none.outcomes[name])
+
+
+def test_a_variable_picking_a_stock_by_a_calendar_condition_keeps_its_start_of_tick_value():
+    # where() with a condition on the calendar picks a branch instead of filling an array;
+    # the stock's row it picks must be copied, or the variable would follow the transfer.
+    m = scenario(
+        months=6,
+        stocks={"s": {"unit": "u", "initial": 10}, "d": {"unit": "u"}},
+        variables={"v": "where(t >= 0, s, 0)"},
+        flows={"f": {"from": "s", "to": "d", "rate": 1}},
+        outcomes={"seen": {"of": "v", "stat": "final"}, "left": {"of": "s", "stat": "final"}},
+    )
+    out = both(m)
+    np.testing.assert_array_equal(out["seen"], [5.0, 5.0, 5.0])  # s at the start of tick 5
+    np.testing.assert_array_equal(out["left"], [4.0, 4.0, 4.0])

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ScenarioError
+from sim.expr import Expr
 from sim.model import Model
 
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
@@ -126,6 +127,10 @@ class _Kernel:
             ns[f"cum.{f.name}"] = self.C[f.index]
             ns[f"transit.{f.name}"] = self.TR[f.index]
         self.ns = ns
+        # Cumulative amounts are kept only for the flows some expression reads as cum.NAME:
+        # adding up all of them every tick is work nobody looks at.
+        cums = {n for e in _expressions(model) for n in e.names if n.startswith("cum.")}
+        self.cum_rows = [f.index for f in model.flows if f"cum.{f.name}" in cums]
         # Event times, from the parameters as sampled (before any event scales them).
         self.fire: list[Any] = []
         for e in model.events:
@@ -206,7 +211,8 @@ class _Kernel:
                     slot[:] = A[f.index]
                     TR[f.index] += A[f.index]
             # 6. record: this tick's amounts, then outcomes and series on the new state
-            C += A
+            for i in self.cum_rows:
+                C[i] += A[i]
             acc.update(t, ns)
             for name, expr in record:
                 series[name][t] = np.broadcast_to(expr(ns), (n,))[:keep]
@@ -220,6 +226,15 @@ class _Kernel:
             if observer is not None:
                 observer(t, S, TR)
         return Block(acc.result(), series, bad_tick, bad_name)
+
+
+def _expressions(m: Model) -> list[Expr]:
+    """Every expression a model evaluates while it steps."""
+    out = [f.rate for f in m.flows] + [e for _, e in m.variables]
+    out += [o.expr for o in m.outcomes] + [e for _, e in m.record]
+    for ev in m.events:
+        out += [e for _, e in ev.sets] + [e for _, e in ev.scales]
+    return out
 
 
 def _block_size(noise: Mapping[str, np.ndarray]) -> int:
