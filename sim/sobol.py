@@ -175,7 +175,11 @@ def sensitivity(
     check_outcomes(model, names)
     problems = []
     if runs < 8 or runs & (runs - 1):
-        problems.append(f"--runs must be a power of 2, at least 8 (got {runs})")
+        near = sorted({max(8, 2 ** max(0, runs.bit_length() - 1)), max(8, 2 ** runs.bit_length())})
+        problems.append(
+            f"--runs must be a power of 2, at least 8 (got {runs}); "
+            f"try {' or '.join(f'{n:,}'.replace(',', '') for n in near)}"
+        )
     if not 0 < confidence < 1:
         problems.append(f"confidence must be between 0 and 1 (got {confidence})")
     if resamples < 100:
