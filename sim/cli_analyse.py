@@ -108,21 +108,11 @@ def sensitivity_command(
     with _bar(progress, as_json, f"{model.name}: sensitivity") as tick:
         res = sensitivity(model, outcomes, runs=runs, seed=seed, resamples=resamples, progress=tick)
     wall = time.perf_counter() - clock
-    folder = out or analyses.default_folder(res)
     from sim.analysis_plots import sensitivity_figure
 
-    png = _png(sensitivity_figure(res, top))
-    analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force)
+    folder = _save(res, _png(sensitivity_figure(res, top)), out, force, wall, model)
     if as_json:
-        _echo_json(
-            {
-                "kind": res.kind,
-                "scenario": res.scenario,
-                "folder": str(folder),
-                "settings": res.settings(),
-                "indices": res.table().to_pylist(),
-            }
-        )
+        _echo_result(res, folder, "indices")
         return
     console = _console()
     for outcome in res.outcomes:
@@ -202,21 +192,11 @@ def sweep_command(
             progress=tick,
         )
     wall = time.perf_counter() - clock
-    folder = out or analyses.default_folder(res)
     from sim.analysis_plots import sweep_figure
 
-    png = _png(sweep_figure(res))
-    analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force)
+    folder = _save(res, _png(sweep_figure(res)), out, force, wall, model)
     if as_json:
-        _echo_json(
-            {
-                "kind": res.kind,
-                "scenario": res.scenario,
-                "folder": str(folder),
-                "settings": res.settings(),
-                "rows": res.table().to_pylist(),
-            }
-        )
+        _echo_result(res, folder, "rows")
         return
     console = _console()
     for name in res.outcomes:
@@ -319,21 +299,11 @@ def discover_command(
         boxes=boxes,
     )
     wall = time.perf_counter() - clock
-    folder = out or analyses.default_folder(res)
     from sim.analysis_plots import discover_figure
 
-    png = _png(discover_figure(res))
-    analyses.save(res, folder, png, wall_seconds=wall, force=force)
+    folder = _save(res, _png(discover_figure(res)), out, force, wall, None)
     if as_json:
-        _echo_json(
-            {
-                "kind": res.kind,
-                "scenario": res.scenario,
-                "folder": str(folder),
-                "settings": res.settings(),
-                "boxes": res.table().to_pylist(),
-            }
-        )
+        _echo_result(res, folder, "boxes")
         return
     console = _console()
     console.print(
@@ -468,6 +438,26 @@ class _bar:
 
     def __exit__(self, *exc: Any) -> None:
         self.context.__exit__(*exc)
+
+
+def _save(res: Any, png: bytes, out: Path | None, force: bool, wall: float, model: Any) -> Path:
+    """Write an analysis folder (default: named after the analysis); return where."""
+    folder = out or analyses.default_folder(res)
+    analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force)
+    return Path(folder)
+
+
+def _echo_result(res: Any, folder: Path, key: str) -> None:
+    """An analysis as JSON for scripts: what, where, its settings, and its rows under `key`."""
+    _echo_json(
+        {
+            "kind": res.kind,
+            "scenario": res.scenario,
+            "folder": str(folder),
+            "settings": res.settings(),
+            key: res.table().to_pylist(),
+        }
+    )
 
 
 def _png(figure: Any) -> bytes:
