@@ -121,24 +121,9 @@ class Discovery:
 
     def table(self) -> pa.Table:
         """A row per box and restriction: the box's figures and the parameter's range."""
-        columns: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "box",
-                "coverage",
-                "density",
-                "mass",
-                "parameter",
-                "unit",
-                "low",
-                "high",
-                "full_low",
-                "full_high",
-                "density_without",
-                "coverage_without",
-                "qp",
-            )
-        }
+        limits = ("low", "high", "full_low", "full_high", "density_without", "coverage_without", "qp")
+        heads = ("box", "coverage", "density", "mass", "parameter", "unit")
+        columns: dict[str, list[Any]] = {k: [] for k in (*heads, *limits)}
         for box in self.boxes:
             for r in box.restrictions or (None,):
                 columns["box"].append(box.number)
@@ -147,15 +132,7 @@ class Discovery:
                 columns["mass"].append(box.mass)
                 columns["parameter"].append(r.parameter if r else "")
                 columns["unit"].append(self.units.get(r.parameter, "") if r else "")
-                for key in (
-                    "low",
-                    "high",
-                    "full_low",
-                    "full_high",
-                    "density_without",
-                    "coverage_without",
-                    "qp",
-                ):
+                for key in limits:
                     columns[key].append(getattr(r, key) if r else math.nan)
         return pa.table(columns)
 
