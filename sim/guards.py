@@ -5,8 +5,8 @@ the series kept for bands and paths, the files written), and `check` refuses one
 not fit this machine, with the estimate and what to change. The memory limit can be raised
 (`--max-memory`: the user may know of swap or a quieter machine); the disk can't.
 
-After each block: `check_rows` turns "every run went non-finite" into one located error, since
-a model that fails in every run is a mistake in the model, not a result.
+As blocks land: `Health` turns "every run went non-finite" into one located error, since a
+model that fails in every run is a mistake in the model, not a result.
 
     >>> from sim.model import load
     >>> est = estimate(load("examples/bakery.yaml"), runs=1000, block_size=1000)
@@ -124,39 +124,68 @@ def check(est: Estimate, folder: Path | None, max_memory: int | None = None) -> 
             )
 
 
-def check_rows(model: Model, rows: pa.Table) -> None:
-    """Refuse a model whose every run in a block's `rows` (runs.parquet's columns) went
-    non-finite, or an outcome non-finite in every one of them: name the culprit and where it
-    is defined. Some runs going non-finite is a result, counted and named in the summary."""
-    if rows.num_rows == 0:
-        return
-    first, last = rows.column("run")[0].as_py(), rows.column("run")[-1].as_py()
-    where = f"in every run of runs {first}..{last}"
-    status = rows.column("status").to_numpy(zero_copy_only=False)
-    if (status != "ok").all():
-        names = rows.column("bad_name").to_numpy(zero_copy_only=False).astype(str)
-        ticks = rows.column("bad_tick").to_numpy()
-        values, counts = np.unique(names, return_counts=True)
-        culprit = str(values[np.argmax(counts)])
-        tick = int(ticks[names == culprit].min())
-        raise ScenarioError.one(
-            f"non-finite (NaN or infinite) {where}, first at tick {tick} ({model.date(tick)})",
-            place_of(model, culprit),
-            culprit,
-            hint="look for log or sqrt of something that reaches 0 or below, a division by "
-            "something that reaches 0, or a power that overflows",
-        )
-    for o in model.outcomes:
-        if o.stat == "first":  # empty means "never", not a fault
-            continue
-        values = rows.column(o.name).to_numpy(zero_copy_only=False).astype(float)
-        if not np.isfinite(values).any():
+EVIDENCE = 256  # runs that must all have failed before a study is called broken
+
+
+class Health:
+    """Watches a study's rows as blocks land and refuses a broken model: every run so far
+    non-finite, or an outcome non-finite in every run so far, once at least `EVIDENCE` runs
+    (or all of a smaller study) are in. Some runs going non-finite is a result, counted and
+    named in the summary; a block of one bad run among many good ones is not a broken model.
+    """
+
+    def __init__(self, model: Model, runs: int):
+        self.model = model
+        self.needed = min(runs, EVIDENCE)
+        self.seen = 0
+        self.bad = 0
+        self.culprits: dict[str, tuple[int, int]] = {}  # name -> (runs, first tick)
+        self.finite = {o.name for o in model.outcomes if o.stat == "first"}  # never faults
+
+    def add(self, rows: pa.Table) -> None:
+        """Take a block's rows (runs.parquet's columns); raise ScenarioError if broken."""
+        if rows.num_rows == 0:
+            return
+        self.seen += rows.num_rows
+        status = rows.column("status").to_numpy(zero_copy_only=False)
+        bad = status != "ok"
+        self.bad += int(bad.sum())
+        if bad.any():
+            names = rows.column("bad_name").to_numpy(zero_copy_only=False).astype(str)[bad]
+            ticks = rows.column("bad_tick").to_numpy()[bad]
+            for name in np.unique(names):
+                mine = names == name
+                count, tick = self.culprits.get(name, (0, self.model.ticks))
+                self.culprits[name] = (count + int(mine.sum()), min(tick, int(ticks[mine].min())))
+        for o in self.model.outcomes:
+            if o.name not in self.finite:
+                values = rows.column(o.name).to_numpy(zero_copy_only=False).astype(float)
+                if np.isfinite(values).any():
+                    self.finite.add(o.name)
+        if self.seen >= self.needed:
+            self.check()
+
+    def check(self) -> None:
+        where = f"in every one of the {self.seen:,} runs so far"
+        if self.bad == self.seen:
+            culprit = max(self.culprits, key=lambda n: self.culprits[n][0])
+            tick = self.culprits[culprit][1]
             raise ScenarioError.one(
-                f"non-finite (NaN or infinite) {where}",
-                model.place.get(("outcomes", o.name, "of")),
-                f"outcomes.{o.name}.of",
-                hint="an outcome that is never a number says nothing; check its expression",
+                f"non-finite (NaN or infinite) {where}, first at tick {tick} "
+                f"({self.model.date(tick)})",
+                place_of(self.model, culprit),
+                culprit,
+                hint="look for log or sqrt of something that reaches 0 or below, a division "
+                "by something that reaches 0, or a power that overflows",
             )
+        for o in self.model.outcomes:
+            if o.name not in self.finite:
+                raise ScenarioError.one(
+                    f"non-finite (NaN or infinite) {where}",
+                    self.model.place.get(("outcomes", o.name, "of")),
+                    f"outcomes.{o.name}.of",
+                    hint="an outcome that is never a number says nothing; check its expression",
+                )
 
 
 def place_of(model: Model, label: str) -> Place | None:

@@ -551,6 +551,7 @@ class _Study:
         p, m = self.p, self.p.model
         clock = time.perf_counter()
         tally = _Tally(p)
+        health = guards.Health(m, p.runs)
         if resume:
             manifest = self.resumable(folder)
             if manifest.get("complete"):
@@ -587,7 +588,7 @@ class _Study:
                             runs_part, series_part = store.part_paths(folder, b)
                             store.write_npz(result.series, series_part)
                             store.write_part(result.table, runs_part)  # last: the block is in
-                            guards.check_rows(m, result.table)
+                            health.add(result.table)
                             output.hold(b, result)
                             tally.add(b, _summarise(result.table, p.precision))
                             output.advance(tally)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sim.errors import ScenarioError
-from sim.guards import check, check_rows, estimate, parse_size, size
+from sim.guards import EVIDENCE, Health, check, estimate, parse_size, size
 from sim.model import load
 from sim.runner import run
 from tests.helpers import BAKERY, bakery, write
@@ -68,7 +68,7 @@ def test_every_run_nonfinite_is_one_located_error(tmp_path):
         run(m, runs=5, out=out, workers=1)
     message = str(err.value)
     assert message.startswith(f"{tmp_path / 'boom.yaml'}:")
-    assert "variables.boom: non-finite (NaN or infinite) in every run of runs 0..4" in message
+    assert "variables.boom: non-finite (NaN or infinite) in every one of the 5 runs so far" in message
     assert "first at tick 3 (2024-04)" in message
     assert not out.exists()  # nothing half-written
 
@@ -79,7 +79,7 @@ def test_some_runs_nonfinite_is_a_result_not_an_error(tmp_path):
     res = run(m, runs=40, workers=1)
     status = res.runs.column("status").to_numpy(zero_copy_only=False)
     assert 0 < np.sum(status != "ok") < 40
-    check_rows(m, res.runs)
+    Health(m, 40).add(res.runs)
 
 
 @pytest.mark.parametrize(
@@ -96,10 +96,20 @@ def test_a_bad_size_is_a_clear_error():
     assert size(1536 * 2**20) == "1.5 GiB"
 
 
+def test_one_bad_run_in_a_block_of_one_is_not_a_broken_model(tmp_path):
+    # With tiny blocks a block can hold nothing but a failed run: the evidence is all the
+    # runs so far, not one block.
+    data = dict(BOOM, variables={"boom": "where(k > 1.5, 1 / (k - k), 1)"})
+    m = load(write(tmp_path, "few.yaml", data))
+    res = run(m, runs=EVIDENCE + 50, block_size=1, workers=1)
+    status = res.runs.column("status").to_numpy(zero_copy_only=False)
+    assert 0 < np.sum(status != "ok") < EVIDENCE
+
+
 def test_an_outcome_nonfinite_in_every_run_is_one_located_error(tmp_path):
     data = dict(BOOM, variables={"boom": "1"}, outcomes={"x": {"of": "log(d - d)", "stat": "mean", "unit": "u"}})
     m = load(write(tmp_path, "out.yaml", data))
-    with pytest.raises(ScenarioError, match=r"outcomes\.x\.of: non-finite .* in every run"):
+    with pytest.raises(ScenarioError, match=r"outcomes\.x\.of: non-finite .* in every one of the 3 runs so far"):
         run(m, runs=3, workers=1)
 
 
