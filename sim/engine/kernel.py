@@ -141,6 +141,12 @@ class _Kernel:
             else:
                 at = np.broadcast_to(e.at(ns), (n,))  # type: ignore[operator]
                 self.fire.append(fire_tick(at))
+        # The ticks at which each event fires in some run of the block.
+        self.fire_ticks = [
+            {int(x) for x in np.unique(fire) if math.isfinite(x)} for fire in self.fire
+        ]
+        self.variables = [(name, expr, expr.alias is not None) for name, expr in model.variables]
+        self.rates = [(f.index, f.rate, noise.get(f.name) if f.noise else None) for f in model.flows]
         # Outflows per giving stock, in declared flow order (the order sums are taken in).
         self.outflows: list[tuple[int, bool, list[int]]] = []
         for s in model.stocks:
@@ -161,28 +167,23 @@ class _Kernel:
         for t in range(T):
             ns.update(calendar(m, t))
             # 1. events, in declared order
-            for e, fire in zip(m.events, self.fire, strict=True):
-                if isinstance(fire, float):
-                    if fire != t:
-                        continue
-                    mask: Any = True
-                else:
-                    mask = fire == t
-                    if not mask.any():
-                        continue
+            for e, fire, when in zip(m.events, self.fire, self.fire_ticks, strict=True):
+                if t not in when:
+                    continue
+                mask: Any = True if isinstance(fire, float) else fire == t
                 for name, expr in e.sets:
                     np.copyto(self.X[name], expr(ns), where=mask)
                 for name, expr in e.scales:
                     np.multiply(self.P[name], expr(ns), out=self.P[name], where=mask)
             # 2. variables, in dependency order
-            for name, expr in m.variables:
+            for name, expr, alias in self.variables:
                 # A bare alias of a stock would follow the stock through the transfer; copy it.
-                ns[name] = np.array(expr(ns)) if expr.alias else expr(ns)
+                ns[name] = np.array(expr(ns)) if alias else expr(ns)
             # 3. requests
-            for f in m.flows:
-                np.maximum(f.rate(ns), 0.0, out=R[f.index])
-                if f.noise is not None:
-                    R[f.index] *= self.noise[f.name][t]
+            for i, rate, noise in self.rates:
+                np.maximum(rate(ns), 0.0, out=R[i])
+                if noise is not None:
+                    R[i] *= noise[t]
             # 4. rationing, and what leaves each giving stock
             np.copyto(A, R)
             for s, unlimited, flows in self.outflows:
