@@ -29,6 +29,10 @@ from typing import Any, Protocol
 from sim.errors import ScenarioError
 
 EXECUTORS = ("processes", "dask")
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+}
 Job = Callable[[int], Any]
 Finished = Generator[tuple[int, Any], None, None]
 
@@ -182,6 +186,7 @@ class _Dask:
     @contextlib.contextmanager
     def start(cls, workers: int, scheduler: str | None) -> Iterator[_Dask]:
         try:
+            import dask
             from distributed import Client, LocalCluster
         except ImportError:
             raise ScenarioError.one(
@@ -198,6 +203,10 @@ class _Dask:
                     ) from None
                 size = len(client.scheduler_info().get("workers", {})) or workers
             else:
+                # Our own cluster: no statistical profiler sampling the block's thread every
+                # 10 ms (it takes the GIL from numpy-heavy Python) and a calmer event loop.
+                # A cluster joined by address keeps its own settings.
+                stack.enter_context(dask.config.set(LOCAL_CLUSTER_CONFIG))
                 cluster = stack.enter_context(
                     LocalCluster(
                         n_workers=workers,
