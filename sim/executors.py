@@ -35,6 +35,10 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
 }
 Job = Callable[[int], Any]
+WORKERS_IMPORT_THE_SCRIPT = (
+    "a script that calls sim.run without `if __name__ == \"__main__\":`, or one read from "
+    "standard input (worker processes import the calling script; save it to a file)"
+)
 Finished = Generator[tuple[int, Any], None, None]
 
 
@@ -145,8 +149,7 @@ class _Processes:
                         raise ScenarioError.one(
                             f"a worker process died while running block {b}",
                             hint="out of memory (try a smaller --block-size or fewer "
-                            "--workers), killed, or a script that calls sim.run without "
-                            "`if __name__ == \"__main__\":` (workers import the script)",
+                            f"--workers), killed, or {WORKERS_IMPORT_THE_SCRIPT}",
                         ) from None
                     yield b, result
                     nxt = next(todo, None)
@@ -212,16 +215,22 @@ class _Dask:
                 # run with glibc's defaults, and so do these.
                 # A cluster joined by address keeps its own settings.
                 stack.enter_context(dask.config.set(LOCAL_CLUSTER_CONFIG))
-                cluster = stack.enter_context(
-                    LocalCluster(
-                        n_workers=workers,
-                        threads_per_worker=1,
-                        processes=True,
-                        host="127.0.0.1",
-                        dashboard_address=None,
-                        silence_logs=logging.ERROR,
+                try:
+                    cluster = stack.enter_context(
+                        LocalCluster(
+                            n_workers=workers,
+                            threads_per_worker=1,
+                            processes=True,
+                            host="127.0.0.1",
+                            dashboard_address=None,
+                            silence_logs=logging.ERROR,
+                        )
                     )
-                )
+                except (RuntimeError, OSError, TimeoutError) as exc:
+                    raise ScenarioError.one(
+                        f"could not start a Dask LocalCluster ({exc})",
+                        hint=f"usually {WORKERS_IMPORT_THE_SCRIPT}",
+                    ) from None
                 client = stack.enter_context(Client(cluster))
                 size = workers
             yield cls(client, size)

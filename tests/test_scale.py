@@ -100,6 +100,24 @@ def test_our_local_cluster_leaves_glibc_malloc_at_its_defaults():
     assert list(seen.values()) == [ours]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_workers_that_cannot_import_the_calling_script_are_a_clear_error(executor):
+    # Worker processes import the calling script; one read from standard input has no file.
+    script = (
+        "import sim\n"
+        f"sim.run(sim.load({str(BAKERY)!r}), runs=4000, seed=1, workers=2, block_size=1000,"
+        f" executor={executor!r})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("sim.errors.ScenarioError: "), done.stderr
+    assert "read from standard input" in last and 'if __name__ == "__main__":' in last
+
+
 def test_many_blocks_stream_into_one_file_in_run_order(tmp_path):
     model = bakery()
     sim.run(model, runs=1500, seed=9, block_size=11, out=tmp_path / "small", workers=1)
