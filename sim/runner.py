@@ -48,6 +48,7 @@ ENGINES = ("kernel", "des")
 DEFAULT_BLOCK = 8192
 BAND_BUDGET_BYTES = 256 * 2**20  # recorded values kept for exact bands; beyond, a subsample
 AUTO_POOL_SECONDS = 3.0  # serial time left above which an unset --workers starts a pool
+MANIFEST_EVERY = 1.0  # seconds between progress notes in manifest.json while blocks land
 Z95 = 1.959963984540054  # two-sided 95% normal quantile, for precision half-widths
 
 Progress = Callable[[int, int], None]
@@ -574,6 +575,7 @@ class _Study:
 
         todo = [b for b in range(p.n_blocks) if b not in tally.summaries]
         output = _Output(p, folder)
+        noted = time.perf_counter()  # blocks_done in the manifest: a note; the parts are the record
         try:
             output.advance(tally)
             for kind, blocks in self.phases(todo):
@@ -593,7 +595,9 @@ class _Study:
                             tally.add(b, _summarise(result.table, p.precision))
                             output.advance(tally)
                             manifest["blocks_done"] = len(tally.summaries)
-                            store.write_json(manifest, folder / store.MANIFEST)
+                            if time.perf_counter() - noted >= MANIFEST_EVERY:
+                                store.write_json(manifest, folder / store.MANIFEST)
+                                noted = time.perf_counter()
                             if self.progress is not None:
                                 self.progress(tally.runs_done, p.runs)
                             if tally.stop is not None:
