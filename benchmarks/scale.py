@@ -9,6 +9,8 @@ Peak RSS is the largest sum, sampled every 50 ms, over the process and all its d
 
     python benchmarks/scale.py [scenarios/war_ends.yaml] [--sizes 10000,100000,1000000]
                                [--compare-runs 200000] [--repeat 3] [--no-dask]
+
+About 6 minutes with the defaults on 2 cores (--repeat 1: about 2.5).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,6 +124,17 @@ def run_one(
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def median(ms: list[dict[str, Any]]) -> dict[str, Any]:
+    """The measurement with the median wall time (the lower middle one of an even count)."""
+    low = statistics.median_low(m["wall"] for m in ms)
+    return next(m for m in ms if m["wall"] == low)
+
+
+def ratios(these: list[dict[str, Any]], those: list[dict[str, Any]]) -> str:
+    """Turn by turn, the runs/s of `these` over the runs/s of `those`."""
+    return " ".join(f"{b['wall'] / a['wall']:.2f}" for a, b in zip(these, those, strict=True))
+
+
 def show(label: str, m: dict[str, Any]) -> None:
     print(
         f"{label:<34} {m['wall']:7.1f} s  {m['runs_per_s']:9,.0f} runs/s  "
@@ -135,7 +149,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--compare-runs", type=int, default=200_000)
     parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each 200k figure")
+    parser.add_argument("--repeat", type=int, default=3, help="measurements of each compared figure")
     parser.add_argument("--no-dask", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # runs,workers,executor,block
     parser.add_argument("--step", help=argparse.SUPPRESS)  # blocks,block: stepping only
@@ -177,13 +191,22 @@ def main() -> None:
             verdict = "met" if m["peak_tree"] < 1.5 * GIB else "NOT met"
             print(f"{'':34} target: peak RSS < 1.5 GiB at 1M runs: {verdict}  (bands: {m['bands']})")
 
+    # This virtual machine's speed drifts by 10-15% over minutes, so each comparison takes its
+    # measurements in turns (serial, pool, Dask; serial, pool, Dask; ...) and reports medians.
     biggest = max(by_size)
-    print(f"\nspeedup of 2 workers over 1 at {biggest:,} runs:")
-    serial = run_one(args.scenario, biggest, 1, block)
+    print(f"\nspeedup of 2 workers over 1 at {biggest:,} runs, median of {args.repeat}:")
+    serials, pools = [], [by_size[biggest]] if cores == 2 else []
+    for _ in range(args.repeat):
+        serials.append(run_one(args.scenario, biggest, 1, block))
+        if len(pools) < args.repeat:
+            pools.append(run_one(args.scenario, biggest, 2, block))
+    serial, two_big = median(serials), median(pools)
     show("1 worker (serial)", serial)
-    two_big = by_size[biggest] if cores == 2 else run_one(args.scenario, biggest, 2, block)
     show("2 workers (process pool)", two_big)
-    print(f"{'':34} 2 workers / 1: {serial['wall'] / two_big['wall']:.2f}x (target >= 1.6x)")
+    print(
+        f"{'':34} 2 workers / 1: {serial['wall'] / two_big['wall']:.2f}x (target >= 1.6x); "
+        f"in turn: {ratios(pools, serials)}"
+    )
     alone, together = ceiling(args.scenario, block)
     print(
         f"{'':34} ceiling: 8 blocks stepped alone {alone:.2f} s, two processes at once "
@@ -191,23 +214,26 @@ def main() -> None:
     )
 
     n = args.compare_runs
-    print(f"\nat {n:,} runs, median of {args.repeat}:")
+    print(f"\nat {n:,} runs, median of {args.repeat}, taken in turns:")
     kinds = [("1 worker (serial)", 1, "processes"), ("2 workers (process pool)", 2, "processes")]
     if not args.no_dask:
         kinds.append(("Dask LocalCluster, 2 workers", 2, "dask"))
-    med = {}
-    for label, workers, executor in kinds:
-        ms = sorted(
-            (run_one(args.scenario, n, workers, block, executor) for _ in range(args.repeat)),
-            key=lambda m: m["wall"],
-        )
-        med[label] = ms[len(ms) // 2]
+    taken: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in kinds}
+    for _ in range(args.repeat):
+        for label, workers, executor in kinds:
+            taken[label].append(run_one(args.scenario, n, workers, block, executor))
+    med = {label: median(ms) for label, ms in taken.items()}
+    for label in taken:
         show(label, med[label])
     one, two = med["1 worker (serial)"], med["2 workers (process pool)"]
     print(f"{'':34} 2 workers / 1: {one['wall'] / two['wall']:.2f}x (start-up included)")
     if not args.no_dask:
+        dask = taken["Dask LocalCluster, 2 workers"]
         ratio = med["Dask LocalCluster, 2 workers"]["runs_per_s"] / two["runs_per_s"]
-        print(f"{'':34} Dask / process pool: {ratio:.2f} (target >= 0.75)")
+        print(
+            f"{'':34} Dask / process pool: {ratio:.2f} (target >= 0.75); "
+            f"in turn: {ratios(dask, taken['2 workers (process pool)'])}"
+        )
         dask_big = run_one(args.scenario, biggest, 2, block, "dask")
         show(f"Dask LocalCluster at {biggest:,} runs", dask_big)
         ratio = dask_big["runs_per_s"] / two_big["runs_per_s"]
