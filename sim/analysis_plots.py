@@ -149,7 +149,7 @@ def discover_figure(res: Discovery) -> Figure:
             lw=1.5,
             zorder=4,
         )
-        # The reported box: the circled step, less the restrictions pruned as noise.
+        # The reported box: the circled step, pasted, less the edges pruned as noise.
         left.scatter([box.coverage], [box.density], marker="*", s=220, color=COLORS[1], zorder=5)
         left.annotate(
             f"box {box.number}",
@@ -178,7 +178,7 @@ def discover_figure(res: Discovery) -> Figure:
     left.set_ylabel("density: share of the box's runs that are cases")
     left.grid(alpha=0.3)
     left.set_title(
-        "Peeling trajectory (circle: the step chosen; star: the box after pruning)",
+        "Peeling trajectory (circle: the step chosen; star: the box after pasting and pruning)",
         loc="left",
         fontsize=11,
     )

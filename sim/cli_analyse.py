@@ -262,7 +262,13 @@ def sweep_command(
     type=float,
     default=PRUNE,
     show_default=True,
-    help="Significance level for keeping a restriction (0: keep every one).",
+    help="Significance level for keeping a box edge (0: keep every one).",
+)
+@click.option(
+    "--paste/--no-paste",
+    default=True,
+    show_default=True,
+    help="Widen the chosen box again while that keeps its density (PRIM's pasting).",
 )
 @_out
 @_force
@@ -276,6 +282,7 @@ def discover_command(
     alpha: float,
     min_mass: float,
     prune: float,
+    paste: bool,
     out: Path | None,
     force: bool,
     as_json: bool,
@@ -297,6 +304,7 @@ def discover_command(
         min_coverage=min_coverage,
         prune=prune,
         boxes=boxes,
+        paste=paste,
     )
     wall = time.perf_counter() - clock
     from sim.analysis_plots import discover_figure

@@ -12,10 +12,14 @@ peeling trajectory, from everything (coverage 1, density = the base rate) to sma
 - density: the share of runs inside the box that are cases of interest;
 - mass: the share of all runs inside the box.
 
-The box reported is the densest one on the trajectory whose coverage is at least
-`min_coverage`. Restrictions that peeling noise left behind are dropped: one whose cut-off
-runs are not significantly less often cases than the box's runs (one-sided binomial test at
-level `prune`, Bonferroni-corrected for the number of parameters). Each restriction left is reported with the density and coverage the box
+The box reported starts as the densest one on the trajectory whose coverage is at least
+`min_coverage`. Pasting then widens it again (Friedman & Fisher's second phase): while
+some edge can take back a slice of `alpha` of the box's runs from just outside it without
+lowering the density, and the slice holds cases, the best such slice is added. Peeling cuts a
+whole 5% slice at a time and can overshoot an edge; pasting takes the overshoot back. Then
+edges that peeling noise left behind are dropped, one parameter end at a time: one whose
+cut-off runs are not significantly less often cases than the box's runs (one-sided binomial
+test at level `prune`, Bonferroni-corrected for the number of edges, two per parameter). Each restriction left is reported with the density and coverage the box
 would have without it, and its quasi-p-value (Bryant & Lempert 2010: a one-sided binomial
 test of the box restricted on that parameter alone against the base rate). With `boxes` > 1 the search repeats on the
 runs outside the boxes found so far (covering).
@@ -107,6 +111,7 @@ class Discovery:
     min_mass: float
     min_coverage: float
     prune: float
+    paste: bool = True
     where: str = ""
     scenario: str = ""
     excluded: int = 0  # runs left out (non-finite)
@@ -163,8 +168,11 @@ class Discovery:
             "min_mass": self.min_mass,
             "min_coverage": self.min_coverage,
             "prune": self.prune,
+            "paste": self.paste,
             "boxes": len(self.boxes),
-            "method": "PRIM peeling (Friedman & Fisher 1999), no pasting; covering for boxes > 1",
+            "method": "PRIM peeling "
+            + ("and pasting " if self.paste else "without pasting ")
+            + "(Friedman & Fisher 1999); covering for boxes > 1",
             "source": dict(self.source),
             "units": dict(self.units),
         }
@@ -178,6 +186,7 @@ def prim(
     min_coverage: float = MIN_COVERAGE,
     prune: float = PRUNE,
     boxes: int = 1,
+    paste: bool = True,
 ) -> Discovery:
     """PRIM on inputs `x` (name -> one value per run) and cases of interest `y` (booleans)."""
     names = tuple(x)
@@ -216,7 +225,7 @@ def prim(
         if not cases[left].any() or cases[left].all():
             break
         box = _one_box(
-            data, cases, left, full, names, total, alpha, min_mass, min_coverage, prune, number
+            data, cases, left, full, names, total, alpha, min_mass, min_coverage, prune, paste, number
         )
         if found and not box.restrictions:
             break  # nothing left to concentrate: the other cases are spread out
@@ -231,6 +240,7 @@ def prim(
         min_mass=min_mass,
         min_coverage=min_coverage,
         prune=prune,
+        paste=paste,
     )
 
 
@@ -243,6 +253,7 @@ def discover(
     min_coverage: float = MIN_COVERAGE,
     prune: float = PRUNE,
     boxes: int = 1,
+    paste: bool = True,
 ) -> Discovery:
     """PRIM over the sampled parameters of `results`, for the runs where `where` holds.
 
@@ -261,7 +272,7 @@ def discover(
         sampled = list(dict.fromkeys(parameters))
     y, ok = cases_where(results, where)
     x = {name: results.parameter(name)[ok] for name in sampled}
-    found = prim(x, y[ok], alpha, min_mass, min_coverage, prune, boxes)
+    found = prim(x, y[ok], alpha, min_mass, min_coverage, prune, boxes, paste)
     units = {name: str(results.parameters[name].get("unit", "")) for name in sampled}
     source = {
         "folder": str(results.folder) if results.folder else None,
@@ -322,6 +333,7 @@ def _one_box(
     min_mass: float,
     min_coverage: float,
     prune: float,
+    paste: bool,
     number: int,
 ) -> Box:
     n = len(cases)
@@ -349,6 +361,8 @@ def _one_box(
     ] or trajectory[:1]
     chosen = max(eligible, key=lambda s: (s.density, s.coverage))
     box = np.array([chosen.limits[p] for p in names])
+    if paste:
+        box = _pasted(data, cases, left, box, full, alpha)
     box = _pruned(data, cases, left, box, full, prune)
     return _box(number, data, cases, left, box, full, names, total, tuple(trajectory), chosen.index)
 
@@ -413,6 +427,60 @@ def _density(
     return (hits / k if k else 0.0), hits, k
 
 
+def _pasted(
+    data: np.ndarray,
+    cases: np.ndarray,
+    left: np.ndarray,
+    box: np.ndarray,
+    full: np.ndarray,
+    alpha: float,
+) -> np.ndarray:
+    """Widen the box, a slice of `alpha` of its runs at a time, while that keeps its density.
+
+    A slice is the runs nearest to one edge just outside it, inside every other limit (at
+    least one run, and every run tied with the farthest). Of the slices that hold cases and
+    leave the density at least where it was, the one giving the densest box is added; ties
+    go to the one adding more cases. The box only grows, so this ends.
+    """
+    box = box.copy()
+    data = data[left]
+    cases = cases[left]
+    while True:
+        outside = (data < box[:, 0]) | (data > box[:, 1])
+        misses = outside.sum(axis=1)
+        inside = misses == 0
+        k, hits = int(inside.sum()), int(cases[inside].sum())
+        density = hits / k if k else 0.0
+        near = misses == 1  # outside the box on one parameter only
+        edge_of = np.argmax(outside[near], axis=1)
+        rows = np.flatnonzero(near)
+        take = max(1, math.ceil(alpha * k))
+        best: tuple[float, int, int, int, float] | None = None
+        for j in np.unique(edge_of):
+            these = rows[edge_of == j]
+            values = data[these, j]
+            for side in (0, 1):
+                # How far beyond this edge each run lies (positive: on this side of it).
+                gap = box[j, 0] - values if side == 0 else values - box[j, 1]
+                beyond = gap > 0
+                if not beyond.any():
+                    continue
+                reach = np.sort(gap[beyond])[min(take, int(beyond.sum())) - 1]
+                slice_ = beyond & (gap <= reach)
+                added = these[slice_]
+                edge = values[slice_].min() if side == 0 else values[slice_].max()
+                new_hits = hits + int(cases[added].sum())
+                new_density = new_hits / (k + len(added))
+                if new_hits == hits or new_density < density:
+                    continue
+                if best is None or (new_density, new_hits) > (best[0], best[1]):
+                    best = (new_density, new_hits, int(j), side, float(edge))
+        if best is None:
+            return box
+        _, _, j, side, edge = best
+        box[j, side] = edge
+
+
 def _pruned(
     data: np.ndarray,
     cases: np.ndarray,
@@ -421,34 +489,36 @@ def _pruned(
     full: np.ndarray,
     level: float,
 ) -> np.ndarray:
-    """Drop restrictions that don't matter, the least significant first.
+    """Drop the edges that don't matter, the least significant first.
 
-    A restriction matters if the runs it cuts off (those inside the box once it is dropped,
-    but not now) are cases of interest significantly less often than the runs in the box:
-    a one-sided binomial test at `level`, Bonferroni-corrected for the parameters searched,
-    since peeling picked each cut as the best of them. Peeling noise (a 5% slice that
-    happened to hold a few fewer cases) fails it; a real edge passes by orders of magnitude.
+    An edge (a parameter's low or high limit) matters if the runs it cuts off (those inside
+    the box once it is dropped, but not now) are cases of interest significantly less often
+    than the runs in the box: a one-sided binomial test at `level`, Bonferroni-corrected for
+    the edges searched, since peeling picked each cut as the best of them. Peeling noise (a 5%
+    slice that happened to hold a few fewer cases) fails it; a real edge passes by orders of
+    magnitude. Edges are judged one at a time, so a parameter that matters at one end is not
+    also held at the other end by noise.
     """
     box = box.copy()
-    level = level / len(box)
+    level = level / box.size
     while True:
-        restricted = [j for j in range(len(box)) if np.any(box[j] != full[j])]
-        if len(restricted) <= 1 or level <= 0:
+        edges = [(j, side) for j in range(len(box)) for side in (0, 1) if box[j, side] != full[j, side]]
+        if len(edges) <= 1 or level <= 0:
             return box
         density, hits, k = _density(data, cases, left, box)
         worst = None
-        for j in restricted:
+        for j, side in edges:
             trial = box.copy()
-            trial[j] = full[j]
+            trial[j, side] = full[j, side]
             _, h_wide, k_wide = _density(data, cases, left, trial)
             added, added_hits = k_wide - k, h_wide - hits
             p = float(stats.binom.cdf(added_hits, added, density)) if added else 1.0
             if worst is None or p > worst[0]:
-                worst = (p, j)
+                worst = (p, j, side)
         assert worst is not None
         if worst[0] <= level:
             return box
-        box[worst[1]] = full[worst[1]]
+        box[worst[1], worst[2]] = full[worst[1], worst[2]]
 
 
 def _box(

@@ -9,12 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sim
 from sim import analyses
 from sim.cli import cli
 from sim.errors import ScenarioError
-from sim.prim import discover, prim
+from sim.prim import ALPHA, _density, _inside, _pasted, discover, prim
 from sim.results import Results
 from tests.helpers import BAKERY, ROOT
 
@@ -35,6 +37,8 @@ def test_prim_finds_the_known_box(seed):
     assert set(box.limits) == {"x0", "x2"}, box.limits
     assert box.limits["x0"][0] == pytest.approx(0.6, abs=0.05)
     assert box.limits["x2"][1] == pytest.approx(0.3, abs=0.05)
+    # Each parameter is held only at the end that matters: peeling noise at the other is pruned.
+    assert box.limits["x0"][1] == x["x0"].max() and box.limits["x2"][0] == x["x2"].min()
     assert box.density > 0.85 and box.coverage > 0.5
     # The trajectory runs from everything towards small dense boxes.
     first, last = box.trajectory[0], box.trajectory[-1]
@@ -49,6 +53,36 @@ def test_prim_finds_the_known_box(seed):
 def test_without_pruning_peeling_noise_stays_in_the_box():
     x, y = known_box(3)
     assert len(prim(x, y, prune=0).boxes[0].limits) > len(prim(x, y).boxes[0].limits)
+
+
+def test_pasting_takes_back_an_edge_peeled_too_far():
+    rng = np.random.default_rng(7)
+    data = rng.random((4000, 3))
+    cases = data[:, 0] > 0.5
+    full = np.column_stack([data.min(axis=0), data.max(axis=0)])
+    box = full.copy()
+    box[0, 0] = 0.6  # a tenth of the cases left outside
+    left = np.ones(len(cases), dtype=bool)
+    pasted = _pasted(data, cases, left, box, full, ALPHA)
+    assert 0.5 < pasted[0, 0] < 0.53  # back to the true edge, within one slice
+    assert np.array_equal(pasted[1:], full[1:]) and pasted[0, 1] == full[0, 1]
+    assert cases[_inside(data, pasted)].all()  # and no non-case taken in
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rate=st.floats(0.05, 0.95), d=st.integers(1, 4))
+def test_pasting_only_widens_and_never_lowers_the_density(seed, rate, d):
+    rng = np.random.default_rng(seed)
+    data = rng.random((500, d))
+    cases = rng.random(500) < rate * (1 + data[:, 0]) / 2
+    full = np.column_stack([data.min(axis=0), data.max(axis=0)])
+    box = np.sort(rng.uniform(full[:, :1], full[:, 1:], size=(d, 2)), axis=1)
+    left = rng.random(500) < 0.9
+    pasted = _pasted(data, cases, left, box, full, ALPHA)
+    assert np.all(pasted[:, 0] <= box[:, 0]) and np.all(pasted[:, 1] >= box[:, 1])
+    before, hits_before, _ = _density(data, cases, left, box)
+    after, hits_after, _ = _density(data, cases, left, pasted)
+    assert after >= before and hits_after >= hits_before
 
 
 def test_covering_finds_a_second_box():
@@ -174,12 +208,14 @@ def test_cli_prints_the_box_and_writes_a_folder(bakery_runs, tmp_path):
     saved = analyses.load(out)
     assert saved.kind == "discover" and saved.png is not None
     assert saved.settings["where"] == "hungry_months > 3"
+    assert saved.settings["paste"] is True and "and pasting" in saved.settings["method"]
     assert saved.manifest["scenario"]["results"] == str(bakery_runs)
     assert "trajectory.parquet" in saved.tables
     r = CliRunner().invoke(
-        cli, ["discover", str(bakery_runs), "--where", "hungry_months > 3", "-o", str(out), "--json"]
+        cli, ["discover", str(bakery_runs), "--where", "hungry_months > 3", "-o", str(out), "--json", "--no-paste"]
     )
     assert json.loads(r.output)["boxes"][0]["parameter"] == "strike_month"
+    assert analyses.load(out).settings["paste"] is False
 
 
 def test_cli_bad_where_exits_2(bakery_runs, tmp_path):
