@@ -44,6 +44,11 @@ class ScenarioError(Exception):
         )
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[list[Problem]]]:
+        # Raised in a worker process, it travels back pickled: rebuild it from its problems,
+        # not from the joined message.
+        return type(self), (self.problems,)
+
     @classmethod
     def one(
         cls, message: str, place: Place | None = None, path: str = "", hint: str | None = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -282,18 +283,35 @@ class BlockResult:
     series: dict[str, np.ndarray]  # (ticks, kept runs of this block)
 
 
+@functools.cache
+def build() -> dict[str, str]:
+    """What a block's bits depend on besides the study itself: the versions of the numeric
+    libraries, and sim's own code (a hash of its sources, so checkouts at two commits differ)."""
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    wanted = ("numpy", "scipy", "simpy")
+    return {name: v for name, v in store.versions().items() if name in wanted} | {
+        "sim code": digest.hexdigest()[:12]
+    }
+
+
 class BlockJob:
     """One study's block work as a picklable callable: block index -> `BlockResult`.
 
     Pickles as the resolved scenario and the plan's settings (a compiled model holds
-    functions, which don't pickle); a worker compiles the model once, on first use."""
+    functions, which don't pickle); a worker compiles the model once, on first use. It also
+    carries the parent's `build()`: a worker whose libraries or sim code differ (a Dask worker
+    on another machine, installed at another time) refuses to run rather than return
+    different bits."""
 
     def __init__(self, p: Plan):
         self._plan: Plan | None = p
         m = p.model
         settings = {f.name: getattr(p, f.name) for f in dataclasses.fields(p) if f.name != "model"}
         settings["precision"] = dict(p.precision)
-        self._state = (m.scenario, m.files, dict(m.place), settings)
+        self._state = (m.scenario, m.files, dict(m.place), settings, build())
 
     def __getstate__(self) -> tuple[Any, ...]:
         return self._state
@@ -305,7 +323,21 @@ class BlockJob:
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            scenario, files, place, settings = self._state
+            scenario, files, place, settings, theirs = self._state
+            ours = build()
+            if ours != theirs:
+                differ = [
+                    f"{k} {theirs.get(k, 'missing')} where the study started, "
+                    f"{ours.get(k, 'missing')} on the worker"
+                    for k in sorted(set(ours) | set(theirs))
+                    if ours.get(k) != theirs.get(k)
+                ]
+                raise ScenarioError.one(
+                    f"a worker on {platform.node()} runs other code ({'; '.join(differ)}): "
+                    "its blocks would not be the same bits",
+                    hint="install the same sim and the same numpy, scipy and simpy on every "
+                    "worker",
+                )
             model = dataclasses.replace(compile_scenario(scenario), files=files, place=place)
             self._plan = Plan(**(settings | {"model": model}))
         return self._plan

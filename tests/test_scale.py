@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shlex
 import signal
 import subprocess
@@ -116,6 +117,29 @@ def test_workers_that_cannot_import_the_calling_script_are_a_clear_error(executo
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("sim.errors.ScenarioError: "), done.stderr
     assert "read from standard input" in last and 'if __name__ == "__main__":' in last
+
+
+@pytest.mark.parametrize("executor", ["serial", "processes", "dask"])
+def test_a_worker_running_other_code_refuses_with_a_clear_error(executor):
+    # A Dask worker installed at another time: its numpy (or sim) differs from the parent's.
+    from sim.executors import open_executor
+
+    p = runner.plan(bakery(), runs=200, seed=1, block_size=100)
+    job = runner.BlockJob(p)
+    *state, build = job._state
+    job._state = (*state, build | {"numpy": "0.0.1"})
+    job = pickle.loads(pickle.dumps(job))  # as a worker receives it
+    with pytest.raises(ScenarioError) as err, open_executor(executor, 2) as ex:
+        list(ex.completed(job, [0, 1]))
+    message = str(err.value)
+    assert f"numpy 0.0.1 where the study started, {np.__version__} on the worker" in message
+    assert "would not be the same bits" in message and len(err.value.problems) == 1
+
+
+def test_the_build_covers_sims_own_code():
+    build = runner.build()
+    assert set(build) == {"numpy", "scipy", "simpy", "sim code"}
+    assert len(build["sim code"]) == 12
 
 
 def test_many_blocks_stream_into_one_file_in_run_order(tmp_path):
