@@ -13,16 +13,17 @@ peeling trajectory, from everything (coverage 1, density = the base rate) to sma
 - mass: the share of all runs inside the box.
 
 The box reported starts as the densest one on the trajectory whose coverage is at least
-`min_coverage`. Pasting then widens it again (Friedman & Fisher's second phase): while
-some edge can take back a slice of `alpha` of the box's runs from just outside it without
-lowering the density, and the slice holds cases, the best such slice is added. Peeling cuts a
-whole 5% slice at a time and can overshoot an edge; pasting takes the overshoot back. Then
-edges that peeling noise left behind are dropped, one parameter end at a time: one whose
-cut-off runs are not significantly less often cases than the box's runs (one-sided binomial
-test at level `prune`, Bonferroni-corrected for the number of edges, two per parameter). Each restriction left is reported with the density and coverage the box
-would have without it, and its quasi-p-value (Bryant & Lempert 2010: a one-sided binomial
-test of the box restricted on that parameter alone against the base rate). With `boxes` > 1 the search repeats on the
-runs outside the boxes found so far (covering).
+`min_coverage`. Pasting then widens it again (Friedman & Fisher's second phase): while some
+edge can take back a slice of `alpha` of the box's runs from just outside it without
+lowering the density, and the slice holds cases, the best such slice is added. Peeling cuts
+a whole 5% slice at a time and can overshoot an edge; pasting takes the overshoot back.
+Then edges that peeling noise left behind are dropped, one parameter end at a time: one
+whose cut-off runs are not significantly less often cases than the box's runs (one-sided
+binomial test at level `prune`, Bonferroni-corrected for the number of edges, two per
+parameter). Each restriction left is reported with the density and coverage the box would
+have without it, and its quasi-p-value (Bryant & Lempert 2010: a one-sided binomial test of
+the box restricted on that parameter alone against the base rate). With `boxes` > 1 the
+search repeats on the runs outside the boxes found so far (covering).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(1)
