@@ -135,9 +135,16 @@ class _Processes:
         )
         todo = iter(blocks)
         running: dict[cf.Future[Any], int] = {}
+
+        def submit(b: int) -> None:
+            try:
+                running[pool.submit(_run_block, b)] = b
+            except (cf.process.BrokenProcessPool, OSError) as exc:
+                raise _died(f"could not hand block {b} to a worker process ({exc})") from None
+
         try:
             for b in todo:
-                running[pool.submit(_run_block, b)] = b
+                submit(b)
                 if len(running) >= window(self.workers):
                     break
             while running:
@@ -147,15 +154,11 @@ class _Processes:
                     try:
                         result = future.result()
                     except cf.process.BrokenProcessPool:
-                        raise ScenarioError.one(
-                            f"a worker process died while running block {b}",
-                            hint="out of memory (try a smaller --block-size or fewer "
-                            f"--workers), killed, or {WORKERS_IMPORT_THE_SCRIPT}",
-                        ) from None
+                        raise _died(f"a worker process died while running block {b}") from None
                     yield b, result
                     nxt = next(todo, None)
                     if nxt is not None:
-                        running[pool.submit(_run_block, nxt)] = nxt
+                        submit(nxt)
         finally:
             try:
                 # Pending blocks are dropped; blocks under way (one per worker at most) finish,
@@ -167,6 +170,14 @@ class _Processes:
             finally:
                 alive_w.close()
                 alive_r.close()
+
+
+def _died(message: str) -> ScenarioError:
+    return ScenarioError.one(
+        message,
+        hint="out of memory (try a smaller --block-size or fewer --workers), killed, or "
+        + WORKERS_IMPORT_THE_SCRIPT,
+    )
 
 
 def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:

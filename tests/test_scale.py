@@ -103,16 +103,23 @@ def test_our_local_cluster_leaves_glibc_malloc_at_its_defaults():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["processes", "dask"])
-def test_workers_that_cannot_import_the_calling_script_are_a_clear_error(executor):
-    # Worker processes import the calling script; one read from standard input has no file.
+@pytest.mark.parametrize("how", ["stdin", "unguarded file"])
+def test_workers_that_cannot_import_the_calling_script_are_a_clear_error(executor, how, tmp_path):
+    # Worker processes import the calling script: one read from standard input has no file,
+    # and one without the __main__ guard starts the study again in each worker.
+    out = tmp_path / "out"
     script = (
         "import sim\n"
         f"sim.run(sim.load({str(BAKERY)!r}), runs=4000, seed=1, workers=2, block_size=1000,"
-        f" executor={executor!r})\n"
+        f" executor={executor!r}, out={str(out)!r})\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120, cwd=ROOT
-    )
+    if how == "stdin":
+        command, given = [sys.executable, "-"], script
+    else:
+        (tmp_path / "study.py").write_text(script)
+        command, given = [sys.executable, str(tmp_path / "study.py")], None
+    done = subprocess.run(command, input=given, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert not out.exists()
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("sim.errors.ScenarioError: "), done.stderr
