@@ -216,7 +216,8 @@ def _precision(
     type=click.Choice(EXECUTORS),
     default="processes",
     show_default=True,
-    help="processes (a local pool) or dask (needs pip install 'sim[dask]').",
+    help="processes (a local pool) or dask (needs the Dask extra: pip install -e '.[dask]' "
+    "in the checkout).",
 )
 @click.option(
     "--scheduler",

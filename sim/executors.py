@@ -207,7 +207,7 @@ class _Dask:
         except ImportError:
             raise ScenarioError.one(
                 "--executor dask needs Dask distributed, which is not installed",
-                hint="pip install 'sim[dask]'",
+                hint="install the dask extra: pip install -e '.[dask]' in a sim checkout",
             ) from None
         with contextlib.ExitStack() as stack:
             if scheduler:

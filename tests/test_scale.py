@@ -330,4 +330,4 @@ def test_dask_not_installed_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "10", "--executor", "dask", "--out", str(tmp_path / "d")])
     assert r.exit_code == 2, r.output
-    assert "pip install 'sim[dask]'" in r.output
+    assert "pip install -e '.[dask]'" in r.output
