@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from sim import store
 from sim.analyses import kind_of
 from sim.compare import ROW_FIELDS, Comparison
 from sim.compare import compare as compare_results
@@ -87,6 +88,12 @@ def compare(
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
+    if plot is not None or fan is not None:
+        from sim.plots import image_path_problem  # matplotlib only when a figure is asked for
+
+        for flag, path in (("--plot", plot), ("--fan", fan)):
+            if path is not None and (why := image_path_problem(path)):
+                raise ResultsError(f"{flag} {path}: {why}")  # before anything runs
     results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv)
     table = compare_results(*results, outcomes=outcomes or None)
     written = _write_plots(table, results, plot, fan)
@@ -157,7 +164,8 @@ def report(
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = render(table, results, title=title, generated=now, analyses=shown)
     try:
-        out.write_text(page, encoding="utf-8")
+        with store.atomic(out) as tmp:
+            tmp.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise ResultsError(f"{out}: cannot write the report ({exc.strerror})") from None
     click.echo(f"wrote {out} ({len(page) / 1e6:.1f} MB)")

@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from sim import store
 from sim.compare import Comparison, number
 from sim.results import Results
 
@@ -178,11 +179,24 @@ def series_meaning(res: Results, series: str) -> str:
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write a figure to `path` (format from the suffix, e.g. .png, .svg, .pdf)."""
+    """Write a figure to `path` (format from the suffix, e.g. .png, .svg, .pdf; PNG without
+    one), atomically: the file appears whole or not at all."""
     path = Path(path)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI)
+    with store.atomic(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format=path.suffix.lstrip(".").lower() or "png")
     return path
+
+
+def image_path_problem(path: Path) -> str | None:
+    """Why a figure can't be written to `path`, or None if it can."""
+    kinds = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    suffix = path.suffix.lstrip(".").lower()
+    if suffix and suffix not in kinds:
+        return f"no .{suffix} images; use one of .{', .'.join(sorted(kinds))}"
+    if not path.parent.is_dir():
+        return f"no such folder: {path.parent}"
+    return None
 
 
 def png_bytes(fig: Figure) -> bytes:

@@ -69,7 +69,7 @@ def sha256_file(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
+def atomic(path: Path) -> Iterator[Path]:
     """A temporary path beside `path`; renamed onto it only if the block succeeds."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -83,17 +83,17 @@ def _atomic(path: Path) -> Iterator[Path]:
 
 
 def write_table(table: pa.Table, path: Path) -> None:
-    with _atomic(path) as tmp:
+    with atomic(path) as tmp:
         pq.write_table(table, tmp)
 
 
 def write_json(data: Any, path: Path) -> None:
-    with _atomic(path) as tmp:
+    with atomic(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
-    with _atomic(path) as tmp, tmp.open("wb") as fh:
+    with atomic(path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
 
 
@@ -206,7 +206,7 @@ def part_paths(folder: Path, block: int) -> tuple[Path, Path]:
 
 
 def write_part(table: pa.Table, path: Path) -> None:
-    with _atomic(path) as tmp:
+    with atomic(path) as tmp:
         feather.write_feather(table, tmp, compression="uncompressed")
 
 

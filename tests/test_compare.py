@@ -488,3 +488,33 @@ def test_cli_compare_errors_exit_2(folders: dict[str, Path], tmp_path: Path) -> 
         cli, ["compare", str(folders["bakery"]), str(folders["seed8"]), "--seed", "3"]
     )
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "message"),
+    [
+        ("--plot", "no/such/folder/x.png", "no such folder"),
+        ("--plot", "x.txt", "no .txt images"),
+        ("--fan", "x.doc", "no .doc images"),
+    ],
+)
+def test_cli_compare_figure_paths_that_cannot_be_written_exit_2(
+    folders: dict[str, Path], tmp_path: Path, flag: str, name: str, message: str
+) -> None:
+    target = tmp_path / name
+    result = CliRunner().invoke(
+        cli, ["compare", str(folders["bakery"]), str(folders["seed8"]), flag, str(target)]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output and flag in result.output
+    assert "internal error" not in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even the other figure
+
+
+def test_cli_compare_writes_figures_whole(folders: dict[str, Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["compare", str(folders["bakery"]), str(folders["seed8"]), "--plot", str(tmp_path / "c.svg")]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.svg", "c_fan.svg"]
+    assert (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
