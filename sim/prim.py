@@ -312,6 +312,12 @@ def cases_where(results: Results, where: str) -> tuple[np.ndarray, np.ndarray]:
     n = results.n_runs
     with np.errstate(all="ignore"):
         y = np.broadcast_to(np.asarray(expr(values), dtype=float), (n,))
+    finite = y[np.isfinite(y)]
+    if not np.all((finite == 0) | (finite == 1)):
+        raise ScenarioError.one(
+            f'--where "{where}" gives numbers, not true or false',
+            hint="make it a condition, e.g. with >, <, == or and/or",
+        )
     ok = np.asarray(results.status == "ok")
     return np.isfinite(y) & (y != 0), ok
 

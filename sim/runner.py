@@ -375,9 +375,14 @@ def trace_run(
     sampler: str | None = None,
 ) -> Story:
     """Run number `index` of a study through the SimPy engine, with its event log."""
-    runs = max(runs or model.scenario.runs, index + 1)
+    runs = runs or model.scenario.runs
     if index < 0:
         raise ScenarioError.one(f"--run must be >= 0 (got {index})")
+    if index >= runs:
+        raise ScenarioError.one(
+            f"--run {index} is past the study's {runs:,} runs (0 to {runs - 1:,})",
+            hint="pass --runs to trace a run of a bigger study",
+        )
     p = plan(model, runs, seed, sampler, engine="des")
     params, noise = draw(p, index, index + 1)
     values = {a: float(v[0]) for a, v in params.items()}

@@ -6,6 +6,7 @@ import json
 
 from click.testing import CliRunner
 
+import sim
 from sim.cli import cli
 from sim.results import Results
 from tests.helpers import BAKERY, write
@@ -70,3 +71,13 @@ def test_trace_tells_a_dated_story():
     j = CliRunner().invoke(cli, ["trace", str(BAKERY), "--run", "3", "--json"])
     log = json.loads(j.output)["log"]
     assert any(e["kind"] == "event" and e["name"] == "strike" for e in log)
+
+
+def test_trace_refuses_a_run_past_the_study():
+    # LHS and Sobol' designs depend on the run count: tracing run N of a silently bigger study
+    # would not be run N of the user's study.
+    runs = sim.load(BAKERY).scenario.runs
+    r = CliRunner().invoke(cli, ["trace", str(BAKERY), "--run", str(runs)])
+    assert r.exit_code == 2 and "past the study's" in r.output and "--runs" in r.output
+    r = CliRunner().invoke(cli, ["trace", str(BAKERY), "--run", str(runs), "--runs", str(runs + 1)])
+    assert r.exit_code == 0, r.output

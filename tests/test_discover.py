@@ -177,6 +177,7 @@ def test_discover_reads_where_over_outcomes_and_parameters():
         ("open", "unknown name 'open'"),
         ("t > 3", "calendar"),
         ("crisis > 1000", "no run of"),
+        ("crisis + 1", "gives numbers, not true or false"),
     ],
 )
 def test_bad_where_is_one_clear_error(where, message):
