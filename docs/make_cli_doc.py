@@ -22,7 +22,7 @@ def _kind(param: click.Parameter) -> str:
         return "flag"
     if isinstance(param.type, click.Choice):
         return " \\| ".join(str(c) for c in param.type.choices)
-    return param.type.name.upper()
+    return param.metavar or param.type.name.upper()
 
 
 def _default(param: click.Parameter, ctx: click.Context) -> str:

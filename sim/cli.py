@@ -108,7 +108,8 @@ def validate(files: tuple[Path, ...], quiet: bool) -> None:
         if not quiet:
             missing = [n for n, spec in model.parameters.items() if not spec.source]
             note = (
-                f" ({len(missing)} parameters without a source: {', '.join(missing[:5])})"
+                f" ({len(missing)} parameter{'s' * (len(missing) != 1)} without a source: "
+                f"{', '.join(missing[:5])})"
                 if missing
                 else ""
             )

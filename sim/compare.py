@@ -399,7 +399,7 @@ def pairing(a: Results, b: Results, labels: tuple[str, str] | None = None) -> Pa
     ):
         why.append("run numbers differ")
     if why:
-        return Pairing(False, f"{name_b} vs {name_a}: unpaired, {'; '.join(why)}")
+        return Pairing(False, f"{name_a} vs {name_b}: unpaired, {'; '.join(why)}")
     caveat = ""
     if a.sampler == "sobol" and _sampled(a) != _sampled(b):
         # sim.sampling: Sobol draws are joint over the sampled parameters in name order
@@ -408,7 +408,7 @@ def pairing(a: Results, b: Results, labels: tuple[str, str] | None = None) -> Pa
         )
     return Pairing(
         True,
-        f"{name_b} vs {name_a}: paired run by run (same seed {a.seed}, sampler {a.sampler}, "
+        f"{name_a} vs {name_b}: paired run by run (same seed {a.seed}, sampler {a.sampler}, "
         f"{a.n_runs:,} runs: common random numbers{caveat})",
     )
 
