@@ -95,7 +95,10 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems.")
 def validate(files: tuple[Path, ...], quiet: bool) -> None:
-    """Check scenario FILES: prints `ok` per file, or every problem found (exit 2)."""
+    """Check scenario FILES: prints `ok` per file, or every problem found (exit 2).
+
+    Two passes: the file's shape (keys, types, units, ranges), then, once that is right, the
+    names and expressions that connect its sections."""
     failed = False
     for file in files:
         try:
