@@ -97,7 +97,7 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
 def validate(files: tuple[Path, ...], quiet: bool) -> None:
     """Check scenario FILES: prints `ok` per file, or every problem found (exit 2).
 
-    Two passes: the file's shape (keys, types, units, ranges), then, once that is right, the
+    Two passes: the file's shape (keys, types, allowed values), then, once that is right, the
     names and expressions that connect its sections."""
     failed = False
     for file in files:
