@@ -40,12 +40,14 @@ Analysis = Sensitivity | Sweep | Discovery
 
 
 def default_folder(result: Analysis) -> Path:
-    """results/<scenario>-sensitivity-<outcome>, -sweep-<parameter>, or -discover."""
+    """results/<scenario>-sensitivity-<outcome>, -sweep-<parameter>[-by-<parameter>], or
+    -discover."""
     if isinstance(result, Sensitivity):
         what = result.outcomes[0] if len(result.outcomes) == 1 else ""
         return Path("results") / "-".join(p for p in (result.scenario, "sensitivity", what) if p)
     if isinstance(result, Sweep):
-        return Path("results") / f"{result.scenario}-sweep-{result.parameter}"
+        by = f"-by-{result.by}" if result.by else ""
+        return Path("results") / f"{result.scenario}-sweep-{result.parameter}{by}"
     return Path("results") / f"{result.scenario}-discover"
 
 

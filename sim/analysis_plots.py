@@ -19,6 +19,7 @@ from typing import Any
 
 import matplotlib.dates as mdates
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -72,7 +73,10 @@ def sensitivity_figure(res: Sensitivity, top: int = TOP) -> Figure:
 
 
 def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
-    """Per outcome, its median (line), p25–p75 and p05–p95 (bands) against the lever."""
+    """Per outcome, its median (line), p25–p75 and p05–p95 (bands) against the lever.
+
+    With a second lever, a median line and a p05–p95 band per by-value, a colour each.
+    """
     names = list(outcomes or res.outcomes)
     cols = 1 if len(names) == 1 else 2 if len(names) <= 4 else 3
     rows = math.ceil(len(names) / cols)
@@ -84,11 +88,21 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
     if res.dates:
         x = np.array([np.datetime64(f"{label}-01") for label in res.labels]).astype("datetime64[D]")
     for ax, name in zip(axes.flat, names, strict=False):
-        c = res.curve(name)
-        ax.fill_between(x, c["p05"], c["p95"], color=COLORS[0], alpha=0.15, lw=0)
-        ax.fill_between(x, c["p25"], c["p75"], color=COLORS[0], alpha=0.3, lw=0)
-        ax.plot(x, c["p50"], color=COLORS[0], lw=2, marker="o", ms=3.5)
-        ax.plot(x, c["mean"], color=COLORS[1], lw=1, ls="--")
+        if res.by:
+            for j, by_label in enumerate(res.by_labels):
+                c = res.curve(name, by=by_label)
+                color = COLORS[j % len(COLORS)]
+                ax.fill_between(x, c["p05"], c["p95"], color=color, alpha=0.1, lw=0)
+                # Dotted edges: where bands overlap, the fill alone hides which is which.
+                ax.plot(x, c["p05"], color=color, lw=0.8, ls=":")
+                ax.plot(x, c["p95"], color=color, lw=0.8, ls=":")
+                ax.plot(x, c["p50"], color=color, lw=2, marker="o", ms=3.5)
+        else:
+            c = res.curve(name)
+            ax.fill_between(x, c["p05"], c["p95"], color=COLORS[0], alpha=0.15, lw=0)
+            ax.fill_between(x, c["p25"], c["p75"], color=COLORS[0], alpha=0.3, lw=0)
+            ax.plot(x, c["p50"], color=COLORS[0], lw=2, marker="o", ms=3.5)
+            ax.plot(x, c["mean"], color=COLORS[1], lw=1, ls="--")
         ax.set_title(
             textwrap.fill(f"{name}{unit_label(res.units.get(name, ''))}", 48),
             loc="left",
@@ -107,16 +121,36 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
             if res.dates
             else f"{res.parameter}{unit_label(res.parameter_unit)}"
         )
-    handles = [
-        Line2D([], [], color=COLORS[0], lw=2, marker="o", ms=3.5, label="median"),
-        Line2D([], [], color=COLORS[1], lw=1, ls="--", label="mean"),
-        Patch(color=COLORS[0], alpha=0.45, label="p25–p75"),
-        Patch(color=COLORS[0], alpha=0.15, label="p05–p95"),
-    ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+    handles: list[Artist]
+    if res.by:
+        handles = [
+            Line2D([], [], color=COLORS[j % len(COLORS)], lw=2, marker="o", ms=3.5, label=lab)
+            for j, lab in enumerate(res.by_labels)
+        ]
+        handles.append(Patch(facecolor="0.9", edgecolor="0.4", ls=":", label="p05–p95, same colour"))
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncol=min(len(handles), 6),
+            frameon=False,
+            title=f"median for each {res.by}{unit_label(res.by_unit)}",
+        )
+        what = f"{res.parameter}, by {res.by}"
+        per = "grid point"
+    else:
+        handles = [
+            Line2D([], [], color=COLORS[0], lw=2, marker="o", ms=3.5, label="median"),
+            Line2D([], [], color=COLORS[1], lw=1, ls="--", label="mean"),
+            Patch(color=COLORS[0], alpha=0.45, label="p25–p75"),
+            Patch(color=COLORS[0], alpha=0.15, label="p05–p95"),
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+        what = f"{res.parameter} (prior {res.prior})"
+        per = "value"
+    title = f"{res.scenario}: outcomes against {what}; {res.runs:,} runs per {per}, common random numbers"
     fig.suptitle(
-        f"{res.scenario}: outcomes against {res.parameter} (prior {res.prior}); "
-        f"{res.runs:,} runs per value, common random numbers",
+        # The one-lever title is left unwrapped, as its figures have always been drawn.
+        textwrap.fill(title, int(8.5 * fig.get_figwidth())) if res.by else title,
         fontsize=12,
         fontweight="bold",
         x=0.01,

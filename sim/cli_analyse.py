@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sim import analyses
@@ -134,11 +135,13 @@ def sensitivity_command(
 @click.argument("file", type=_FILE)
 @click.option(
     "--set",
-    "setting",
+    "settings",
+    multiple=True,
     required=True,
     metavar="PARAM=VALUES",
     help="The lever and its values: V1,V2,... or START:STOP:STEP (STOP included); "
-    "year-months (2027-06) for an event's time.",
+    "year-months (2027-06) for an event's time. Give it twice for two levers: the first "
+    "on the x axis, the second a curve per value.",
 )
 @click.option(
     "--outcome",
@@ -147,7 +150,12 @@ def sensitivity_command(
     metavar="NAME",
     help="Outcome to show (repeatable) [default: every outcome].",
 )
-@click.option("--runs", "-n", type=int, help="Runs per value [default: the scenario's runs].")
+@click.option(
+    "--runs",
+    "-n",
+    type=int,
+    help="Runs per value (per pair of values with two levers) [default: the scenario's runs].",
+)
 @_seed
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: the scenario's sampler].")
 @_out
@@ -156,7 +164,7 @@ def sensitivity_command(
 @_progress
 def sweep_command(
     file: Path,
-    setting: str,
+    settings: tuple[str, ...],
     outcomes: tuple[str, ...],
     runs: int | None,
     seed: int | None,
@@ -166,30 +174,32 @@ def sweep_command(
     as_json: bool,
     progress: bool | None,
 ) -> None:
-    """Run FILE at each value of one parameter, with common random numbers.
+    """Run FILE at each value of one parameter (or two), with common random numbers.
 
     The parameter is fixed at each value in turn; every other parameter and noise path draws
     the same values at every point, so the outcome curves show the lever's effect alone.
     Prints each outcome's mean and p05/p25/p50/p75/p95 per value and draws them against it.
+    With a second --set, runs every pair of values and prints, per value of the first, the
+    median [p05, p95] for each value of the second, drawn as one curve each.
     """
-    parameter, sep, values = setting.partition("=")
-    if not sep or not parameter.strip():
+    if len(settings) > 2:
         raise ScenarioError.one(
-            f"--set {setting}: expected PARAM=VALUES",
-            hint="e.g. --set war_end_month=2026-01:2029-12:6 or --set paid_share=0.2,0.5,0.8",
+            f"--set is given {len(settings)} times; a sweep takes one lever, or two",
+            hint="the first --set is the x axis, the second gives a curve per value",
         )
+    levers = [_lever(setting) for setting in settings]
     model = load(file)
     clock = time.perf_counter()
     with _bar(progress, as_json, f"{model.name}: sweep") as tick:
         res = run_sweep(
             model,
-            parameter.strip(),
-            values,
+            *levers[0],
             runs=runs,
             seed=seed,
             sampler=sampler,
             outcomes=outcomes or None,
             progress=tick,
+            by=levers[1] if len(levers) == 2 else None,
         )
     wall = time.perf_counter() - clock
     from sim.analysis_plots import sweep_figure
@@ -200,23 +210,48 @@ def sweep_command(
         return
     console = _console()
     for name in res.outcomes:
-        console.print(_sweep_table(res, name))
-    console.print(
-        f"[dim]{res.runs:,} runs per value, seed {res.seed}, {res.sampler}; the same draws "
-        f"for every other parameter at every value of {res.parameter} "
-        f"(its prior: {res.prior}).[/dim]"
-    )
-    if res.outside:
+        console.print(_sweep_grid_table(res, name) if res.by else _sweep_table(res, name))
+    points = len(res.values) * max(1, len(res.by_values))
+    if res.by:
         console.print(
-            f"[yellow]{', '.join(res.outside)}: outside the range {res.parameter}'s prior "
-            f"draws ({res.prior}); the model is extrapolated there[/yellow]"
+            f"[dim]{res.runs:,} runs per grid point ({len(res.values)} values of "
+            f"{res.parameter} × {len(res.by_values)} of {res.by}), seed {res.seed}, "
+            f"{res.sampler}; the same draws for every other parameter at every point "
+            f"(priors: {res.parameter} {res.prior}; {res.by} {res.by_prior}).[/dim]"
         )
-    if any(res.nonfinite):
+    else:
         console.print(
-            f"[yellow]runs that went non-finite, per value: {list(res.nonfinite)}; "
+            f"[dim]{res.runs:,} runs per value, seed {res.seed}, {res.sampler}; the same draws "
+            f"for every other parameter at every value of {res.parameter} "
+            f"(its prior: {res.prior}).[/dim]"
+        )
+    for parameter, outside, prior in (
+        (res.parameter, res.outside, res.prior),
+        (res.by, res.by_outside, res.by_prior),
+    ):
+        if outside:
+            console.print(
+                f"[yellow]{', '.join(outside)}: outside the range {parameter}'s prior "
+                f"draws ({prior}); the model is extrapolated there[/yellow]"
+            )
+    if any(res.nonfinite):
+        per = f"per value of {res.by}, then of {res.parameter}" if res.by else "per value"
+        console.print(
+            f"[yellow]runs that went non-finite, {per}: {list(res.nonfinite)}; "
             "they are left out of the figures[/yellow]"
         )
-    console.print(f"wrote {folder}/ in {wall:.1f} s ({res.runs * len(res.values):,} runs)")
+    console.print(f"wrote {folder}/ in {wall:.1f} s ({res.runs * points:,} runs)")
+
+
+def _lever(setting: str) -> tuple[str, str]:
+    """PARAM and VALUES from one --set."""
+    parameter, sep, values = setting.partition("=")
+    if not sep or not parameter.strip():
+        raise ScenarioError.one(
+            f"--set {setting}: expected PARAM=VALUES",
+            hint="e.g. --set war_end_month=2026-01:2029-12:6 or --set paid_share=0.2,0.5,0.8",
+        )
+    return parameter.strip(), values
 
 
 @click.command("discover")
@@ -382,6 +417,39 @@ def _sweep_table(res: Sweep, name: str) -> Table:
         if empty.any():
             row.append(f"{int(empty[k]):,}")
         table.add_row(*row)
+    return table
+
+
+def _sweep_grid_table(res: Sweep, name: str) -> Table:
+    """A two-lever sweep: a row per value of the lever, a column per by-value."""
+    unit = res.units.get(name, "")
+    table = Table(
+        title=escape(f"{name} ({unit}) against {res.parameter}, by {res.by}: median [p05, p95]"),
+        title_justify="left",
+    )
+    table.add_column(res.parameter, justify="right")
+    by_unit = f" {res.by_unit}" if res.by_unit not in ("", "1") else ""
+    for by_label in res.by_labels:
+        table.add_column(f"{res.by} = {by_label}{by_unit}", justify="right")
+    p05, p50, p95 = (STATS.index(k) for k in ("p05", "p50", "p95"))
+    s = res.stats[name]
+    for k, label in enumerate(res.labels):
+        cells = [
+            escape(
+                f"{number(float(s[j, k, p50]))} [{number(float(s[j, k, p05]))}, "
+                f"{number(float(s[j, k, p95]))}]"
+            )
+            for j in range(len(res.by_values))
+        ]
+        table.add_row(label, *cells)
+    x = res.outcome_values[name]
+    empty = int((x != x).sum())  # NaN: the run has no value, or went non-finite
+    if empty:
+        table.caption = (
+            f"{empty:,} of {x.size:,} runs have no value; the count per point is in "
+            "sweep.parquet (empty)"
+        )
+        table.caption_justify = "left"
     return table
 
 

@@ -88,28 +88,44 @@ def _sensitivity(saved: Saved) -> tuple[str, str, str]:
 def _sweep(saved: Saved) -> tuple[str, str, str]:
     s = saved.settings
     parameter = str(s.get("parameter", "?"))
+    by = str(s.get("by", ""))
     rows = saved.table.to_pylist()
-    heading = f"Sweep: outcomes of {saved.scenario} against {parameter}"
     outside = [str(v) for v in s.get("outside_prior", [])]
-    what = (
-        f"The scenario run at each of {len(s.get('values', []))} values of "
-        f"<b>{escape(parameter)}</b> (its prior: {escape(str(s.get('prior', '')))}), "
-        f"{int(s.get('runs', 0)):,} runs per value, seed {escape(str(s.get('seed')))}, "
-        f"{escape(str(s.get('sampler', '')))}. Every other parameter and noise path draws "
-        "the same values at every point (common random numbers), so the curves show the "
-        "lever's effect alone."
-        + (
-            f" Outside what the prior draws (extrapolated): {escape(', '.join(outside))}."
-            if outside
-            else ""
+    by_outside = [str(v) for v in s.get("by_outside_prior", [])]
+    if by:
+        heading = f"Sweep: outcomes of {saved.scenario} against {parameter}, by {by}"
+        what = (
+            f"The scenario run at each of {len(s.get('values', []))} values of "
+            f"<b>{escape(parameter)}</b> (its prior: {escape(str(s.get('prior', '')))}) for "
+            f"each of {len(s.get('by_values', []))} values of <b>{escape(by)}</b> (its prior: "
+            f"{escape(str(s.get('by_prior', '')))}), {int(s.get('runs', 0)):,} runs per grid "
+            f"point, seed {escape(str(s.get('seed')))}, {escape(str(s.get('sampler', '')))}. "
+            "Every other parameter and noise path draws the same values at every point "
+            "(common random numbers), so the curves show the two levers' effect alone."
         )
-    )
+    else:
+        heading = f"Sweep: outcomes of {saved.scenario} against {parameter}"
+        what = (
+            f"The scenario run at each of {len(s.get('values', []))} values of "
+            f"<b>{escape(parameter)}</b> (its prior: {escape(str(s.get('prior', '')))}), "
+            f"{int(s.get('runs', 0)):,} runs per value, seed {escape(str(s.get('seed')))}, "
+            f"{escape(str(s.get('sampler', '')))}. Every other parameter and noise path draws "
+            "the same values at every point (common random numbers), so the curves show the "
+            "lever's effect alone."
+        )
+    for name, values in ((parameter, outside), (by, by_outside)):
+        if values:
+            prior = f"{escape(name)}'s prior" if by else "the prior"
+            what += f" Outside what {prior} draws (extrapolated): {escape(', '.join(values))}."
+    by_head = f"<th>{escape(by)}</th>" if by else ""
     parts = []
     for outcome in s.get("outcomes", []):
         mine = [r for r in rows if r["outcome"] == outcome]
         unit = mine[0]["unit"] if mine else ""
         body = "".join(
-            f"<tr><td>{escape(str(r['label']))}</td>"
+            "<tr>"
+            + (f"<td>{escape(str(r['by_label']))}</td>" if by else "")
+            + f"<td>{escape(str(r['label']))}</td>"
             + "".join(
                 f"<td class='num'>{escape(number(_float(r[k])))}</td>"
                 for k in ("mean", "p05", "p25", "p50", "p75", "p95")
@@ -119,8 +135,8 @@ def _sweep(saved: Saved) -> tuple[str, str, str]:
         )
         parts.append(
             f"<h3>{escape(str(outcome))}{_unit(unit)}</h3><div class='wide'><table><tr>"
-            f"<th>{escape(parameter)}</th><th>mean</th><th>p05</th><th>p25</th><th>p50</th>"
-            f"<th>p75</th><th>p95</th></tr>{body}</table></div>"
+            f"{by_head}<th>{escape(parameter)}</th><th>mean</th><th>p05</th><th>p25</th>"
+            f"<th>p50</th><th>p75</th><th>p95</th></tr>{body}</table></div>"
         )
     return heading, what, "".join(parts)
 
