@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -443,7 +444,7 @@ def _sweep_grid_table(res: Sweep, name: str) -> Table:
         ]
         table.add_row(label, *cells)
     x = res.outcome_values[name]
-    empty = int((x != x).sum())  # NaN: the run has no value, or went non-finite
+    empty = int(np.isnan(x).sum())  # the run has no value, or went non-finite
     if empty:
         table.caption = (
             f"{empty:,} of {x.size:,} runs have no value; the count per point is in "
