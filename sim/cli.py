@@ -57,8 +57,10 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except ScenarioError as exc:
+            # A located problem leads with file:line:col, like a compiler's; any other says
+            # "error:", as a results folder's does.
             for problem in exc.problems:
-                click.echo(str(problem), err=True)
+                click.echo(str(problem) if problem.place else f"error: {problem}", err=True)
             ctx.exit(USER_ERROR)
         except ResultsError as exc:
             click.echo(f"error: {exc}", err=True)
