@@ -193,6 +193,37 @@ def _run_on_dask(job: Job, b: int) -> Any:
     return job(b)
 
 
+# A lambda, which cloudpickle sends by value (it can't be looked up by name): a worker without
+# sim can still run it and say so, where a named function of this module would fail to unpickle.
+_PROBE = lambda: __import__("sim.runner", fromlist=["build"]).build()  # noqa: E731
+
+
+def _check_workers(client: Any) -> None:
+    """Refuse a cluster whose workers can't import sim, or run other code than this machine:
+    their blocks would fail, or not be the same bits."""
+    from sim.runner import build
+
+    ours = build()
+    found = client.run(_PROBE, on_error="return")
+    problems = []
+    for worker, theirs in sorted(found.items()):
+        if isinstance(theirs, BaseException):
+            problems.append(f"{worker} can't import sim ({type(theirs).__name__}: {theirs})")
+        elif theirs != ours:
+            differ = ", ".join(
+                f"{k} {theirs.get(k, 'missing')} (here {ours.get(k, 'missing')})"
+                for k in sorted(set(ours) | set(theirs))
+                if ours.get(k) != theirs.get(k)
+            )
+            problems.append(f"{worker} runs other code: {differ}")
+    if problems:
+        raise ScenarioError.one(
+            "the Dask cluster's workers can't give the same bits as this machine: "
+            + "; ".join(problems),
+            hint="install the same sim and the same numpy, scipy and simpy on every worker",
+        )
+
+
 class _Dask:
     def __init__(self, client: Any, workers: int):
         self.client = client
@@ -217,6 +248,7 @@ class _Dask:
                     raise ScenarioError.one(
                         f"cannot reach the Dask scheduler at {scheduler} ({exc})"
                     ) from None
+                _check_workers(client)
                 size = len(client.scheduler_info().get("workers", {})) or workers
             else:
                 # Our own cluster: no statistical profiler sampling the block's thread every

@@ -143,6 +143,46 @@ def test_a_worker_running_other_code_refuses_with_a_clear_error(executor):
     assert "would not be the same bits" in message and len(err.value.problems) == 1
 
 
+def test_joining_a_cluster_checks_every_worker_first():
+    # One worker without sim, one at another numpy, one like this machine.
+    from sim.executors import _check_workers
+
+    ours = runner.build()
+
+    class Client:
+        def run(self, function, on_error):
+            assert on_error == "return"
+            return {
+                "tcp://a:1": ModuleNotFoundError("No module named 'sim'"),
+                "tcp://b:1": ours | {"numpy": "0.0.1"},
+                "tcp://c:1": function(),
+            }
+
+    with pytest.raises(ScenarioError) as err:
+        _check_workers(Client())
+    message = str(err.value)
+    assert "tcp://a:1 can't import sim (ModuleNotFoundError" in message
+    assert f"tcp://b:1 runs other code: numpy 0.0.1 (here {np.__version__})" in message
+    assert "tcp://c:1" not in message
+
+
+def test_the_worker_probe_travels_to_a_worker_without_sim():
+    # Sent by value: unpickling it needs no sim; running it there says sim is missing.
+    import cloudpickle
+
+    from sim.executors import _PROBE
+
+    code = (
+        "import sys, pickle; sys.modules['sim'] = None; probe = pickle.loads(sys.stdin.buffer.read())\n"
+        "try:\n    probe()\nexcept ImportError as exc:\n    print('no sim:', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=cloudpickle.dumps(_PROBE), capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().startswith("no sim:")
+
+
 def test_the_build_covers_sims_own_code():
     build = runner.build()
     assert set(build) == {"numpy", "scipy", "simpy", "sim code"}
