@@ -17,7 +17,7 @@ import time
 
 import sim
 from sim.engine.kernel import run_block
-from sim.runner import draw, execute, plan
+from sim.study.runner import draw, execute, plan
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 GIB = 2**30
-DEFAULT_BLOCK = 8192  # sim.runner.DEFAULT_BLOCK, without importing sim before a measurement
+DEFAULT_BLOCK = 8192  # sim.study.runner.DEFAULT_BLOCK, without importing sim before a measurement
 
 
 def tree_rss() -> int:
@@ -93,7 +93,7 @@ def measure(scenario: str, runs: int, workers: int, executor: str, block: int) -
 def step_only(scenario: str, blocks: int, block: int) -> float:
     """Seconds to draw and step `blocks` blocks in this process, writing nothing."""
     import sim
-    from sim.runner import BlockJob, plan
+    from sim.study.runner import BlockJob, plan
 
     job = BlockJob(plan(sim.load(scenario), runs=(blocks + 1) * block, seed=1, block_size=block))
     job(blocks)  # warm: compile, caches

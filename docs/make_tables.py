@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 import sim
-from sim.distributions import describe, range_of
-from sim.schema import Fixed
+from sim.sampling.distributions import describe, range_of
+from sim.scenario.schema import Fixed
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -11,12 +11,12 @@ What drives an outcome, how it moves with a lever, and where the bad cases lie:
 `sim.discover(results, where="hungry_months > 3")`.
 """
 
-from sim.compare import compare
-from sim.lever import sweep
+from sim.analysis.compare import compare
+from sim.analysis.discover import discover
+from sim.analysis.sensitivity import sensitivity
+from sim.analysis.sweep import sweep
 from sim.model import load
-from sim.prim import discover
-from sim.results import Results
-from sim.runner import run
-from sim.sobol import sensitivity
+from sim.study.results import Results
+from sim.study.runner import run
 
 __all__ = ["Results", "compare", "discover", "load", "run", "sensitivity", "sweep"]

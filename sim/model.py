@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sim.distributions import support
 from sim.errors import Place, Problem, ScenarioError, did_you_mean, dotted
-from sim.expr import RESERVED, Expr, ExprError, compile_expr, is_name
-from sim.loader import Document, PathKey, load_document
-from sim.schema import Distribution, Fixed, Scenario, parse, parse_month
+from sim.sampling.distributions import support
+from sim.scenario.expr import RESERVED, Expr, ExprError, compile_expr, is_name
+from sim.scenario.loader import Document, PathKey, load_document
+from sim.scenario.schema import Distribution, Fixed, Scenario, parse, parse_month
 
 EventKind = Literal["tick", "expr", "never"]
 RESULT_COLUMNS = ("run", "status", "bad_tick", "bad_name")

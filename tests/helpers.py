@@ -11,8 +11,8 @@ import yaml
 from sim.engine.des import run_one
 from sim.engine.kernel import Block, run_block
 from sim.model import Model, compile_scenario, load
-from sim.sampling import noise_draws, parameter_draws
-from sim.schema import Scenario
+from sim.sampling.draws import noise_draws, parameter_draws
+from sim.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 BAKERY = ROOT / "examples" / "bakery.yaml"

@@ -7,7 +7,7 @@ same order and with the same floating-point operations as the SimPy engine (`sim
 so both give the same bits for the same draws.
 
     >>> from sim.model import load
-    >>> from sim.sampling import parameter_draws, noise_draws
+    >>> from sim.sampling.draws import parameter_draws, noise_draws
     >>> model = load("examples/bakery.yaml")
     >>> p = parameter_draws(model.parameters, "mc", 1, 100, 0, 100)
     >>> z = noise_draws(model.noises, 1, 100, model.ticks, 0, 100)
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ScenarioError
-from sim.expr import Expr
 from sim.model import Model
+from sim.scenario.expr import Expr
 
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
 

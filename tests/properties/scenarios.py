@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from sim.model import Model, compile_scenario
-from sim.schema import Scenario
+from sim.scenario.schema import Scenario
 
 coef = st.floats(0.01, 0.95, allow_nan=False).map(lambda x: round(x, 3))
 amount = st.floats(0, 50, allow_nan=False).map(lambda x: round(x, 2))

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.errors import ScenarioError
-from sim.expr import FUNCTIONS, ExprError, compile_expr
 from sim.model import Model, load
+from sim.scenario.expr import FUNCTIONS, ExprError, compile_expr
 from tests.properties.scenarios import scenarios
 
 BAKERY = Path(__file__).resolve().parents[2] / "examples" / "bakery.yaml"

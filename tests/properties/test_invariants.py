@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
-from sim.runner import run
+from sim.study.runner import run
 from tests.helpers import des_outcomes, kernel
 from tests.properties.scenarios import compile_dict, scenarios
 

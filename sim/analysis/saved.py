@@ -1,0 +1,230 @@
+"""Analysis folders: where `sim sensitivity`, `sim sweep` and `sim discover` leave their results.
+
+A folder per analysis, like a run's (default `results/<scenario>-<kind>-<what>/`):
+
+    manifest.json       kind (sensitivity | sweep | discover), the scenario (name, sha256,
+                        files), the settings, package versions, timing, sha256 of each file;
+                        `complete: true` only once every file it lists is in place
+    <kind>.parquet      the main table: ranked indices | outcome spread per value | boxes
+    sweep_runs.parquet  (sweep) every run's outcomes at every value, run i the same world
+    trajectory.parquet  (discover) every box on every peeling trajectory
+    <kind>.png          the figure
+
+Files are written atomically (`sim.study.store.write_table` / `write_json`), the manifest last.
+`load` reads a folder back, checking it is complete and unaltered; `sim report` embeds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sim.analysis.discover import Discovery
+from sim.analysis.sensitivity import Sensitivity
+from sim.analysis.sweep import Sweep
+from sim.errors import ResultsError
+from sim.model import Model
+from sim.study import store
+from sim.study.runner import scenario_sha256
+
+KINDS = ("sensitivity", "sweep", "discover")
+FORMAT_VERSION = 1
+Analysis = Sensitivity | Sweep | Discovery
+
+
+def default_folder(result: Analysis) -> Path:
+    """results/<scenario>-sensitivity-<outcome>, -sweep-<parameter>[-by-<parameter>], or
+    -discover."""
+    if isinstance(result, Sensitivity):
+        what = result.outcomes[0] if len(result.outcomes) == 1 else ""
+        return Path("results") / "-".join(p for p in (result.scenario, "sensitivity", what) if p)
+    if isinstance(result, Sweep):
+        by = f"-by-{result.by}" if result.by else ""
+        return Path("results") / f"{result.scenario}-sweep-{result.parameter}{by}"
+    return Path("results") / f"{result.scenario}-discover"
+
+
+def tables(result: Analysis) -> dict[str, pa.Table]:
+    """Each table an analysis writes, by file name."""
+    if isinstance(result, Sensitivity):
+        return {"sensitivity.parquet": result.table()}
+    if isinstance(result, Sweep):
+        return {"sweep.parquet": result.table(), "sweep_runs.parquet": result.run_table()}
+    return {"discover.parquet": result.table(), "trajectory.parquet": result.trajectory_table()}
+
+
+def save(
+    result: Analysis,
+    folder: str | Path,
+    png: bytes | None = None,
+    model: Model | None = None,
+    wall_seconds: float | None = None,
+    force: bool = False,
+) -> Path:
+    """Write `result`'s folder: its tables, the figure (PNG bytes) and the manifest, last."""
+    folder = Path(folder)
+    _prepare(folder, result.kind, force)
+    files = tables(result)
+    for name, table in files.items():
+        store.write_table(table, folder / name)
+    written = list(files)
+    if png is not None:
+        _write_bytes(png, folder / f"{result.kind}.png")
+        written.append(f"{result.kind}.png")
+    manifest = {
+        "analysis_format": FORMAT_VERSION,
+        "kind": result.kind,
+        "complete": True,
+        "scenario": _scenario(result, model),
+        "settings": result.settings(),
+        "files": written,
+        "sha256": {name: store.sha256_file(folder / name) for name in written},
+        "versions": store.versions(),
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": None if wall_seconds is None else round(wall_seconds, 3),
+    }
+    store.write_json(manifest, folder / store.MANIFEST)
+    return folder
+
+
+@dataclass(frozen=True)
+class Saved:
+    """An analysis folder read back: its manifest, tables and figure."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    tables: dict[str, pa.Table]
+    png: bytes | None
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest["kind"])
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.manifest.get("settings", {}))
+
+    @property
+    def scenario(self) -> str:
+        return str(self.manifest.get("scenario", {}).get("name", "?"))
+
+    @property
+    def table(self) -> pa.Table:
+        """The main table (`<kind>.parquet`)."""
+        return self.tables[f"{self.kind}.parquet"]
+
+
+def kind_of(folder: str | Path) -> str | None:
+    """The analysis kind a folder holds, or None (a run's folder, or not a folder at all)."""
+    try:
+        manifest = store.read_manifest(Path(folder))
+    except ResultsError:
+        return None
+    kind = manifest.get("kind")
+    return kind if kind in KINDS else None
+
+
+def load(folder: str | Path) -> Saved:
+    """Read an analysis folder, refusing one that is incomplete, altered or not an analysis."""
+    folder = Path(folder)
+    manifest = store.read_manifest(folder)
+    kind = manifest.get("kind")
+    if kind not in KINDS:
+        raise ResultsError(
+            f"{folder}: not an analysis folder (written by `sim run`, not by sim "
+            f"{' / '.join(KINDS)})"
+        )
+    if manifest.get("analysis_format") != FORMAT_VERSION:
+        raise ResultsError(
+            f"{folder}: analysis format {manifest.get('analysis_format')!r}; "
+            f"this sim reads {FORMAT_VERSION}"
+        )
+    if not manifest.get("complete"):
+        raise ResultsError(f"{folder}: incomplete analysis; run it again")
+    for name, expected in manifest.get("sha256", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise ResultsError(f"{folder}: {name} is missing")
+        if store.sha256_file(path) != expected:
+            raise ResultsError(
+                f"{folder}: {name} does not match its checksum in {store.MANIFEST} "
+                "(edited or truncated)"
+            )
+    read: dict[str, pa.Table] = {}
+    png = None
+    for name in manifest.get("files", []):
+        try:
+            if name.endswith(".parquet"):
+                read[name] = pq.read_table(folder / name)
+            elif name.endswith(".png"):
+                png = (folder / name).read_bytes()
+        except (OSError, pa.ArrowException) as exc:
+            raise ResultsError(f"{folder}: cannot read {name} ({exc})") from None
+    if f"{kind}.parquet" not in read:
+        raise ResultsError(f"{folder}: {kind}.parquet is missing")
+    return Saved(folder, manifest, read, png)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+_OURS = ("sensitivity", "sweep", "sweep_runs", "discover", "trajectory")
+
+
+def _prepare(folder: Path, kind: str, force: bool) -> None:
+    """Make `folder` ready; refuse to write over a run's results or unrelated files."""
+    if folder.exists() and not folder.is_dir():
+        raise ResultsError(f"{folder}: exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        other = kind_of(folder)
+        if other is None:
+            what = (
+                "a run's results"
+                if (folder / store.MANIFEST).is_file()
+                else "files that are not sim results"
+            )
+            raise ResultsError(
+                f"{folder} holds {what}; choose another --out or pass --force to write there"
+            )
+        if other != kind:
+            raise ResultsError(
+                f"{folder} holds a {other} analysis, not a {kind} one; choose another --out "
+                "or pass --force to replace it"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    # The old manifest goes first: a folder half rewritten must not pass for complete.
+    names = [store.MANIFEST] + [f"{s}.{e}" for s in _OURS for e in ("parquet", "png")]
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+
+
+def _write_bytes(data: bytes, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _scenario(result: Analysis, model: Model | None) -> dict[str, Any]:
+    if model is not None:
+        return {
+            "name": model.name,
+            "description": model.scenario.description or "",
+            "sha256": scenario_sha256(model),
+            "files": list(model.files),
+        }
+    if isinstance(result, Discovery):
+        source = result.source
+        return {
+            "name": result.scenario,
+            "sha256": source.get("scenario_sha256"),
+            "results": source.get("folder"),
+        }
+    return {"name": result.scenario}

@@ -1,0 +1,545 @@
+"""`sim sensitivity`, `sim sweep` and `sim discover`: parse arguments, call the library, print.
+
+Each writes an analysis folder (`sim.analysis.saved`): a table as Parquet, a figure as PNG, and a
+manifest, which `sim report` can embed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from rich.markup import escape
+from rich.table import Table
+
+from sim.analysis import saved as analyses
+from sim.analysis.discover import ALPHA, MIN_COVERAGE, MIN_MASS, PRUNE, Discovery
+from sim.analysis.discover import discover as run_discover
+from sim.analysis.sensitivity import DEFAULT_RESAMPLES, DEFAULT_RUNS, TOP, Sensitivity, sensitivity
+from sim.analysis.sweep import STATS, Sweep
+from sim.analysis.sweep import sweep as run_sweep
+from sim.cli.common import FILE, dump_json, finite, out_console, progress_bar
+from sim.errors import ScenarioError
+from sim.model import load
+from sim.present.numbers import number
+from sim.sampling.draws import SAMPLERS
+from sim.study.results import Results
+
+_out = click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder to write [default: results/<scenario>-<analysis>-<what>].",
+)
+_force = click.option("--force", is_flag=True, help="Write into a folder holding other files.")
+_json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+_progress = click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar [default: on when stderr is a terminal].",
+)
+_seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
+
+
+@click.command("sensitivity")
+@click.argument("file", type=FILE)
+@click.option(
+    "--outcome",
+    "outcomes",
+    multiple=True,
+    required=True,
+    metavar="NAME",
+    help="The outcome to explain (repeatable: several share the same runs).",
+)
+@click.option(
+    "--runs",
+    "-n",
+    type=int,
+    default=DEFAULT_RUNS,
+    show_default=True,
+    help="N, the base sample (a power of 2); the model runs N·(d+2) times for d parameters.",
+)
+@_seed
+@click.option(
+    "--top",
+    type=int,
+    default=TOP,
+    show_default=True,
+    help="Parameters to list and plot per outcome (all are in the table file).",
+)
+@click.option(
+    "--resamples",
+    type=int,
+    default=DEFAULT_RESAMPLES,
+    show_default=True,
+    help="Bootstrap resamples for the confidence intervals.",
+)
+@_out
+@_force
+@_json
+@_progress
+def sensitivity_command(
+    file: Path,
+    outcomes: tuple[str, ...],
+    runs: int,
+    seed: int | None,
+    top: int,
+    resamples: int,
+    out: Path | None,
+    force: bool,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Which uncertain parameters drive an outcome: Sobol' first-order and total indices.
+
+    Samples every uncertain parameter of FILE from its own distribution (a Saltelli design
+    on a scrambled Sobol' sequence), runs the model N·(d+2) times, and prints the parameters
+    ranked by total index, each index with a 95% bootstrap interval. S1 is the share of the
+    outcome's variance a parameter explains alone; ST adds its interactions.
+    """
+    if top < 1:
+        raise click.UsageError("--top must be at least 1")
+    model = load(file)
+    clock = time.perf_counter()
+    with _bar(progress, as_json, f"{model.name}: sensitivity") as tick:
+        res = sensitivity(model, outcomes, runs=runs, seed=seed, resamples=resamples, progress=tick)
+    wall = time.perf_counter() - clock
+    from sim.present.analysis_figures import sensitivity_figure
+
+    folder = _save(res, _png(sensitivity_figure(res, top)), out, force, wall, model)
+    if as_json:
+        _echo_result(res, folder, "indices")
+        return
+    console = out_console()
+    for outcome in res.outcomes:
+        console.print(_sensitivity_table(res, outcome, top))
+        console.print(
+            f"[dim]First-order indices sum to {res.explained(outcome):.2f}: the rest of the "
+            "variance comes from interactions"
+            + (" and noise" if res.noisy_flows else "")
+            + ".[/dim]"
+        )
+    console.print(
+        "[dim]S1: share of the variance the parameter explains alone; ST: with all its "
+        f"interactions. [ ]: {res.confidence:.0%} bootstrap interval over the N samples.[/dim]"
+    )
+    console.print(f"wrote {folder}/ in {wall:.1f} s ({res.evaluations:,} runs)")
+
+
+@click.command("sweep")
+@click.argument("file", type=FILE)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    required=True,
+    metavar="PARAM=VALUES",
+    help="The lever and its values: V1,V2,... or START:STOP:STEP (STOP included); "
+    "year-months (2027-06) for an event's time. Give it twice for two levers: the first "
+    "on the x axis, the second a curve per value.",
+)
+@click.option(
+    "--outcome",
+    "outcomes",
+    multiple=True,
+    metavar="NAME",
+    help="Outcome to show (repeatable) [default: every outcome].",
+)
+@click.option(
+    "--runs",
+    "-n",
+    type=int,
+    help="Runs per value (per pair of values with two levers) [default: the scenario's runs].",
+)
+@_seed
+@click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: the scenario's sampler].")
+@_out
+@_force
+@_json
+@_progress
+def sweep_command(
+    file: Path,
+    settings: tuple[str, ...],
+    outcomes: tuple[str, ...],
+    runs: int | None,
+    seed: int | None,
+    sampler: str | None,
+    out: Path | None,
+    force: bool,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Run FILE at each value of one parameter (or two), with common random numbers.
+
+    The parameter is fixed at each value in turn; every other parameter and noise path draws
+    the same values at every point, so the outcome curves show the lever's effect alone.
+    Prints each outcome's mean and p05/p25/p50/p75/p95 per value and draws them against it.
+    With a second --set, runs every pair of values and prints, per value of the first, the
+    median [p05, p95] for each value of the second, drawn as one curve each.
+    """
+    if len(settings) > 2:
+        raise ScenarioError.one(
+            f"--set is given {len(settings)} times; a sweep takes one lever, or two",
+            hint="the first --set is the x axis, the second gives a curve per value",
+        )
+    levers = [_lever(setting) for setting in settings]
+    model = load(file)
+    clock = time.perf_counter()
+    with _bar(progress, as_json, f"{model.name}: sweep") as tick:
+        res = run_sweep(
+            model,
+            *levers[0],
+            runs=runs,
+            seed=seed,
+            sampler=sampler,
+            outcomes=outcomes or None,
+            progress=tick,
+            by=levers[1] if len(levers) == 2 else None,
+        )
+    wall = time.perf_counter() - clock
+    from sim.present.analysis_figures import sweep_figure
+
+    folder = _save(res, _png(sweep_figure(res)), out, force, wall, model)
+    if as_json:
+        _echo_result(res, folder, "rows")
+        return
+    console = out_console()
+    for name in res.outcomes:
+        console.print(_sweep_grid_table(res, name) if res.by else _sweep_table(res, name))
+    points = len(res.values) * max(1, len(res.by_values))
+    if res.by:
+        console.print(
+            f"[dim]{res.runs:,} runs per grid point ({len(res.values)} values of "
+            f"{res.parameter} × {len(res.by_values)} of {res.by}), seed {res.seed}, "
+            f"{res.sampler}; the same draws for every other parameter at every point "
+            f"(priors: {res.parameter} {res.prior}; {res.by} {res.by_prior}).[/dim]"
+        )
+    else:
+        console.print(
+            f"[dim]{res.runs:,} runs per value, seed {res.seed}, {res.sampler}; the same draws "
+            f"for every other parameter at every value of {res.parameter} "
+            f"(its prior: {res.prior}).[/dim]"
+        )
+    for parameter, outside, prior in (
+        (res.parameter, res.outside, res.prior),
+        (res.by, res.by_outside, res.by_prior),
+    ):
+        if outside:
+            console.print(
+                f"[yellow]{', '.join(outside)}: outside the range {parameter}'s prior "
+                f"draws ({prior}); the model is extrapolated there[/yellow]"
+            )
+    if any(res.nonfinite):
+        per = f"per value of {res.by}, then of {res.parameter}" if res.by else "per value"
+        console.print(
+            f"[yellow]runs that went non-finite, {per}: {list(res.nonfinite)}; "
+            "they are left out of the figures[/yellow]"
+        )
+    console.print(f"wrote {folder}/ in {wall:.1f} s ({res.runs * points:,} runs)")
+
+
+def _lever(setting: str) -> tuple[str, str]:
+    """PARAM and VALUES from one --set."""
+    parameter, sep, values = setting.partition("=")
+    if not sep or not parameter.strip():
+        raise ScenarioError.one(
+            f"--set {setting}: expected PARAM=VALUES",
+            hint="e.g. --set war_end_month=2026-01:2029-12:6 or --set paid_share=0.2,0.5,0.8",
+        )
+    return parameter.strip(), values
+
+
+@click.command("discover")
+@click.argument("results", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--where",
+    required=True,
+    metavar="EXPR",
+    help='Which runs are cases of interest, e.g. "food_shortfall_months > 24" '
+    "(outcome and parameter names, the scenario expression language).",
+)
+@click.option(
+    "--parameter",
+    "parameters",
+    multiple=True,
+    metavar="NAME",
+    help="Search only these parameters (repeatable) [default: every sampled parameter].",
+)
+@click.option("--boxes", type=int, default=1, show_default=True, help="Boxes to find (covering).")
+@click.option(
+    "--min-coverage",
+    type=float,
+    default=MIN_COVERAGE,
+    show_default=True,
+    help="Report the densest box holding at least this share of the cases.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=ALPHA,
+    show_default=True,
+    help="Share of the box's runs peeled off per step.",
+)
+@click.option(
+    "--min-mass",
+    type=float,
+    default=MIN_MASS,
+    show_default=True,
+    help="Stop peeling when the box holds less than this share of all runs.",
+)
+@click.option(
+    "--prune",
+    type=float,
+    default=PRUNE,
+    show_default=True,
+    help="Significance level for keeping a box edge (0: keep every one).",
+)
+@click.option(
+    "--paste/--no-paste",
+    default=True,
+    show_default=True,
+    help="Widen the chosen box again while that keeps its density (PRIM's pasting).",
+)
+@_out
+@_force
+@_json
+def discover_command(
+    results: Path,
+    where: str,
+    parameters: tuple[str, ...],
+    boxes: int,
+    min_coverage: float,
+    alpha: float,
+    min_mass: float,
+    prune: float,
+    paste: bool,
+    out: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Find the parameter ranges behind the runs in RESULTS where EXPR holds (PRIM).
+
+    RESULTS is a folder written by `sim run`. PRIM peels the box of all runs, 5% at a time,
+    towards the ranges of the sampled parameters where the cases of interest concentrate,
+    and prints the box with its coverage (share of all cases inside) and density (share of
+    the box's runs that are cases), and each restriction with what dropping it would cost.
+    """
+    clock = time.perf_counter()
+    res = run_discover(
+        Results.load(results),
+        where,
+        parameters=parameters or None,
+        alpha=alpha,
+        min_mass=min_mass,
+        min_coverage=min_coverage,
+        prune=prune,
+        boxes=boxes,
+        paste=paste,
+    )
+    wall = time.perf_counter() - clock
+    from sim.present.analysis_figures import discover_figure
+
+    folder = _save(res, _png(discover_figure(res)), out, force, wall, None)
+    if as_json:
+        _echo_result(res, folder, "boxes")
+        return
+    console = out_console()
+    console.print(
+        f"{res.scenario}: {res.cases:,} of {res.runs:,} runs have {res.where} "
+        f"(base rate {res.base_density:.1%})"
+        + (f"; {res.excluded} non-finite runs left out" if res.excluded else "")
+    )
+    for box in res.boxes:
+        console.print(_box_table(res, box.number))
+    console.print(
+        "[dim]coverage: share of all cases inside the box; density: share of the box's runs "
+        "that are cases. 'without': the box's density and coverage if that restriction were "
+        "dropped. qp: chance that a box restricted on that parameter alone is this dense by "
+        "luck (one-sided binomial).[/dim]"
+    )
+    console.print(f"wrote {folder}/")
+
+
+# -- printing -----------------------------------------------------------------------------
+
+
+def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
+    ranked = res.ranked(outcome)
+    unit = res.units.get(outcome, "")
+    k = res.outcomes.index(outcome)
+    table = Table(
+        title=f"{res.scenario}: what drives {outcome} ({unit}; mean {number(res.mean[k])}, "
+        f"sd {number(res.sd[k])}); N = {res.runs:,}, {res.evaluations:,} runs, seed {res.seed}",
+        title_justify="left",
+    )
+    ci = f"[{res.confidence:.0%} CI]"
+    for col, justify in (
+        ("#", "right"),
+        ("parameter", "left"),
+        ("ST (total)", "right"),
+        (ci, "right"),
+        ("S1 (first order)", "right"),
+        (ci, "right"),
+        ("distribution", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for ix in ranked[:top]:
+        table.add_row(
+            str(ix.rank),
+            ix.parameter,
+            f"{ix.total:.3f}",
+            f"[{ix.total_low:.3f}, {ix.total_high:.3f}]",
+            f"{ix.first:.3f}",
+            f"[{ix.first_low:.3f}, {ix.first_high:.3f}]",
+            res.distributions.get(ix.parameter, ""),
+        )
+    if len(ranked) > top:
+        table.add_row("", f"… {len(ranked) - top} more (in sensitivity.parquet)", *[""] * 5)
+    return table
+
+
+def _sweep_table(res: Sweep, name: str) -> Table:
+    unit = res.units.get(name, "")
+    table = Table(title=f"{name} ({unit}) against {res.parameter}", title_justify="left")
+    table.add_column(res.parameter, justify="right")
+    for stat in STATS:
+        table.add_column(stat, justify="right")
+    empty = res.runs - (res.outcome_values[name] == res.outcome_values[name]).sum(axis=1)
+    if empty.any():
+        table.add_column("no value", justify="right")
+    for k, label in enumerate(res.labels):
+        row = [label, *(number(float(v)) for v in res.stats[name][k])]
+        if empty.any():
+            row.append(f"{int(empty[k]):,}")
+        table.add_row(*row)
+    return table
+
+
+def _sweep_grid_table(res: Sweep, name: str) -> Table:
+    """A two-lever sweep: a row per value of the lever, a column per by-value."""
+    unit = res.units.get(name, "")
+    table = Table(
+        title=escape(f"{name} ({unit}) against {res.parameter}, by {res.by}: median [p05, p95]"),
+        title_justify="left",
+    )
+    table.add_column(res.parameter, justify="right")
+    by_unit = f" {res.by_unit}" if res.by_unit not in ("", "1") else ""
+    for by_label in res.by_labels:
+        table.add_column(f"{res.by} = {by_label}{by_unit}", justify="right")
+    p05, p50, p95 = (STATS.index(k) for k in ("p05", "p50", "p95"))
+    s = res.stats[name]
+    for k, label in enumerate(res.labels):
+        cells = [
+            escape(
+                f"{number(float(s[j, k, p50]))} [{number(float(s[j, k, p05]))}, "
+                f"{number(float(s[j, k, p95]))}]"
+            )
+            for j in range(len(res.by_values))
+        ]
+        table.add_row(label, *cells)
+    x = res.outcome_values[name]
+    empty = int(np.isnan(x).sum())  # the run has no value, or went non-finite
+    if empty:
+        table.caption = (
+            f"{empty:,} of {x.size:,} runs have no value; the count per point is in "
+            "sweep.parquet (empty)"
+        )
+        table.caption_justify = "left"
+    return table
+
+
+def _box_table(res: Discovery, number_: int) -> Table:
+    box = res.boxes[number_ - 1]
+    table = Table(
+        title=f"box {box.number}: coverage {box.coverage:.1%}, density {box.density:.1%}, "
+        f"{box.runs:,} runs ({box.mass:.1%}) of which {box.cases:,} cases",
+        title_justify="left",
+    )
+    for col, justify in (
+        ("parameter", "left"),
+        ("box", "right"),
+        ("all runs", "right"),
+        ("density without", "right"),
+        ("coverage without", "right"),
+        ("qp", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in box.restrictions:
+        unit = res.units.get(r.parameter, "")
+        shown = f" {unit}" if unit not in ("", "1") else ""
+        table.add_row(
+            r.parameter,
+            f"{number(r.low)} – {number(r.high)}{shown}",
+            f"{number(r.full_low)} – {number(r.full_high)}",
+            f"{r.density_without:.1%}",
+            f"{r.coverage_without:.1%}",
+            _p(r.qp),
+        )
+    if not box.restrictions:
+        table.add_row("(none: no peel raised the density)", "", "", "", "", "")
+    return table
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+class _bar:
+    """A progress bar on stderr when it is a terminal (or asked for); gives a tick callback."""
+
+    def __init__(self, progress: bool | None, quiet: bool, label: str):
+        show = sys.stderr.isatty() if progress is None else progress
+        self.context = progress_bar(show and not quiet)
+        self.label = label
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        bar = self.context.__enter__()
+        task = bar.add_task(self.label, total=None) if bar else None
+
+        def tick(done: int, total: int) -> None:
+            if bar is not None:
+                bar.update(task, completed=done, total=total)
+
+        return tick
+
+    def __exit__(self, *exc: Any) -> None:
+        self.context.__exit__(*exc)
+
+
+def _save(res: Any, png: bytes, out: Path | None, force: bool, wall: float, model: Any) -> Path:
+    """Write an analysis folder (default: named after the analysis); return where."""
+    folder = out or analyses.default_folder(res)
+    analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force)
+    return Path(folder)
+
+
+def _echo_result(res: Any, folder: Path, key: str) -> None:
+    """An analysis as JSON for scripts: what, where, its settings, and its rows under `key`."""
+    _echo_json(
+        {
+            "kind": res.kind,
+            "scenario": res.scenario,
+            "folder": str(folder),
+            "settings": res.settings(),
+            key: res.table().to_pylist(),
+        }
+    )
+
+
+def _png(figure: Any) -> bytes:
+    # Figures are imported in the commands: matplotlib loads only when one is drawn.
+    from sim.present.figures import png_bytes
+
+    return png_bytes(figure)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(dump_json(finite(data)))

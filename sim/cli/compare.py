@@ -1,0 +1,284 @@
+"""`sim compare` and `sim report`: parse arguments, gather results, call the library, print.
+
+Both take results folders or scenario files; scenario files are run first (in memory, not
+written to disk) with one seed, sampler and run count, taken from the options, else from the
+first results folder given, else from the first scenario, so that they come out paired.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from sim.analysis.compare import ROW_FIELDS, Comparison
+from sim.analysis.compare import compare as compare_results
+from sim.analysis.saved import kind_of
+from sim.cli.common import dump_json
+from sim.errors import ResultsError
+from sim.model import load
+from sim.present.tables import comparison_cells
+from sim.sampling.draws import SAMPLERS
+from sim.study import store
+from sim.study.results import Results
+from sim.study.runner import run as run_model
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+_sources = click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+_outcome = click.option(
+    "--outcome",
+    "outcomes",
+    multiple=True,
+    metavar="NAME",
+    help="Compare only this outcome (repeatable) [default: every shared outcome].",
+)
+_runs = click.option("--runs", "-n", type=int, help="Runs for scenario files given as SOURCES.")
+_seed = click.option("--seed", "-s", type=int, help="Seed for scenario files given as SOURCES.")
+_sampler = click.option(
+    "--sampler", type=click.Choice(SAMPLERS), help="Sampler for scenario files given as SOURCES."
+)
+
+
+@click.command()
+@_sources
+@_outcome
+@_runs
+@_seed
+@_sampler
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the comparison as CSV rows.")
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the outcome figure (ECDFs and differences) to this image file; also writes "
+    "fan charts of recorded series beside it as <name>_fan<suffix> unless --fan is given.",
+)
+@click.option(
+    "--fan",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write fan charts of the recorded series to this image file.",
+)
+def compare(
+    sources: tuple[Path, ...],
+    outcomes: tuple[str, ...],
+    runs: int | None,
+    seed: int | None,
+    sampler: str | None,
+    as_json: bool,
+    as_csv: bool,
+    plot: Path | None,
+    fan: Path | None,
+) -> None:
+    """Compare the outcome distributions of SOURCES, each against the first.
+
+    SOURCES are results folders written by `sim run`, or scenario files, which are run
+    first with the same seed, sampler and runs. Per shared outcome it prints each scenario's
+    mean, p05, p50, p95 and Monte Carlo standard error, and each scenario minus the first:
+    the mean and median difference with 95% bootstrap intervals, P(B > A), the two-sample
+    KS statistic and the Wasserstein distance. Runs are paired (common random numbers) when
+    the results share their seed, sampler and run count; the output says so.
+    """
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    if plot is not None or fan is not None:
+        from sim.present.figures import (
+            image_path_problem,  # matplotlib only when a figure is asked for
+        )
+
+        for flag, path in (("--plot", plot), ("--fan", fan)):
+            if path is not None and (why := image_path_problem(path)):
+                raise ResultsError(f"{flag} {path}: {why}")  # before anything runs
+    results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv)
+    table = compare_results(*results, outcomes=outcomes or None)
+    written = _write_plots(table, results, plot, fan)
+    if as_json:
+        click.echo(dump_json(table.as_dict()))
+    elif as_csv:
+        click.echo(_csv(table), nl=False)
+    else:
+        console = _console()
+        _print_table(console, table, results)
+        for line in table.legend():
+            console.print(f"[dim]{line}[/dim]", soft_wrap=True)
+    for path in written:
+        click.echo(f"wrote {path}", err=as_json or as_csv)
+
+
+@click.command()
+@_sources
+@_outcome
+@_runs
+@_seed
+@_sampler
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
+@click.option("--title", help="Page title [default: 'Scenario comparison: A vs B'].")
+def report(
+    sources: tuple[Path, ...],
+    outcomes: tuple[str, ...],
+    runs: int | None,
+    seed: int | None,
+    sampler: str | None,
+    out: Path,
+    title: str | None,
+) -> None:
+    """Write one self-contained HTML report comparing SOURCES (figures embedded).
+
+    SOURCES are as for `sim compare`. The page lists what was run (scenarios, descriptions,
+    seeds, runs, versions, scenario hashes), what differs between the scenarios, the
+    comparison table, outcome and fan-chart figures, and every parameter with its source.
+    SOURCES may also be folders written by `sim sensitivity`, `sim sweep` or `sim discover`:
+    each becomes a section with its table and figure (a report may hold only those).
+    """
+    from sim.analysis.saved import load as load_analysis
+    from sim.present.report import render
+
+    studies = tuple(p for p in sources if not (p.is_dir() and kind_of(p)))
+    shown = [load_analysis(p) for p in sources if p.is_dir() and kind_of(p)]
+    if len(studies) == 1:
+        raise click.UsageError(
+            "give at least two results folders or scenario files to compare, "
+            "or only analysis folders"
+        )
+    if studies:
+        results = _gather(studies, runs, seed, sampler, quiet=False)
+        table: Comparison | None = compare_results(*results, outcomes=outcomes or None)
+    else:
+        if runs is not None or seed is not None or sampler is not None or outcomes:
+            raise click.UsageError(
+                "--runs, --seed, --sampler and --outcome apply only to a comparison"
+            )
+        results, table = [], None
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = render(table, results, title=title, generated=now, analyses=shown)
+    try:
+        with store.atomic(out) as tmp:
+            tmp.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(f"{out}: cannot write the report ({exc.strerror})") from None
+    click.echo(f"wrote {out} ({len(page) / 1e6:.1f} MB)")
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _gather(
+    sources: tuple[Path, ...],
+    runs: int | None,
+    seed: int | None,
+    sampler: str | None,
+    quiet: bool,
+) -> list[Results]:
+    """Results for each source: folders loaded, scenario files run with shared settings."""
+    if len(sources) < 2:
+        raise click.UsageError("give at least two results folders or scenario files")
+    is_scenario = [p.suffix.lower() in SCENARIO_SUFFIXES and not p.is_dir() for p in sources]
+    loaded: dict[int, Results] = {}
+    for k, path in enumerate(sources):
+        if not is_scenario[k]:
+            if path.is_dir() and (kind := kind_of(path)):
+                raise ResultsError(
+                    f"{path} holds a {kind} analysis, not a run's results; "
+                    "`sim report` can show it beside a comparison"
+                )
+            loaded[k] = Results.load(path)
+    if any(is_scenario):
+        models = {k: load(p) for k, p in enumerate(sources) if is_scenario[k]}
+        base = next(iter(loaded.values()), None)
+        first = next(iter(models.values()))
+        runs = runs if runs is not None else (base.n_runs if base else first.scenario.runs)
+        seed = seed if seed is not None else (base.seed if base else first.scenario.seed)
+        sampler = sampler or (base.sampler if base else first.scenario.sampler)
+        err = Console(stderr=True, highlight=False)
+        for k, model in models.items():
+            if not quiet and sys.stderr.isatty():
+                err.print(f"running {sources[k]}: {runs:,} runs, seed {seed}, {sampler}")
+            loaded[k] = run_model(model, runs=runs, seed=seed, sampler=sampler)
+    elif runs is not None or seed is not None or sampler is not None:
+        raise click.UsageError("--runs, --seed and --sampler apply only to scenario files")
+    return [loaded[k] for k in range(len(sources))]
+
+
+def _write_plots(
+    table: Comparison, results: list[Results], plot: Path | None, fan: Path | None
+) -> list[Path]:
+    if plot is None and fan is None:
+        return []
+    from sim.present import figures as plots
+
+    written = []
+    if plot is not None:
+        written.append(plots.save(plots.outcome_figure(table, results), plot))
+        fan = fan or plot.with_name(f"{plot.stem}_fan{plot.suffix or '.png'}")
+    if fan is not None:
+        figure = plots.fan_figure(results, table.scenarios)
+        if figure is not None:
+            written.append(plots.save(figure, fan))
+    return written
+
+
+def _print_table(console: Console, table: Comparison, results: list[Results]) -> None:
+    """The comparison as one table; as two (scenarios, then differences) if that is too wide."""
+    runs = " / ".join(f"{r.n_runs:,}" for r in results)
+    kinds = {p.paired for p in table.pairings}
+    how = "paired" if kinds == {True} else "unpaired" if kinds == {False} else "partly paired"
+    title = f"{' vs '.join(table.scenarios)}: {runs} runs, {how}"
+    rows = comparison_cells(table)
+    every = list(range(len(rows[0][1])))
+    whole = _rich_table(title, rows, every, {"outcome", "scenario", "difference"})
+    if (
+        Measurement.get(console, console.options.update_width(10_000), whole).maximum
+        <= console.width
+    ):
+        console.print(whole)
+        return
+    console.print(_rich_table(title, rows, [0, 1, 2, 3, 4, 5], {"outcome", "scenario"}))
+    console.print(
+        _rich_table("Differences B − A", rows, [0, 1, 4, 6, 7, 8], {"outcome", "difference"})
+    )
+
+
+def _rich_table(
+    title: str, rows: list[tuple[str, list[str]]], columns: list[int], kinds: set[str]
+) -> Table:
+    out = Table(title=title, title_justify="left")
+    for k in columns:
+        # fold, never ellipsis: a cut-off number would be a wrong number
+        out.add_column(rows[0][1][k], justify="left" if k == 0 else "right", overflow="fold")
+    body = [(kind, cells) for kind, cells in rows[1:] if kind in kinds]
+    for k, (kind, cells) in enumerate(body):
+        last = k + 1 == len(body) or body[k + 1][0] == "outcome"
+        style = {"outcome": "bold", "difference": "bold cyan"}.get(kind)
+        out.add_row(*(cells[c] for c in columns), style=style, end_section=last)
+    return out
+
+
+def _console() -> Console:
+    """stdout; when it is not a terminal, wide enough that the table is never squeezed."""
+    if sys.stdout.isatty():
+        return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=False, width=200)
+
+
+def _csv(table: Comparison) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(ROW_FIELDS), lineterminator="\n")
+    writer.writeheader()
+    for row in table.rows():
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()

@@ -1,0 +1,272 @@
+"""Figures of the analyses: ranked Sobol' indices, outcome curves against a lever, PRIM boxes.
+
+Like `sim.present.figures`, every function returns a `matplotlib.figure.Figure` built without `pyplot`;
+`sim.present.figures.save` and `sim.present.figures.png_bytes` write it.
+
+>>> import sim
+>>> from sim.analysis.sweep import sweep
+>>> res = sweep(sim.load("examples/bakery.yaml"), "strike_month", "6,18", runs=50)
+>>> len(sweep_figure(res, ["bread_eaten"]).axes)
+1
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.dates as mdates
+import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from sim.analysis.discover import Discovery
+from sim.analysis.sensitivity import TOP, Sensitivity
+from sim.analysis.sweep import Sweep
+from sim.present.figures import COLORS, DPI, unit_label
+from sim.present.numbers import number
+
+
+def sensitivity_figure(res: Sensitivity, top: int = TOP) -> Figure:
+    """Per outcome, the `top` parameters by total index: total and first-order bars with CIs."""
+    n = len(res.outcomes)
+    shown = min(top, len(res.parameters))
+    fig = Figure(figsize=(10, (0.32 * shown + 1.4) * n + 0.6), dpi=DPI, layout="constrained")
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for ax, outcome in zip(axes, res.outcomes, strict=True):
+        ranked = res.ranked(outcome)[:shown]
+        y = np.arange(len(ranked))[::-1]
+        total = np.array([ix.total for ix in ranked])
+        first = np.array([ix.first for ix in ranked])
+        t_err = _errors(total, [ix.total_low for ix in ranked], [ix.total_high for ix in ranked])
+        f_err = _errors(first, [ix.first_low for ix in ranked], [ix.first_high for ix in ranked])
+        ax.barh(y + 0.2, total, height=0.38, color=COLORS[0], alpha=0.45, label="total (ST)")
+        ax.errorbar(total, y + 0.2, xerr=t_err, fmt="none", ecolor=COLORS[0], capsize=2, lw=1)
+        ax.barh(y - 0.2, first, height=0.38, color=COLORS[0], label="first order (S1)")
+        ax.errorbar(first, y - 0.2, xerr=f_err, fmt="none", ecolor="black", capsize=2, lw=1)
+        ax.set_yticks(y, [ix.parameter for ix in ranked])
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlim(min(0.0, float(np.nanmin([ix.first_low for ix in ranked] + [0]))) - 0.02, None)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel("share of the outcome's variance")
+        unit = unit_label(res.units.get(outcome, ""))
+        ax.set_title(
+            f"{outcome}{unit}: Sobol' indices, top {len(ranked)} of {len(res.parameters)} "
+            f"parameters (S1 sum {res.explained(outcome):.2f})",
+            loc="left",
+            fontsize=11,
+        )
+        ax.legend(fontsize=9, loc="lower right")
+    fig.suptitle(
+        f"What drives the outcome: {res.scenario}, N = {res.runs:,} "
+        f"({res.evaluations:,} runs); bars: {res.confidence:.0%} bootstrap intervals",
+        fontsize=12,
+        fontweight="bold",
+        x=0.01,
+        ha="left",
+    )
+    return fig
+
+
+def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
+    """Per outcome, its median (line), p25–p75 and p05–p95 (bands) against the lever.
+
+    With a second lever, a median line and a p05–p95 band per by-value, a colour each.
+    """
+    names = list(outcomes or res.outcomes)
+    cols = 1 if len(names) == 1 else 2 if len(names) <= 4 else 3
+    rows = math.ceil(len(names) / cols)
+    fig = Figure(figsize=(5.2 * cols + 0.8, 3.4 * rows + 1.0), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    x: Any = np.asarray(res.values)
+    if res.dates:
+        x = np.array([np.datetime64(f"{label}-01") for label in res.labels]).astype("datetime64[D]")
+    for ax, name in zip(axes.flat, names, strict=False):
+        if res.by:
+            for j, by_label in enumerate(res.by_labels):
+                c = res.curve(name, by=by_label)
+                color = COLORS[j % len(COLORS)]
+                ax.fill_between(x, c["p05"], c["p95"], color=color, alpha=0.1, lw=0)
+                # Dotted edges: where bands overlap, the fill alone hides which is which.
+                ax.plot(x, c["p05"], color=color, lw=0.8, ls=":")
+                ax.plot(x, c["p95"], color=color, lw=0.8, ls=":")
+                ax.plot(x, c["p50"], color=color, lw=2, marker="o", ms=3.5)
+        else:
+            c = res.curve(name)
+            ax.fill_between(x, c["p05"], c["p95"], color=COLORS[0], alpha=0.15, lw=0)
+            ax.fill_between(x, c["p25"], c["p75"], color=COLORS[0], alpha=0.3, lw=0)
+            ax.plot(x, c["p50"], color=COLORS[0], lw=2, marker="o", ms=3.5)
+            ax.plot(x, c["mean"], color=COLORS[1], lw=1, ls="--")
+        ax.set_title(
+            textwrap.fill(f"{name}{unit_label(res.units.get(name, ''))}", 48),
+            loc="left",
+            fontsize=10.5,
+        )
+        ax.grid(alpha=0.3)
+        ax.yaxis.set_major_formatter(_tick)
+        if res.dates:
+            locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        else:
+            ax.xaxis.set_major_formatter(_tick)
+        ax.set_xlabel(
+            f"{res.parameter} (the date it falls on)"
+            if res.dates
+            else f"{res.parameter}{unit_label(res.parameter_unit)}"
+        )
+    handles: list[Artist]
+    if res.by:
+        handles = [
+            Line2D([], [], color=COLORS[j % len(COLORS)], lw=2, marker="o", ms=3.5, label=lab)
+            for j, lab in enumerate(res.by_labels)
+        ]
+        handles.append(Patch(facecolor="0.9", edgecolor="0.4", ls=":", label="p05–p95, same colour"))
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncol=min(len(handles), 6),
+            frameon=False,
+            title=f"median for each {res.by}{unit_label(res.by_unit)}",
+        )
+        what = f"{res.parameter}, by {res.by}"
+        per = "grid point"
+    else:
+        handles = [
+            Line2D([], [], color=COLORS[0], lw=2, marker="o", ms=3.5, label="median"),
+            Line2D([], [], color=COLORS[1], lw=1, ls="--", label="mean"),
+            Patch(color=COLORS[0], alpha=0.45, label="p25–p75"),
+            Patch(color=COLORS[0], alpha=0.15, label="p05–p95"),
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+        what = f"{res.parameter} (prior {res.prior})"
+        per = "value"
+    title = f"{res.scenario}: outcomes against {what}; {res.runs:,} runs per {per}, common random numbers"
+    fig.suptitle(
+        # The one-lever title is left unwrapped, as its figures have always been drawn.
+        textwrap.fill(title, int(8.5 * fig.get_figwidth())) if res.by else title,
+        fontsize=12,
+        fontweight="bold",
+        x=0.01,
+        ha="left",
+    )
+    return fig
+
+
+def discover_figure(res: Discovery) -> Figure:
+    """Left: the peeling trajectory (density against coverage). Right: each box's ranges."""
+    restrictions = [(box.number, r) for box in res.boxes for r in box.restrictions]
+    height = max(4.2, 0.42 * len(restrictions) + 1.6)
+    fig = Figure(figsize=(13, height), dpi=DPI, layout="constrained")
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": (1, 1.15)})
+    for box in res.boxes:
+        coverage = [s.coverage for s in box.trajectory]
+        density = [s.density for s in box.trajectory]
+        restricted = [s.restricted for s in box.trajectory]
+        points = left.scatter(
+            coverage, density, c=restricted, cmap="viridis", s=18, zorder=3, label=None
+        )
+        left.plot(coverage, density, color="0.6", lw=0.8, zorder=2)
+        chosen = box.trajectory[box.chosen]
+        left.scatter(
+            [chosen.coverage],
+            [chosen.density],
+            s=150,
+            facecolors="none",
+            edgecolors=COLORS[1],
+            lw=1.5,
+            zorder=4,
+        )
+        # The reported box: the circled step, pasted, less the edges pruned as noise.
+        left.scatter([box.coverage], [box.density], marker="*", s=220, color=COLORS[1], zorder=5)
+        left.annotate(
+            f"box {box.number}",
+            (box.coverage, box.density),
+            xytext=(-10, -16),
+            textcoords="offset points",
+            ha="right",
+            color=COLORS[1],
+            fontsize=9,
+            fontweight="bold",
+        )
+    if res.boxes:
+        fig.colorbar(points, ax=left, label="parameters restricted")
+    left.axhline(res.base_density, color="black", lw=0.8, ls=":")
+    left.text(
+        0.02,
+        res.base_density,
+        " base rate",
+        va="bottom",
+        fontsize=8,
+        transform=left.get_yaxis_transform(),
+    )
+    left.set_xlim(-0.02, 1.02)
+    left.set_ylim(0, 1.02)
+    left.set_xlabel("coverage: share of all cases inside the box")
+    left.set_ylabel("density: share of the box's runs that are cases")
+    left.grid(alpha=0.3)
+    left.set_title(
+        "Peeling trajectory (circle: the step chosen; star: the box after pasting and pruning)",
+        loc="left",
+        fontsize=11,
+    )
+    _box_ranges(right, res, restrictions)
+    fig.suptitle(
+        textwrap.fill(
+            f"{res.scenario}: where {res.where or 'the cases'} ({res.cases:,} of {res.runs:,} "
+            f"runs, {res.base_density:.0%})",
+            110,
+        ),
+        fontsize=12,
+        fontweight="bold",
+        x=0.01,
+        ha="left",
+    )
+    return fig
+
+
+def _box_ranges(ax: Any, res: Discovery, restrictions: list[tuple[int, Any]]) -> None:
+    """Each restriction as a bar over its parameter's whole range (scaled to 0–1)."""
+    if not restrictions:
+        ax.text(0.5, 0.5, "no restriction: the cases are not concentrated", ha="center")
+        ax.set_axis_off()
+        return
+    y = np.arange(len(restrictions))[::-1]
+    for k, (number_, r) in zip(y, restrictions, strict=True):
+        span = (r.full_high - r.full_low) or 1.0
+        lo, hi = (r.low - r.full_low) / span, (r.high - r.full_low) / span
+        color = COLORS[(number_ - 1) % len(COLORS)]
+        ax.barh(k, 1.0, left=0.0, height=0.6, color="0.92")
+        ax.barh(k, hi - lo, left=lo, height=0.6, color=color, alpha=0.75)
+        ax.text(lo, k + 0.36, number(r.low), ha="left", va="bottom", fontsize=8)
+        ax.text(hi, k + 0.36, number(r.high), ha="right", va="bottom", fontsize=8)
+    labels = [
+        f"box {b}: {r.parameter}" if len(res.boxes) > 1 else r.parameter for b, r in restrictions
+    ]
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.7, len(restrictions) - 0.1)
+    ax.set_xticks([0, 1], ["lowest drawn", "highest drawn"])
+    boxes = "; ".join(
+        f"box {b.number}: coverage {b.coverage:.0%}, density {b.density:.0%}" for b in res.boxes
+    )
+    ax.set_title(
+        textwrap.fill(f"The box's ranges (grey: all runs). {boxes}", 70), loc="left", fontsize=10.5
+    )
+
+
+def _errors(point: np.ndarray, low: Sequence[float], high: Sequence[float]) -> np.ndarray:
+    """Asymmetric error bars from interval ends (never negative, whatever the bootstrap did)."""
+    lo = np.maximum(0.0, point - np.asarray(low))
+    hi = np.maximum(0.0, np.asarray(high) - point)
+    return np.vstack([lo, hi])
+
+
+def _tick(x: float, _pos: Any = None) -> str:
+    return number(x) if x != 0 else "0"

@@ -1,0 +1,352 @@
+"""Figures of a comparison, made to be opened by people: outcome distributions and fan charts.
+
+Every function returns a `matplotlib.figure.Figure` built without `pyplot`, so nothing here
+touches matplotlib's global state or needs a display: saving goes through the Agg canvas.
+`save` writes a figure to a file; `png_bytes` gives the bytes for embedding in a report.
+
+>>> import sim
+>>> from sim.analysis.compare import compare
+>>> a = sim.run(sim.load("examples/bakery.yaml"), runs=200, seed=1)
+>>> fig = outcome_figure(compare(a, a), [a, a])
+>>> len(fig.axes)
+8
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.dates as mdates
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from sim.analysis.compare import Comparison
+from sim.present.numbers import number
+from sim.study import store
+from sim.study.results import Results
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+ECDF_POINTS = 2001  # an ECDF drawn through this many quantiles looks exact and stays light
+HIST_BINS = 60
+DPI = 110
+
+_STAT_WORDS = {
+    "final": "value of {of} at the end",
+    "mean": "average of {of} over the horizon",
+    "min": "lowest {of} over the horizon",
+    "max": "highest {of} over the horizon",
+    "sum": "total of {of} over the horizon",
+    "count": "months in which {of}",
+    "first": "first month in which {of}",
+}
+
+
+def outcome_meaning(info: dict[str, Any]) -> str:
+    """An outcome in words: its description, or what its stat and expression compute."""
+    if info.get("description"):
+        return str(info["description"])
+    words = _STAT_WORDS.get(str(info.get("stat")), "{of}")
+    return words.format(of=info.get("of", "?"))
+
+
+def unit_label(unit: str) -> str:
+    """A unit for an axis label: empty for dimensionless."""
+    return "" if unit in ("", "1") else f" ({unit})"
+
+
+def outcome_figure(comparison: Comparison, results: Sequence[Results]) -> Figure:
+    """Per outcome, a row of two panels: the scenarios' ECDFs, and B − A.
+
+    The right panel shows the run-by-run differences as a histogram for paired scenarios, and
+    for every pair the mean difference with its confidence interval as a line and a band.
+    """
+    labels = comparison.scenarios
+    n = len(comparison.outcomes)
+    fig = Figure(figsize=(12, 3.6 * n + 0.9), dpi=DPI, layout="constrained")
+    axes = fig.subplots(n, 2, squeeze=False, gridspec_kw={"width_ratios": (1.25, 1)})
+    first = results[0]
+    for row, name in enumerate(comparison.outcomes):
+        info = first.outcomes[name]
+        unit = str(info["unit"])
+        left, right = axes[row]
+        _ecdfs(left, comparison, results, name, unit)
+        _differences(right, comparison, results, name, unit)
+        left.set_title(_wrap(f"{name}: {outcome_meaning(info)}", 72), loc="left", fontsize=11)
+    fig.suptitle(
+        f"Outcomes: {' vs '.join(labels)}",
+        fontsize=13,
+        fontweight="bold",
+        x=0.01,
+        ha="left",
+    )
+    return fig
+
+
+def fan_figure(results: Sequence[Results], labels: Sequence[str] | None = None) -> Figure | None:
+    """Fan charts of every series recorded in all scenarios, scenarios overlaid, dates along x.
+
+    Each scenario gets a colour: its median is the line, the darker band holds the middle 50%
+    of runs (p25 to p75) and the lighter band 90% (p05 to p95). None if no series is shared.
+    """
+    labels = list(labels or [r.name for r in results])
+    shared = [s for s in results[0].series_names if all(s in r.series_names for r in results[1:])]
+    shared = [s for s in shared if all(_has_band(r, s) for r in results)]
+    if not shared:
+        return None
+    cols = 1 if len(shared) == 1 else 2
+    rows = math.ceil(len(shared) / cols)
+    fig = Figure(figsize=(12, 3.8 * rows + 1.2), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[len(shared) :]:
+        ax.set_visible(False)
+    for ax, series in zip(axes.flat, shared, strict=False):
+        unit = series_unit(results[0], series)
+        for k, (label, res) in enumerate(zip(labels, results, strict=True)):
+            band = res.band(series)
+            dates = np.array([np.datetime64(f"{d}-01") for d in band["date"]]).astype(
+                "datetime64[D]"
+            )
+            color = COLORS[k % len(COLORS)]
+            # The 90% band as edges, not a fill: overlapping fills of two scenarios turn to mud.
+            ax.plot(dates, band["p05"], color=color, lw=0.9, ls="--", alpha=0.8)
+            ax.plot(dates, band["p95"], color=color, lw=0.9, ls="--", alpha=0.8)
+            ax.fill_between(dates, band["p25"], band["p75"], color=color, alpha=0.22, lw=0)
+            ax.plot(dates, band["p50"], color=color, lw=2, label=label)
+        locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.set_title(
+            _wrap(f"{series}{unit_label(unit)}{series_meaning(results[0], series)}", 64),
+            loc="left",
+            fontsize=11,
+        )
+        ax.set_ylabel(unit if unit not in ("", "1") else series)
+        ax.grid(alpha=0.3)
+        ax.yaxis.set_major_formatter(_tick)
+    handles: list[Any] = [
+        Line2D([], [], color=COLORS[k % len(COLORS)], lw=2, label=f"{label}: median")
+        for k, label in enumerate(labels)
+    ] + [
+        Patch(color="0.45", alpha=0.35, label="shaded: middle 50% of runs (p25–p75)"),
+        Line2D([], [], color="0.45", lw=0.9, ls="--", label="dashed: 90% of runs (p05–p95)"),
+    ]
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False
+    )
+    notes = sorted(
+        {str(r.manifest.get("bands", {}).get("method", "")) for r in results}
+        - {"", "exact over all runs"}
+    )
+    title = "Recorded series over time"
+    fig.suptitle(
+        title + (f" (bands {'; '.join(notes)})" if notes else ""),
+        fontsize=13,
+        fontweight="bold",
+        x=0.01,
+        ha="left",
+    )
+    return fig
+
+
+def series_unit(res: Results, series: str) -> str:
+    """The unit of a recorded series: its stock's, a flow's per month, else unknown ("")."""
+    scenario = res.manifest.get("scenario", {})
+    stocks = scenario.get("stocks", {})
+    if series in stocks:
+        return str(stocks[series].get("unit", ""))
+    flow = scenario.get("flows", {}).get(series)
+    if flow and flow.get("from") in stocks:
+        return f"{stocks[flow['from']].get('unit', '')}/month"
+    return ""
+
+
+def series_meaning(res: Results, series: str) -> str:
+    """ ": its description" for a recorded stock or flow that has one, else ""."""
+    scenario = res.manifest.get("scenario", {})
+    for section in ("stocks", "flows"):
+        spec = scenario.get(section, {}).get(series)
+        if isinstance(spec, dict) and spec.get("description"):
+            return f": {spec['description']}"
+    return ""
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write a figure to `path` (format from the suffix, e.g. .png, .svg, .pdf; PNG without
+    one), atomically: the file appears whole or not at all."""
+    path = Path(path)
+    FigureCanvasAgg(fig)
+    with store.atomic(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format=path.suffix.lstrip(".").lower() or "png")
+    return path
+
+
+def image_path_problem(path: Path) -> str | None:
+    """Why a figure can't be written to `path`, or None if it can."""
+    kinds = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    suffix = path.suffix.lstrip(".").lower()
+    if suffix and suffix not in kinds:
+        return f"no .{suffix} images; use one of .{', .'.join(sorted(kinds))}"
+    if not path.parent.is_dir():
+        return f"no such folder: {path.parent}"
+    return None
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """A figure as PNG bytes."""
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+# -- panels -------------------------------------------------------------------------------
+
+
+def _ecdfs(
+    ax: Any, comparison: Comparison, results: Sequence[Results], name: str, unit: str
+) -> None:
+    empty = "never" if results[0].outcomes[name].get("stat") == "first" else "no value"
+    curves: list[tuple[np.ndarray, np.ndarray]] = []
+    for k, (label, res) in enumerate(zip(comparison.scenarios, results, strict=True)):
+        x = res.outcome(name)
+        finite = np.sort(x[np.isfinite(x)])
+        if not len(finite):
+            continue
+        never = 1 - len(finite) / len(x)
+        p = np.linspace(0, 1, min(ECDF_POINTS, len(finite)))
+        q = np.quantile(finite, p, method="inverted_cdf")
+        # The curve tops out at the share of runs with a value; the rest never happened.
+        share = p * (1 - never)
+        note = f" ({never:.0%} {empty})" if never else ""
+        color = COLORS[k % len(COLORS)]
+        ax.step(q, share, where="post", color=color, lw=1.8, label=f"{label}{note}")
+        curves.append((q, share))
+        ax.axvline(float(np.median(finite)), color=color, lw=0.8, ls=":")
+    ax.set_xlabel(f"{name}{unit_label(unit)}")
+    ax.set_ylabel("share of runs ≤ x")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    _numbers_on_x(ax)
+    if not curves:
+        ax.text(0.5, 0.5, f"no run has a value ({empty})", ha="center", transform=ax.transAxes)
+        return
+    ax.legend(
+        fontsize=9,
+        loc=_empty_corner(ax, curves),
+        title="cumulative share; dotted: median",
+        title_fontsize=8,
+    )
+
+
+def _empty_corner(ax: Any, curves: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """Top left or bottom right, whichever the ECDF curves cross less (they rise left to right)."""
+    lo, hi = ax.get_xlim()
+    span = (hi - lo) or 1.0
+    top_left = bottom_right = 0
+    for q, share in curves:
+        x = (q - lo) / span
+        top_left += int(np.sum((x < 0.45) & (share > 0.6)))
+        bottom_right += int(np.sum((x > 0.55) & (share < 0.4)))
+    return "upper left" if top_left <= bottom_right else "lower right"
+
+
+def _differences(
+    ax: Any, comparison: Comparison, results: Sequence[Results], name: str, unit: str
+) -> None:
+    a = results[0].outcome(name)
+    diffs = [d for d in comparison.differences if d.outcome == name]
+    paired_values: list[tuple[int, np.ndarray]] = []
+    for k, (d, res) in enumerate(zip(diffs, results[1:], strict=True), start=1):
+        if d.paired:
+            b = res.outcome(name)
+            both = np.isfinite(a) & np.isfinite(b)
+            paired_values.append((k, b[both] - a[both]))
+    if paired_values:
+        pooled = np.concatenate([v for _, v in paired_values])
+        if len(pooled):
+            lo, hi = np.quantile(pooled, [0.005, 0.995])
+            lo, hi = min(lo, 0.0), max(hi, 0.0)
+            if lo == hi:
+                lo, hi = lo - 0.5, hi + 0.5
+            bins = np.linspace(lo, hi, HIST_BINS + 1)
+            if np.allclose(pooled, np.round(pooled)) and hi - lo <= HIST_BINS:
+                bins = np.arange(math.floor(lo) - 0.5, math.ceil(hi) + 1.5)  # whole numbers
+            for k, v in paired_values:
+                ax.hist(
+                    v,  # the 1% of runs beyond the bins is left out, not piled on the edges
+                    bins=bins,
+                    weights=np.full(len(v), 1 / max(len(v), 1)),
+                    histtype="stepfilled",
+                    alpha=0.35,
+                    color=COLORS[k % len(COLORS)],
+                    edgecolor=COLORS[k % len(COLORS)],
+                )
+    for k, d in enumerate(diffs, start=1):
+        color = COLORS[k % len(COLORS)]
+        if math.isfinite(d.mean_low) and math.isfinite(d.mean_high) and d.mean_high > d.mean_low:
+            ax.axvspan(d.mean_low, d.mean_high, color=color, alpha=0.25, lw=0)
+        if d.paired:
+            lower = max(0.0, 1 - d.p_greater - d.p_equal)
+            label = (
+                f"{d.b} − {d.a} (paired): mean {number(d.mean, signed=True)};\n"
+                f"{d.b} higher in {_share(d.p_greater)}, lower in {_share(lower)} of runs"
+            )
+        else:
+            label = (
+                f"{d.b} − {d.a} (unpaired): mean {number(d.mean, signed=True)};\n"
+                f"P(random {d.b} run > random {d.a} run) = {number(d.p_greater)}"
+            )
+        ax.axvline(d.mean, color=color, lw=2, ls="-" if d.paired else "--", label=label)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"difference in {name}{unit_label(unit)}")
+    if paired_values:
+        ax.set_ylabel("share of runs")
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high * 1.45)  # headroom for the legend
+    else:
+        ax.set_yticks([])
+    ax.grid(alpha=0.3)
+    _numbers_on_x(ax)
+    title = "Run-by-run difference (middle 99%)" if paired_values else "Difference of means"
+    ax.set_title(
+        _wrap(f"{title}; band: {comparison.confidence:.0%} CI of the mean", 64),
+        loc="left",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8.5, loc="upper left")
+
+
+def _wrap(text: str, width: int) -> str:
+    return textwrap.fill(text, width=width, break_long_words=False)
+
+
+def _share(p: float) -> str:
+    return f"{p:.0%}" if math.isfinite(p) else "–"
+
+
+def _has_band(res: Results, series: str) -> bool:
+    try:
+        res.band(series)
+    except KeyError:
+        return False
+    return True
+
+
+def _numbers_on_x(ax: Any) -> None:
+    """x tick labels in the table's style, few enough that wide labels (−1.25bn) don't touch."""
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    ax.xaxis.set_major_formatter(_tick)
+
+
+def _tick(x: float, _pos: Any = None) -> str:
+    """An axis number in the table's style (k, M, bn), so figures and tables read alike."""
+    return number(x) if x != 0 else "0"

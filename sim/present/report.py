@@ -1,0 +1,412 @@
+"""The comparison report: one self-contained HTML page, figures embedded, nothing fetched.
+
+It says what was run (scenarios, descriptions, seeds, runs, versions, scenario hashes), what
+differs between the scenarios' inputs, the comparison table, the figures, and every parameter
+with its source. All text that comes from scenarios or results is escaped, so a description
+holding markup shows as text.
+
+>>> import sim
+>>> from sim.analysis.compare import compare
+>>> a = sim.run(sim.load("examples/bakery.yaml"), runs=200, seed=1)
+>>> page = render(compare(a, a), [a, a], figures=False)
+>>> page.startswith("<!DOCTYPE html>")
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from sim.analysis.compare import Comparison
+from sim.analysis.saved import Saved
+from sim.present.figures import fan_figure, outcome_figure, outcome_meaning, png_bytes
+from sim.present.report_sections import section as analysis_section
+from sim.present.tables import comparison_cells
+from sim.study.results import Results
+
+_CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+  sans-serif; color: #1d2330; margin: 0; background: #f6f7f9; }
+main { max-width: 1180px; margin: 0 auto; padding: 28px 32px 60px; background: #fff;
+  box-shadow: 0 0 0 1px #e3e6eb; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 36px 0 10px; padding-top: 10px; border-top: 2px solid #e3e6eb; }
+h3 { font-size: 16px; margin: 20px 0 6px; }
+p, li { max-width: 900px; }
+.sub { color: #5b6475; margin: 0 0 18px; }
+.pairing { padding: 8px 12px; border-radius: 6px; margin: 6px 0; max-width: none; }
+.paired { background: #e8f4ea; border-left: 4px solid #2e8b57; }
+.unpaired { background: #fdf3e2; border-left: 4px solid #d98e04; }
+table { border-collapse: collapse; margin: 8px 0 12px; font-size: 13.5px; }
+th, td { padding: 5px 9px; border-bottom: 1px solid #e3e6eb; vertical-align: top;
+  text-align: left; }
+th { background: #eef1f5; font-weight: 600; white-space: nowrap; }
+table.facts td { max-width: 420px; overflow-wrap: anywhere; }
+tr:not(.group) td:first-child { white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.group td { border-top: 2px solid #c9ced6; }
+tr.diff td { background: #f3f6fb; font-weight: 600; }
+tr.diff td .ci, td .ci { font-weight: 400; color: #5b6475; font-size: 12.5px; }
+tr.differs td { background: #fff8e6; }
+.tag { display: inline-block; font-size: 11px; padding: 0 6px; border-radius: 8px;
+  background: #d98e04; color: #fff; margin-left: 6px; font-weight: 600; }
+.what { color: #5b6475; font-size: 13px; margin-left: 8px; }
+.legend { color: #444c5c; font-size: 13.5px; }
+.legend li { margin: 2px 0; }
+code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+  background: #f0f2f5; padding: 1px 4px; border-radius: 3px; overflow-wrap: anywhere; }
+figure { margin: 10px 0; }
+img { width: 100%; height: auto; border: 1px solid #e3e6eb; }
+.wide { overflow-x: auto; }
+footer { margin-top: 40px; color: #5b6475; font-size: 12.5px; }
+"""
+
+
+def render(
+    comparison: Comparison | None,
+    results: Sequence[Results],
+    *,
+    title: str | None = None,
+    generated: str = "",
+    figures: bool = True,
+    analyses: Sequence[Saved] = (),
+) -> str:
+    """The report as one HTML page; `figures=False` leaves the plots out (quicker).
+
+    `analyses` are folders written by `sim sensitivity`, `sim sweep` and `sim discover`
+    (`sim.analysis.saved.load`), each shown as a section after the comparison. With no
+    comparison (None, and no results), the page holds only the analyses.
+    """
+    if comparison is None:
+        labels = list(dict.fromkeys(a.scenario for a in analyses))
+        title = title or "Analyses: " + ", ".join(labels)
+    else:
+        title = title or "Scenario comparison: " + " vs ".join(comparison.scenarios)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{escape(title)}</h1>",
+    ]
+    if comparison is not None:
+        parts += [
+            f'<p class="sub">{escape(_subtitle(results, generated))}</p>',
+            _what_was_run(comparison, results),
+            _differences_in_inputs(comparison, results),
+            _table(comparison, results[0].outcomes),
+            _reading(comparison),
+        ]
+        if figures:
+            parts.append(_figures(comparison, results))
+    elif generated:
+        parts.append(f'<p class="sub">Generated {escape(generated)}.</p>')
+    parts += [analysis_section(a, figure=figures) for a in analyses]
+    if comparison is not None:
+        parts.append(_parameters(comparison, results))
+    rebuild = (
+        "Every number above can be rebuilt with <code>sim compare</code> on the same "
+        "results folders"
+        if comparison is not None
+        else "Every number above is in the analysis folders' tables"
+    )
+    parts += [
+        f"<footer>Made by <code>sim report</code>. {rebuild}.</footer>",
+        "</main></body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+# -- sections -----------------------------------------------------------------------------
+
+
+def _subtitle(results: Sequence[Results], generated: str) -> str:
+    versions = results[0].manifest.get("versions", {})
+    made = f"Generated {generated} by sim {versions.get('sim', '?')}. " if generated else ""
+    runs = ", ".join(f"{r.n_runs:,}" for r in results)
+    return f"{made}Monte Carlo runs per scenario: {runs}."
+
+
+def _what_was_run(comparison: Comparison, results: Sequence[Results]) -> str:
+    """A column per scenario, a row per fact: reads well for the usual two to four scenarios."""
+    facts: list[tuple[str, list[str]]] = [
+        ("description", [escape(r.description) or "–" for r in results]),
+        ("runs", [f"{r.n_runs:,}" for r in results]),
+        ("seed, sampler", [f"{r.seed}, {escape(r.sampler)}" for r in results]),
+        ("engine", [escape(str(r.manifest.get("engine", "?"))) for r in results]),
+        (
+            "scenario files",
+            [
+                "<br>".join(f"<code>{escape(str(f))}</code>" for f in r.manifest.get("files", []))
+                or "–"
+                for r in results
+            ],
+        ),
+        (
+            "results folder",
+            [
+                f"<code>{escape(str(r.folder))}</code>" if r.folder else "(run in memory)"
+                for r in results
+            ],
+        ),
+        (
+            "scenario sha256",
+            [
+                f"<code>{escape(str(r.manifest.get('scenario_sha256', '–')))}</code>"
+                for r in results
+            ],
+        ),
+        (
+            "started (UTC), seconds",
+            [
+                f"{escape(str(r.manifest.get('started', '?')))}, "
+                f"{_num(r.manifest.get('wall_seconds'))} s"
+                for r in results
+            ],
+        ),
+        ("non-finite runs", [f"{int(r.manifest.get('nonfinite_runs', 0)):,}" for r in results]),
+    ]
+    head = "".join(f"<th>{escape(label)}</th>" for label in comparison.scenarios)
+    body = "".join(
+        f"<tr><th>{escape(fact)}</th>{''.join(f'<td>{v}</td>' for v in values)}</tr>"
+        for fact, values in facts
+    )
+    pairings = "".join(
+        f'<p class="pairing {"paired" if p.paired else "unpaired"}">{escape(p.reason)}.</p>'
+        for p in comparison.pairings
+    )
+    return (
+        "<h2>What was run</h2>"
+        f'<div class="wide"><table class="facts"><tr><th></th>{head}</tr>{body}</table></div>'
+        f"{pairings}<p class='legend'>Software: {_versions(comparison, results)}</p>"
+    )
+
+
+def _versions(comparison: Comparison, results: Sequence[Results]) -> str:
+    seen: dict[str, list[str]] = {}
+    for label, res in zip(comparison.scenarios, results, strict=True):
+        v = res.manifest.get("versions", {})
+        text = ", ".join(f"{k} {v[k]}" for k in v)
+        seen.setdefault(text or "unknown", []).append(label)
+    if len(seen) == 1:
+        return escape(next(iter(seen)))
+    return "; ".join(f"{escape(', '.join(who))}: {escape(text)}" for text, who in seen.items())
+
+
+def _differences_in_inputs(comparison: Comparison, results: Sequence[Results]) -> str:
+    """Parameters, events and settings whose definitions differ between the scenarios."""
+    rows = []
+    for kind, names, describe in (
+        ("setting", ["start", "months"], _setting_text),
+        ("parameter", _union(r.parameters for r in results), _parameter_text),
+        ("event", _union(_section(r, "events") for r in results), _event_text),
+        ("state", _union(_section(r, "state") for r in results), _state_text),
+        ("flow", _union(_section(r, "flows") for r in results), _flow_text),
+    ):
+        for name in names:
+            texts = [describe(r, name) for r in results]
+            if len(set(texts)) > 1:
+                cells = "".join(f"<td>{escape(t)}</td>" for t in texts)
+                rows.append(f"<tr><td>{kind}</td><td><b>{escape(name)}</b></td>{cells}</tr>")
+    head = "".join(f"<th>{escape(label)}</th>" for label in comparison.scenarios)
+    if not rows:
+        body = (
+            "<p>The scenarios define their horizon and every parameter, event, state and flow "
+            "the same way.</p>"
+        )
+    else:
+        body = (
+            f'<div class="wide"><table><tr><th>kind</th><th>name</th>{head}</tr>'
+            + "".join(rows)
+            + "</table></div>"
+        )
+    return "<h2>What differs between the scenarios</h2>" + body
+
+
+def _table(comparison: Comparison, outcomes: dict[str, dict[str, Any]]) -> str:
+    """The comparison table; each outcome's row also says what the outcome is."""
+    rows = comparison_cells(comparison)
+    names = iter(comparison.outcomes)
+    head = "".join(f"<th>{_cell(c)}</th>" for c in rows[0][1])
+    width = len(rows[0][1])
+    body = []
+    for kind, cells in rows[1:]:
+        if kind == "outcome":
+            info = outcomes[next(names)]
+            what = (
+                f"{escape(outcome_meaning(info))} <code>{escape(str(info.get('stat', '')))} of "
+                f"{escape(str(info.get('of', '')))}</code>"
+            )
+            body.append(
+                f'<tr class="group"><td colspan="{width}"><b>{escape(cells[0])}</b>'
+                f' <span class="what">{what}</span></td></tr>'
+            )
+            continue
+        tds = [f"<td>{_cell(cells[0].strip())}</td>"]
+        tds += [f'<td class="num">{_cell(c)}</td>' for c in cells[1:]]
+        body.append(f'<tr class="{"diff" if kind == "difference" else ""}">{"".join(tds)}</tr>')
+    legend = "".join(f"<li>{escape(line)}</li>" for line in comparison.legend())
+    return (
+        "<h2>Comparison</h2>"
+        f'<div class="wide"><table><tr>{head}</tr>{"".join(body)}</table></div>'
+        f'<ul class="legend">{legend}</ul>'
+    )
+
+
+def _figures(comparison: Comparison, results: Sequence[Results]) -> str:
+    out = [
+        "<h2>Outcome distributions</h2>",
+        "<p>Left: each scenario's cumulative distribution (the share of runs at or below a "
+        "value; a curve further right means larger values). Right: the run-by-run "
+        "differences against the first scenario when runs are paired, with the mean "
+        "difference and its confidence band.</p>",
+        _img(png_bytes(outcome_figure(comparison, results)), "Outcome distributions"),
+    ]
+    fan = fan_figure(results, comparison.scenarios)
+    if fan is not None:
+        out += [
+            "<h2>Recorded series over time</h2>",
+            "<p>For each month: the median over runs (line), the middle half of runs "
+            "(shaded) and 90% of runs (dashed).</p>",
+            _img(png_bytes(fan), "Recorded series over time"),
+        ]
+    return "".join(out)
+
+
+def _reading(comparison: Comparison) -> str:
+    paired = any(p.paired for p in comparison.pairings)
+    text = (
+        "<h2>How to read the differences</h2>"
+        "<p>With the same seed, sampler and number of runs, run <i>i</i> of every scenario "
+        "draws the same values for the uncertain parameters the scenarios share (common "
+        "random numbers). The difference between two scenarios in run <i>i</i> is then the "
+        "effect of what the scenarios change, with the shared uncertainty held fixed. Those "
+        "<b>paired</b> differences are much less noisy than the scenarios themselves, so "
+        "their confidence intervals are narrow even when the two distributions overlap "
+        "widely.</p>"
+        "<p>The confidence intervals and ± mcse measure <i>simulation</i> noise only: how "
+        "much the numbers would move with more runs. They say nothing about whether the "
+        "model or its parameter ranges are right; that uncertainty is the spread between "
+        "p05 and p95. With many runs, the KS p-value is tiny for any visible difference; "
+        "read D and the Wasserstein distance for how large the difference is.</p>"
+    )
+    if not paired:
+        text += (
+            "<p><b>These scenarios are not paired</b> (seeds, samplers or run counts differ), "
+            "so only whole distributions are compared. Run them with the same "
+            "<code>--seed</code> and <code>--runs</code> to get run-by-run differences.</p>"
+        )
+    return text
+
+
+def _parameters(comparison: Comparison, results: Sequence[Results]) -> str:
+    names = _union(r.parameters for r in results)
+    rows = []
+    for name in names:
+        specs = [r.parameters.get(name) for r in results]
+        dists = [str(s["distribution"]) if s else "–" for s in specs]
+        units = {str(s.get("unit", "")) for s in specs if s} - {"1", ""}
+        sources = {str(s.get("source") or "") for s in specs if s}
+        differs = len(set(dists)) > 1
+        tag = '<span class="tag">differs</span>' if differs else ""
+        if len(set(dists)) == 1:
+            dist_cells = f'<td colspan="{len(results)}">{escape(dists[0])}</td>'
+        else:
+            dist_cells = "".join(f"<td>{escape(d)}</td>" for d in dists)
+        if len(sources) <= 1:
+            source = escape(next(iter(sources), "")) or "<i>no source given</i>"
+        else:
+            source = "<br>".join(
+                f"{escape(label)}: {escape(str(s.get('source') or '–') if s else '–')}"
+                for label, s in zip(comparison.scenarios, specs, strict=True)
+            )
+        rows.append(
+            f'<tr class="{"differs" if differs else ""}"><td><b>{escape(name)}</b>{tag}</td>'
+            f"<td>{escape(', '.join(sorted(units))) or '–'}</td>{dist_cells}<td>{source}</td></tr>"
+        )
+    head = "".join(f"<th>{escape(label)}</th>" for label in comparison.scenarios)
+    return (
+        "<h2>Parameters and their sources</h2>"
+        '<div class="wide"><table><tr><th>parameter</th><th>unit</th>'
+        f"{head}<th>source</th></tr>" + "".join(rows) + "</table></div>"
+    )
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    """A table cell: the first line as is, later lines (intervals, notes) smaller."""
+    first, *rest = text.split("\n")
+    tail = "".join(f'<br><span class="ci">{escape(line.strip())}</span>' for line in rest)
+    return escape(first) + tail
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<figure><img alt="{escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def _num(x: Any) -> str:
+    return f"{x:.2f}" if isinstance(x, int | float) else "–"
+
+
+def _g(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, int | float) else str(v)
+
+
+def _union(dicts: Any) -> list[str]:
+    out: dict[str, None] = {}
+    for d in dicts:
+        out.update(dict.fromkeys(d))
+    return list(out)
+
+
+def _section(res: Results, name: str) -> dict[str, Any]:
+    value = res.manifest.get("scenario", {}).get(name) or {}
+    return value if isinstance(value, dict) else {}
+
+
+def _setting_text(res: Results, name: str) -> str:
+    return str(res.manifest.get("scenario", {}).get(name, "–"))
+
+
+def _parameter_text(res: Results, name: str) -> str:
+    spec = res.parameters.get(name)
+    if spec is None:
+        return "(absent)"
+    unit = str(spec.get("unit", ""))
+    return f"{spec['distribution']}" + (f" {unit}" if unit and unit != "1" else "")
+
+
+def _event_text(res: Results, name: str) -> str:
+    spec = _section(res, "events").get(name)
+    if spec is None:
+        return "(absent)"
+    parts = [f"at {spec.get('at')}"]
+    if spec.get("set"):
+        parts.append("set " + ", ".join(f"{k} = {_g(v)}" for k, v in spec["set"].items()))
+    if spec.get("scale"):
+        parts.append("scale " + ", ".join(f"{k} × {_g(v)}" for k, v in spec["scale"].items()))
+    return "; ".join(parts)
+
+
+def _state_text(res: Results, name: str) -> str:
+    value = _section(res, "state").get(name)
+    return "(absent)" if value is None else f"starts at {_g(value)}"
+
+
+def _flow_text(res: Results, name: str) -> str:
+    spec = _section(res, "flows").get(name)
+    if spec is None:
+        return "(absent)"
+    text = f"{spec.get('from')} → {spec.get('to')}, rate {spec.get('rate')}"
+    if spec.get("delay"):
+        text += f", delay {spec['delay']}"
+    if spec.get("noise"):
+        text += f", noise {json.dumps(spec['noise'], sort_keys=True)}"
+    return text

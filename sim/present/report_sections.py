@@ -1,0 +1,204 @@
+"""The report's sections for analysis folders: sensitivity indices, lever sweeps, PRIM boxes.
+
+Each section is built from the folder as written (`sim.analysis.saved.load`): what was run, the
+table, and the figure, embedded. All text from scenarios and settings is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from html import escape
+from typing import Any
+
+from sim.analysis.saved import Saved
+from sim.analysis.sensitivity import TOP
+from sim.present.numbers import number
+
+
+def section(saved: Saved, figure: bool = True) -> str:
+    """One analysis as an HTML section: heading, settings, table, and its figure."""
+    body = {"sensitivity": _sensitivity, "sweep": _sweep, "discover": _discover}[saved.kind]
+    heading, what, tables = body(saved)
+    img = ""
+    if figure and saved.png is not None:
+        data = base64.b64encode(saved.png).decode("ascii")
+        img = f'<figure><img alt="{escape(heading)}" src="data:image/png;base64,{data}"></figure>'
+
+    scenario = saved.manifest.get("scenario", {})
+    facts = (
+        f"Folder <code>{escape(str(saved.folder))}</code>; scenario "
+        f"<code>{escape(saved.scenario)}</code>"
+        + (
+            f", sha256 <code>{escape(str(scenario['sha256'])[:16])}…</code>"
+            if scenario.get("sha256")
+            else ""
+        )
+        + f"; made by sim {escape(str(saved.manifest.get('versions', {}).get('sim', '?')))}"
+        f" on {escape(str(saved.manifest.get('finished', '?')))}."
+    )
+    return f'<h2>{escape(heading)}</h2><p>{what}</p>{tables}{img}<p class="legend">{facts}</p>'
+
+
+def _sensitivity(saved: Saved) -> tuple[str, str, str]:
+    s = saved.settings
+    outcomes = [str(o) for o in s.get("outcomes", [])]
+    rows = saved.table.to_pylist()
+    confidence = float(s.get("confidence", 0.95))
+    heading = f"Sensitivity: what drives {', '.join(outcomes)} in {saved.scenario}"
+    what = (
+        f"Sobol' indices over {len(s.get('parameters', []))} uncertain parameters, each drawn "
+        f"from its own distribution: N = {int(s.get('runs', 0)):,} base samples, "
+        f"{int(s.get('evaluations', 0)):,} runs, seed {escape(str(s.get('seed')))}. "
+        "<b>S1</b> (first order) is the share of the outcome's variance a parameter explains "
+        "on its own; <b>ST</b> (total) adds every interaction it takes part in. Brackets: "
+        f"{confidence:.0%} bootstrap intervals over the N samples. Flow noise is common to "
+        "the runs of a sample, so the variance no parameter explains is noise and "
+        "interactions."
+    )
+    parts = []
+    for outcome in outcomes:
+        mine = [r for r in rows if r["outcome"] == outcome]
+        explained = sum(float(r["first"]) for r in mine)
+        unit = s.get("units", {}).get(outcome, "")
+        body = "".join(
+            f"<tr><td class='num'>{r['rank']}</td><td>{escape(str(r['parameter']))}</td>"
+            f"<td class='num'>{r['total']:.3f}<br><span class='ci'>"
+            f"[{r['total_low']:.3f}, {r['total_high']:.3f}]</span></td>"
+            f"<td class='num'>{r['first']:.3f}<br><span class='ci'>"
+            f"[{r['first_low']:.3f}, {r['first_high']:.3f}]</span></td>"
+            f"<td>{escape(str(r.get('distribution', '')))}</td></tr>"
+            for r in mine[:TOP]
+        )
+        more = (
+            f"<p class='legend'>… and {len(mine) - TOP} more parameters, in "
+            "<code>sensitivity.parquet</code>.</p>"
+            if len(mine) > TOP
+            else ""
+        )
+        parts.append(
+            f"<h3>{escape(outcome)}{_unit(unit)}</h3>"
+            "<div class='wide'><table><tr><th>#</th><th>parameter</th><th>ST (total)</th>"
+            f"<th>S1 (first order)</th><th>distribution</th></tr>{body}</table></div>{more}"
+            f"<p class='legend'>First-order indices sum to {explained:.2f}.</p>"
+        )
+    return heading, what, "".join(parts)
+
+
+def _sweep(saved: Saved) -> tuple[str, str, str]:
+    s = saved.settings
+    parameter = str(s.get("parameter", "?"))
+    by = str(s.get("by", ""))
+    rows = saved.table.to_pylist()
+    outside = [str(v) for v in s.get("outside_prior", [])]
+    by_outside = [str(v) for v in s.get("by_outside_prior", [])]
+    if by:
+        heading = f"Sweep: outcomes of {saved.scenario} against {parameter}, by {by}"
+        what = (
+            f"The scenario run at each of {len(s.get('values', []))} values of "
+            f"<b>{escape(parameter)}</b> (its prior: {escape(str(s.get('prior', '')))}) for "
+            f"each of {len(s.get('by_values', []))} values of <b>{escape(by)}</b> (its prior: "
+            f"{escape(str(s.get('by_prior', '')))}), {int(s.get('runs', 0)):,} runs per grid "
+            f"point, seed {escape(str(s.get('seed')))}, {escape(str(s.get('sampler', '')))}. "
+            "Every other parameter and noise path draws the same values at every point "
+            "(common random numbers), so the curves show the two levers' effect alone."
+        )
+    else:
+        heading = f"Sweep: outcomes of {saved.scenario} against {parameter}"
+        what = (
+            f"The scenario run at each of {len(s.get('values', []))} values of "
+            f"<b>{escape(parameter)}</b> (its prior: {escape(str(s.get('prior', '')))}), "
+            f"{int(s.get('runs', 0)):,} runs per value, seed {escape(str(s.get('seed')))}, "
+            f"{escape(str(s.get('sampler', '')))}. Every other parameter and noise path draws "
+            "the same values at every point (common random numbers), so the curves show the "
+            "lever's effect alone."
+        )
+    for name, values in ((parameter, outside), (by, by_outside)):
+        if values:
+            prior = f"{escape(name)}'s prior" if by else "the prior"
+            what += f" Outside what {prior} draws (extrapolated): {escape(', '.join(values))}."
+    by_head = f"<th>{escape(by)}</th>" if by else ""
+    parts = []
+    for outcome in s.get("outcomes", []):
+        mine = [r for r in rows if r["outcome"] == outcome]
+        unit = mine[0]["unit"] if mine else ""
+        body = "".join(
+            "<tr>"
+            + (f"<td>{escape(str(r['by_label']))}</td>" if by else "")
+            + f"<td>{escape(str(r['label']))}</td>"
+            + "".join(
+                f"<td class='num'>{escape(number(_float(r[k])))}</td>"
+                for k in ("mean", "p05", "p25", "p50", "p75", "p95")
+            )
+            + "</tr>"
+            for r in mine
+        )
+        parts.append(
+            f"<h3>{escape(str(outcome))}{_unit(unit)}</h3><div class='wide'><table><tr>"
+            f"{by_head}<th>{escape(parameter)}</th><th>mean</th><th>p05</th><th>p25</th>"
+            f"<th>p50</th><th>p75</th><th>p95</th></tr>{body}</table></div>"
+        )
+    return heading, what, "".join(parts)
+
+
+def _discover(saved: Saved) -> tuple[str, str, str]:
+    s = saved.settings
+    where = str(s.get("where", ""))
+    heading = f"Discovery: where {where} in {saved.scenario}"
+    runs, cases = int(s.get("runs", 0)), int(s.get("cases", 0))
+    what = (
+        f"PRIM over {len(s.get('parameters', []))} sampled parameters of "
+        f"<code>{escape(str(s.get('source', {}).get('folder') or saved.scenario))}</code>: "
+        f"{cases:,} of {runs:,} runs are cases (<code>{escape(where)}</code>, base rate "
+        f"{_share(cases / runs if runs else math.nan)}). <b>Coverage</b>: share of all cases "
+        "inside the box; <b>density</b>: share of the box's runs that are cases. "
+        "'Without': the box's density and coverage if that restriction were dropped; qp: the "
+        "chance that a box restricted on that parameter alone is this dense by luck."
+    )
+    rows = saved.table.to_pylist()
+    parts = []
+    for number_ in sorted({int(r["box"]) for r in rows}):
+        mine = [r for r in rows if int(r["box"]) == number_]
+        head = mine[0]
+        body = "".join(
+            f"<tr><td>{escape(str(r['parameter']))}</td>"
+            f"<td class='num'>{escape(number(r['low']))} – {escape(number(r['high']))}"
+            f"{escape(_unit_text(str(r['unit'])))}</td>"
+            f"<td class='num'>{escape(number(r['full_low']))} – "
+            f"{escape(number(r['full_high']))}</td>"
+            f"<td class='num'>{_share(r['density_without'])}</td>"
+            f"<td class='num'>{_share(r['coverage_without'])}</td>"
+            f"<td class='num'>{escape(_p(r['qp']))}</td></tr>"
+            for r in mine
+            if r["parameter"]
+        )
+        parts.append(
+            f"<h3>Box {number_}: coverage {_share(head['coverage'])}, density "
+            f"{_share(head['density'])}, {_share(head['mass'])} of the runs</h3>"
+            "<div class='wide'><table><tr><th>parameter</th><th>box</th><th>all runs</th>"
+            "<th>density without</th><th>coverage without</th><th>qp</th></tr>"
+            f"{body}</table></div>"
+        )
+    return heading, what, "".join(parts)
+
+
+def _p(p: Any) -> str:
+    p = _float(p)
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _float(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _share(x: Any) -> str:
+    x = _float(x)
+    return f"{x:.1%}" if math.isfinite(x) else "–"
+
+
+def _unit(unit: str) -> str:
+    return f" <span class='what'>({escape(unit)})</span>" if unit not in ("", "1") else ""
+
+
+def _unit_text(unit: str) -> str:
+    return f" {unit}" if unit not in ("", "1") else ""

@@ -1,0 +1,78 @@
+"""Tables as people read them, shared by the terminal and the HTML report."""
+
+from __future__ import annotations
+
+from sim.analysis.compare import Comparison
+from sim.present.numbers import interval, number, pvalue
+
+
+def comparison_cells(cmp: Comparison) -> list[tuple[str, list[str]]]:
+    """The table as people read it, shared by the terminal and the HTML report.
+
+    A list of (kind, cells): one "head" row, then per outcome an "outcome" row (its name
+    and unit in the first cell), a "scenario" row per scenario and a "difference" row per
+    scenario after the first. Intervals sit on a second line under their estimate.
+    """
+    pct = f"{cmp.confidence:.0%}"
+    head = [
+        "",
+        f"mean\n[{pct} CI]",
+        "± mcse",
+        "p05",
+        f"p50\n[{pct} CI]",
+        "p95",
+        "P(B>A)",
+        "KS D\n(p)",
+        "Wasser-\nstein",
+    ]
+    body: list[tuple[str, list[str]]] = [("head", head)]
+    blank = [""] * (len(head) - 1)
+    for name in cmp.outcomes:
+        unit = cmp.summaries[cmp.scenarios[0]][name].unit
+        body.append(
+            ("outcome", [name + (f" ({unit})" if unit and unit != "1" else ""), *blank])
+        )
+        for label, runs in zip(cmp.scenarios, cmp.runs, strict=True):
+            s = cmp.summaries[label][name]
+            never = (
+                f"\n  {s.empty / runs:.0%} {'never' if s.stat == 'first' else 'no value'}"
+                if s.empty
+                else ""
+            )
+            body.append(
+                (
+                    "scenario",
+                    [
+                        f"  {label}{never}",
+                        number(s.mean),
+                        number(s.mcse),
+                        number(s.p05),
+                        number(s.p50),
+                        number(s.p95),
+                        "",
+                        "",
+                        "",
+                    ],
+                )
+            )
+        for d in cmp.differences:
+            if d.outcome != name:
+                continue
+            body.append(
+                (
+                    "difference",
+                    [
+                        f"  {d.b} − {d.a}\n  ({'paired' if d.paired else 'unpaired'})",
+                        f"{number(d.mean, signed=True)}\n{interval(d.mean_low, d.mean_high)}",
+                        number(d.mcse),
+                        number(d.p05, signed=True),
+                        f"{number(d.median, signed=True)}\n"
+                        f"{interval(d.median_low, d.median_high)}",
+                        number(d.p95, signed=True),
+                        number(d.p_greater),
+                        f"{number(d.ks)}\n({pvalue(d.ks_pvalue)})",
+                        number(d.wasserstein),
+                    ],
+                )
+            )
+    return body

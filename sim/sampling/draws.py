@@ -1,0 +1,170 @@
+"""Random draws for runs: one stream per (purpose, random block, name), from one seed.
+
+Runs are numbered 0..runs-1 and grouped in fixed *random blocks* of `RANDOM_BLOCK` runs. The
+draws of random block `b` for a parameter named `p` come from
+``SeedSequence(seed, spawn_key=(PARAMETER, b, key(p)))``; a flow's per-tick noise likewise.
+So draws depend on the seed, the sampler, the run count and the name, and on nothing else:
+not on which other parameters exist (common random numbers across scenarios), and not on how
+the runner cuts runs into work blocks (any block size gives the same bits).
+
+A flow's noise for random block `b` is a (ticks, RANDOM_BLOCK) matrix from
+``SeedSequence(seed, spawn_key=(NOISE, b, key(flow)))``, drawn whole, so a run's noise path
+is its column whatever the run count.
+
+Samplers: plain Monte Carlo, Latin hypercube and Sobol from `scipy.stats.qmc`, mapped through
+each distribution's inverse CDF. Latin hypercube stratifies each parameter within each random
+block. Sobol is joint over the sampled parameters in name order, so adding a parameter changes
+the others' Sobol draws (the price of low discrepancy); MC and LHS keep them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Mapping
+from functools import lru_cache
+
+import numpy as np
+from scipy.stats import qmc
+
+from sim.sampling.distributions import lognormal_mu_sigma, ppf
+from sim.scenario.schema import Distribution, Fixed, Lognormal
+
+RANDOM_BLOCK = 4096
+SAMPLERS = ("mc", "lhs", "sobol")
+
+_PARAMETER, _NOISE, _SOBOL = 0, 1, 2
+
+
+def name_key(name: str) -> int:
+    """A stable 64-bit integer for a name (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+
+
+def generator(seed: int, purpose: int, rblock: int, name: str) -> np.random.Generator:
+    sequence = np.random.SeedSequence(seed, spawn_key=(purpose, rblock, name_key(name)))
+    return np.random.Generator(np.random.PCG64(sequence))
+
+
+def _block_sizes(runs: int, start: int, stop: int) -> list[tuple[int, int, int, int]]:
+    """(random block, its size, slice start, slice stop) covering runs [start, stop)."""
+    out = []
+    for b in range(start // RANDOM_BLOCK, (stop - 1) // RANDOM_BLOCK + 1):
+        first = b * RANDOM_BLOCK
+        size = min(RANDOM_BLOCK, runs - first)
+        out.append((b, size, max(start, first) - first, min(stop, first + size) - first))
+    return out
+
+
+@lru_cache(maxsize=64)
+def _uniforms(seed: int, sampler: str, rblock: int, size: int, name: str) -> np.ndarray:
+    rng = generator(seed, _PARAMETER, rblock, name)
+    if sampler == "lhs":
+        u = qmc.LatinHypercube(d=1, rng=rng).random(size)[:, 0]
+    else:
+        u = rng.random(size)
+    u.setflags(write=False)
+    return u
+
+
+@lru_cache(maxsize=16)
+def _sobol(seed: int, rblock: int, size: int, names: tuple[str, ...]) -> np.ndarray:
+    engine = qmc.Sobol(d=len(names), scramble=True, rng=generator(seed, _SOBOL, rblock, ""))
+    with warnings.catch_warnings():  # a partial last block is not a power of two; fine
+        warnings.simplefilter("ignore", UserWarning)
+        u = engine.random(size)
+    u.setflags(write=False)
+    return u
+
+
+def parameter_draws(
+    parameters: Mapping[str, Distribution],
+    sampler: str,
+    seed: int,
+    runs: int,
+    start: int,
+    stop: int,
+) -> dict[str, np.ndarray]:
+    """Each parameter's values for runs [start, stop) of a `runs`-run study."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}")
+    if not 0 <= start < stop <= runs:
+        raise ValueError(f"runs [{start}, {stop}) outside 0..{runs}")
+    sampled = sorted(n for n, spec in parameters.items() if not isinstance(spec, Fixed))
+    out: dict[str, np.ndarray] = {}
+    for name, spec in parameters.items():
+        if isinstance(spec, Fixed):
+            out[name] = np.full(stop - start, float(spec.value))
+            continue
+        parts = []
+        for b, size, lo, hi in _block_sizes(runs, start, stop):
+            if sampler == "sobol":
+                u = _sobol(seed, b, size, tuple(sampled))[lo:hi, sampled.index(name)]
+            else:
+                u = _uniforms(seed, sampler, b, size, name)[lo:hi]
+            parts.append(u)
+        out[name] = ppf(spec, np.concatenate(parts))
+    return out
+
+
+def _noise_block(seed: int, rblock: int, ticks: int, name: str, normal: bool) -> np.ndarray:
+    """A random block's raw noise for one flow: (ticks, RANDOM_BLOCK) standard normals or
+    uniforms, tick-major. Always the whole random block, so a run's path (its column) is the
+    same whatever the run count."""
+    rng = generator(seed, _NOISE, rblock, name)
+    shape = (ticks, RANDOM_BLOCK)
+    return rng.standard_normal(shape) if normal else rng.random(shape)
+
+
+NOISE_CACHE = 16  # raw noise blocks kept for work blocks that come back for the rest
+NOISE_CACHE_ITEM_BYTES = 16 * 2**20  # ... each at most this big (ticks <= 512)
+
+
+@lru_cache(maxsize=NOISE_CACHE)
+def _noise_block_cached(seed: int, rblock: int, ticks: int, name: str, normal: bool) -> np.ndarray:
+    raw = _noise_block(seed, rblock, ticks, name, normal)
+    raw.setflags(write=False)
+    return raw
+
+
+def _raw_noise(seed: int, rblock: int, ticks: int, name: str, normal: bool, whole: bool) -> np.ndarray:
+    # A work block that takes part of a random block (small blocks, single runs) comes back
+    # for the rest: keep it, if it is small. A whole random block is used once.
+    if whole or 8 * ticks * RANDOM_BLOCK > NOISE_CACHE_ITEM_BYTES:
+        return _noise_block(seed, rblock, ticks, name, normal)
+    return _noise_block_cached(seed, rblock, ticks, name, normal)
+
+
+def noise_draws(
+    noises: Mapping[str, Distribution],
+    seed: int,
+    runs: int,
+    ticks: int,
+    start: int,
+    stop: int,
+) -> dict[str, np.ndarray]:
+    """Each noisy flow's multipliers for runs [start, stop), shaped (ticks, runs): plain MC.
+
+    Lognormal noise is drawn as standard normals, scaled and exponentiated: the same
+    distribution as its inverse CDF of uniforms at a fraction of the cost (a model's noise is
+    ticks x runs values per flow). Other noise (never below zero: the schema sees to that)
+    maps uniforms through the inverse CDF, as parameters do.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, spec in noises.items():
+        normal = isinstance(spec, Lognormal)
+        values = np.empty((ticks, stop - start))
+        at = 0
+        for b, _, lo, hi in _block_sizes(runs, start, stop):
+            raw = _raw_noise(seed, b, ticks, name, normal, lo == 0 and hi == RANDOM_BLOCK)
+            values[:, at : at + hi - lo] = raw[:, lo:hi]
+            at += hi - lo
+        if isinstance(spec, Lognormal):
+            mu, sigma = lognormal_mu_sigma(spec)
+            values *= sigma
+            values += mu
+            np.exp(values, out=values)
+        else:
+            values = ppf(spec, values)
+        out[name] = values
+    return out

@@ -1,0 +1,537 @@
+"""The scenario's shape as pydantic models: what each section may hold, and its basic checks.
+
+`parse(document)` validates a loaded `Document` and turns pydantic's errors into located
+`ScenarioError`s. Cross-references (names, units, expressions) are checked later by
+`sim.model.compile_scenario`, which knows the whole scenario.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import sys
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sim.errors import Problem, ScenarioError, did_you_mean, dotted
+from sim.scenario.loader import Document, PathKey
+
+Number = float
+Expr = float | str  # a number, or an expression in the safe language (sim.scenario.expr)
+_MAX_LOG = math.log(sys.float_info.max)  # exp() of anything larger overflows
+
+_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class _Spec(BaseModel):
+    model_config = _CONFIG
+
+
+# -- distributions -------------------------------------------------------------------------
+
+
+class _Dist(_Spec):
+    unit: str = "1"
+    source: str | None = None
+    description: str | None = None
+
+
+class Fixed(_Dist):
+    dist: Literal["fixed"] = "fixed"
+    value: Number
+
+
+class Uniform(_Dist):
+    dist: Literal["uniform"]
+    low: Number
+    high: Number
+
+    @model_validator(mode="after")
+    def _order(self) -> Uniform:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class Triangular(_Dist):
+    dist: Literal["triangular"]
+    low: Number
+    mode: Number
+    high: Number
+
+    @model_validator(mode="after")
+    def _order(self) -> Triangular:
+        if not (self.low <= self.mode <= self.high and self.low < self.high):
+            raise ValueError(
+                f"need low <= mode <= high and low < high (got {self.low}, {self.mode}, {self.high})"
+            )
+        return self
+
+
+class Pert(_Dist):
+    dist: Literal["pert"]
+    low: Number
+    mode: Number
+    high: Number
+    lamb: Number = Field(4.0, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> Pert:
+        if not (self.low <= self.mode <= self.high and self.low < self.high):
+            raise ValueError(
+                f"need low <= mode <= high and low < high (got {self.low}, {self.mode}, {self.high})"
+            )
+        return self
+
+
+class Normal(_Dist):
+    dist: Literal["normal"]
+    mean: Number
+    sd: Number = Field(gt=0)
+    low: Number | None = None
+    high: Number | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> Normal:
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class Lognormal(_Dist):
+    dist: Literal["lognormal"]
+    median: Number | None = Field(None, gt=0)
+    p95: Number | None = Field(None, gt=0)
+    mu: Number | None = None
+    sigma: Number | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _either(self) -> Lognormal:
+        by_quantiles = self.median is not None and self.p95 is not None
+        by_moments = self.mu is not None and self.sigma is not None
+        mixed = (self.median is not None or self.p95 is not None) and (
+            self.mu is not None or self.sigma is not None
+        )
+        if mixed or by_quantiles == by_moments:
+            raise ValueError("give either median and p95, or mu and sigma")
+        if by_quantiles and not self.p95 > self.median:  # type: ignore[operator]
+            raise ValueError(f"p95 ({self.p95}) must be above median ({self.median})")
+        if by_moments and self.mu > _MAX_LOG:  # type: ignore[operator]
+            raise ValueError(f"mu ({self.mu}) is too large: exp(mu) is beyond float range")
+        return self
+
+
+class Beta(_Dist):
+    dist: Literal["beta"]
+    a: Number = Field(gt=0)
+    b: Number = Field(gt=0)
+    low: Number = 0.0
+    high: Number = 1.0
+
+    @model_validator(mode="after")
+    def _order(self) -> Beta:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class Choice(_Dist):
+    dist: Literal["choice"]
+    values: list[Number] = Field(min_length=1)
+    weights: list[Number] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self) -> Choice:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError(
+                    f"{len(self.weights)} weights for {len(self.values)} values; give one each"
+                )
+            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValueError("weights must be non-negative and not all zero")
+        return self
+
+
+Distribution = Annotated[
+    Fixed | Uniform | Triangular | Pert | Normal | Lognormal | Beta | Choice,
+    Field(discriminator="dist"),
+]
+DIST_NAMES = ("fixed", "uniform", "triangular", "pert", "normal", "lognormal", "beta", "choice")
+
+
+def _as_distribution(value: Any) -> Any:
+    """Shorthands: a bare number is fixed; a mapping with `value` and no `dist` is fixed."""
+    if isinstance(value, bool):
+        return value  # let strict validation refuse it
+    if isinstance(value, int | float):
+        return {"dist": "fixed", "value": value}
+    if isinstance(value, dict) and "dist" not in value and "value" in value:
+        return {"dist": "fixed", **value}
+    return value
+
+
+# -- sections ------------------------------------------------------------------------------
+
+
+class Stock(_Spec):
+    unit: str
+    initial: Expr = 0.0
+    kind: Literal["stock", "source", "sink"] = "stock"
+    description: str | None = None
+    source: str | None = None
+
+
+class Flow(_Spec):
+    model_config = ConfigDict(**_CONFIG, populate_by_name=True)
+    from_: str = Field(alias="from")
+    to: str
+    rate: Expr
+    delay: int = Field(0, ge=0)
+    noise: Distribution | None = None
+    description: str | None = None
+    source: str | None = None
+
+    @field_validator("noise", mode="before")
+    @classmethod
+    def _noise(cls, value: Any) -> Any:
+        return _as_distribution(value)
+
+
+class Event(_Spec):
+    at: float | str
+    set: dict[str, Expr] = Field(default_factory=dict)
+    scale: dict[str, Expr] = Field(default_factory=dict)
+    description: str | None = None
+    source: str | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: Any) -> Any:
+        if isinstance(value, dt.date):
+            raise ValueError(
+                f"a date ({value}) is not a time here; write a year-month in quotes, "
+                f'like "{value.year:04d}-{value.month:02d}", or a number of ticks'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Event:
+        if not self.set and not self.scale:
+            raise ValueError("an event needs `set:` or `scale:` (or both)")
+        return self
+
+
+Stat = Literal["final", "mean", "min", "max", "sum", "count", "first"]
+STATS = ("final", "mean", "min", "max", "sum", "count", "first")
+
+
+class Outcome(_Spec):
+    of: Expr
+    stat: Stat
+    unit: str | None = None
+    description: str | None = None
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    """'2024-03' as (2024, 3); ValueError with a readable reason otherwise."""
+    match = _MONTH.match(text.strip())
+    if not match:
+        raise ValueError(f"'{text}' is not a year-month like 2024-01")
+    year, month = int(match[1]), int(match[2])
+    if not 1 <= month <= 12:
+        raise ValueError(f"'{text}': month {month} is not 1-12")
+    return year, month
+
+
+class Scenario(_Spec):
+    """A whole scenario after `extends:` is resolved (DESIGN.md, "Scenario files")."""
+
+    name: str
+    description: str | None = None
+    start: str
+    months: int = Field(gt=0, le=100_000)
+    seed: int = Field(0, ge=0, lt=2**63)
+    runs: int = Field(1000, gt=0)
+    sampler: Literal["mc", "lhs", "sobol"] = "mc"
+    parameters: dict[str, Distribution] = Field(default_factory=dict)
+    state: dict[str, Number] = Field(default_factory=dict)
+    variables: dict[str, Expr] = Field(default_factory=dict)
+    stocks: dict[str, Stock] = Field(default_factory=dict)
+    flows: dict[str, Flow] = Field(default_factory=dict)
+    events: dict[str, Event] = Field(default_factory=dict)
+    outcomes: dict[str, Outcome] = Field(default_factory=dict)
+    record: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"'{value}' is not a usable name (letters, digits, _ . -; it names the results folder)"
+            )
+        return value
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, value: Any) -> Any:
+        if isinstance(value, dt.date):
+            return f"{value.year:04d}-{value.month:02d}"
+        if isinstance(value, str):
+            year, month = parse_month(value)
+            return f"{year:04d}-{month:02d}"
+        return value
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _parameters(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _as_distribution(v) for k, v in value.items()}
+        return value
+
+    @property
+    def start_year_month(self) -> tuple[int, int]:
+        return parse_month(self.start)
+
+    def dump(self) -> dict[str, Any]:
+        """The scenario as plain data that loads back to an equal Scenario."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# -- error translation ---------------------------------------------------------------------
+
+
+def parse(doc: Document) -> Scenario:
+    """Validate a loaded document; every problem becomes a located `Problem`."""
+    problems = _check_distribution_names(doc)
+    try:
+        scenario = Scenario.model_validate(doc.data)
+    except ValidationError as exc:
+        bad = {p.path for p in problems}
+        problems += [
+            p
+            for p in _translate(exc, doc)
+            if not any(p.path.startswith(b[: -len(".dist")]) for b in bad)
+        ]
+        problems.sort(key=lambda p: (p.place.line, p.place.col) if p.place else (0, 0))
+        raise ScenarioError(problems) from None
+    if problems:
+        raise ScenarioError(problems)
+    return scenario
+
+
+def _check_distribution_names(doc: Document) -> list[Problem]:
+    """Pydantic's own message for an unknown union tag is cryptic; say it plainly first."""
+    problems = []
+    candidates: list[tuple[PathKey, Any]] = []
+    params = doc.data.get("parameters")
+    if isinstance(params, dict):
+        candidates += [(("parameters", k), v) for k, v in params.items()]
+    flows = doc.data.get("flows")
+    if isinstance(flows, dict):
+        candidates += [
+            (("flows", k, "noise"), v.get("noise")) for k, v in flows.items() if isinstance(v, dict)
+        ]
+    for path, spec in candidates:
+        if isinstance(spec, dict) and "dist" in spec and spec["dist"] not in DIST_NAMES:
+            problems.append(
+                Problem(
+                    f"unknown distribution '{spec['dist']}'",
+                    doc.place(path + ("dist",)),
+                    dotted(path + ("dist",)),
+                    did_you_mean(str(spec["dist"]), DIST_NAMES)
+                    or f"use one of {', '.join(DIST_NAMES)}",
+                )
+            )
+    return problems
+
+
+def _data_path(loc: tuple[Any, ...], data: Any, kind: str) -> PathKey:
+    """Drop the parts of a pydantic location that are union tags, not keys in the data."""
+    path: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            path.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 and kind in ("missing", "extra_forbidden"):
+            path.append(part)  # a missing field or an unknown key: name it
+            node = None
+    return tuple(path)
+
+
+def _model_for(path: PathKey) -> type[BaseModel] | None:
+    """Which model a mapping at `path` is, to suggest its valid keys."""
+    if len(path) == 0:
+        return Scenario
+    section = path[0]
+    if len(path) == 2:
+        models: dict[str, type[BaseModel]] = {
+            "stocks": Stock,
+            "flows": Flow,
+            "events": Event,
+            "outcomes": Outcome,
+        }
+        return models.get(str(section))
+    return None
+
+
+_DISTS: dict[str, type[BaseModel]] = {
+    "fixed": Fixed,
+    "uniform": Uniform,
+    "triangular": Triangular,
+    "pert": Pert,
+    "normal": Normal,
+    "lognormal": Lognormal,
+    "beta": Beta,
+    "choice": Choice,
+}
+
+
+def _get(data: Any, path: PathKey) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _valid_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _translate(exc: ValidationError, doc: Document) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[PathKey, str]] = set()
+    errors = _merge_union_types(exc.errors(include_url=False), doc)
+    for err in errors:
+        kind = err["type"]
+        path = _data_path(tuple(err["loc"]), doc.data, kind)
+        hint = None
+        if kind == "extra_forbidden":
+            parent, key = path[:-1], str(path[-1])
+            model = _model_for(parent)
+            is_dist = (len(parent) == 2 and parent[0] == "parameters") or (
+                len(parent) == 3 and parent[0] == "flows" and parent[2] == "noise"
+            )
+            if model is None and is_dist:
+                spec = _get(doc.data, parent)
+                dist = spec.get("dist", "fixed") if isinstance(spec, dict) else "fixed"
+                model = _DISTS.get(dist)
+            message = f"unknown key '{key}'"
+            if model is not None:
+                hint = did_you_mean(key, _valid_keys(model)) or (
+                    "valid keys: " + ", ".join(_valid_keys(model))
+                )
+            place = doc.place(path, key=True)
+        elif kind == "missing":
+            if _typo_for(path, errors, doc):
+                continue  # the unknown key's "did you mean" says it better
+            message = f"missing required field '{path[-1]}'"
+            place = doc.place(path[:-1])
+        elif kind == "union_tag_not_found":
+            message = "a distribution needs `dist:` (or `value:` for a fixed number)"
+            hint = "use one of " + ", ".join(DIST_NAMES)
+            place = doc.place(path)
+        else:
+            message = _message(err)
+            place = doc.place(path)
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        problems.append(Problem(message, place, dotted(path), hint))
+    problems.sort(key=lambda p: (p.place.line, p.place.col) if p.place else (0, 0))
+    return problems
+
+
+def _merge_union_types(errors: list[Any], doc: Document) -> list[Any]:
+    """A value failing every member of `float | str` is one problem: 'a number or a string'."""
+    by_path: dict[PathKey, list[Any]] = {}
+    for err in errors:
+        if err["type"].endswith("_type"):
+            by_path.setdefault(_data_path(tuple(err["loc"]), doc.data, err["type"]), []).append(err)
+    out = []
+    for err in errors:
+        if not err["type"].endswith("_type"):
+            out.append(err)
+            continue
+        group = by_path[_data_path(tuple(err["loc"]), doc.data, err["type"])]
+        if len(group) == 1:
+            out.append(err)
+        elif err is group[0]:
+            wanted = " or ".join(dict.fromkeys(_EXPECTED.get(e["type"], "?") for e in group))
+            out.append({**err, "type": "union_type", "expected": wanted})
+    return out
+
+
+def _typo_for(path: PathKey, errors: list[Any], doc: Document) -> bool:
+    """Whether an unknown key beside the missing field at `path` looks like a typo of it."""
+    for err in errors:
+        if err["type"] != "extra_forbidden":
+            continue
+        extra = _data_path(tuple(err["loc"]), doc.data, "extra_forbidden")
+        if extra[:-1] == path[:-1] and did_you_mean(str(extra[-1]), [str(path[-1])]):
+            return True
+    return False
+
+
+_EXPECTED = {
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "bool_type": "true or false",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    value = err.get("input")
+    if kind in ("finite_number",) or (isinstance(value, float) and not math.isfinite(value)):
+        return f"{value} is not a finite number"
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    if isinstance(value, bool):
+        shown = str(value).lower()  # as YAML wrote it
+    if kind == "union_type":
+        return f"expected {err['expected']}, got {shown}"
+    if kind.endswith("_type") or kind in ("literal_error", "union_tag_invalid"):
+        expected = _EXPECTED.get(kind)
+        if (
+            kind == "model_attributes_type"
+            and len(err["loc"]) >= 2
+            and (err["loc"][0] == "parameters" or err["loc"][-1] == "noise")
+        ):
+            expected = "a number or a distribution (a mapping with dist:)"
+        if expected:
+            return f"expected {expected}, got {shown}"
+        if kind == "literal_error":
+            return f"{shown} is not allowed: {err['ctx']['expected']}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        limit = err["ctx"][key]
+        return f"must be {words} {limit:g}, got {shown}"
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg[0].lower() + msg[1:] if msg else msg

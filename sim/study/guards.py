@@ -1,0 +1,237 @@
+"""Guards that refuse a study which can't end well, before it starts or after its first block.
+
+Before: `estimate` sizes a study from runs x ticks x what is kept (memory per block in flight,
+the series kept for bands and paths, the files written), and `check` refuses one that would
+not fit this machine, with the estimate and what to change. The memory limit can be raised
+(`--max-memory`: the user may know of swap or a quieter machine); the disk can't.
+
+As blocks land: `Health` turns "every run went non-finite" into one located error, since a
+model that fails in every run is a mistake in the model, not a result.
+
+    >>> from sim.model import load
+    >>> est = estimate(load("examples/bakery.yaml"), runs=1000, block_size=1000)
+    >>> est.memory_bytes < 50 * 2**20
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from sim.errors import Place, ScenarioError
+from sim.model import Model
+from sim.sampling.draws import NOISE_CACHE, NOISE_CACHE_ITEM_BYTES, RANDOM_BLOCK
+
+FLOAT = 8  # bytes
+MEMORY_SHARE = 0.75  # of physical memory a study may plan to use unless told otherwise
+ROW_OVERHEAD = 24  # bytes a run costs in runs.parquet beyond its numbers (status, bad_name)
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a study will need: peak memory, and bytes written to its results folder."""
+
+    memory_bytes: int
+    output_bytes: int
+    per_block_bytes: int  # one block in flight, in one worker
+    kept_bytes: int  # recorded series kept for bands and paths, in the parent
+    workers: int
+    block_size: int
+
+    def describe(self) -> str:
+        return (
+            f"about {size(self.memory_bytes)} of memory ({self.workers} x "
+            f"{size(self.per_block_bytes)} per block of {self.block_size:,} runs, plus "
+            f"{size(self.kept_bytes)} of recorded series) and {size(self.output_bytes)} on disk"
+        )
+
+
+def estimate(
+    model: Model,
+    runs: int,
+    block_size: int,
+    workers: int = 1,
+    kept: int = 0,
+    keep_paths: int = 0,
+) -> Estimate:
+    """Size a study. `kept`: leading runs whose recorded series are kept for bands."""
+    n = min(block_size, runs)
+    ticks = model.ticks
+    flows, stocks = len(model.flows), len(model.stocks)
+    noisy = len(model.noises)
+    record = len(model.record)
+    columns = len(model.parameters) + len(model.outcomes) + 3
+    # Per run in a block: stocks, flows' requests/amounts/cumulative/transit, delay rings,
+    # parameters, state, variables with as many temporaries again, outcome accumulators, the
+    # block's noise paths and its row of results.
+    per_run = (
+        stocks
+        + 4 * flows
+        + sum(f.delay for f in model.flows)
+        + len(model.parameters)
+        + len(model.state)
+        + 2 * len(model.variables)
+        + 2 * len(model.outcomes)
+        + noisy * ticks
+        + columns
+    )
+    series_in_block = min(kept, n) * ticks * record
+    # Noise is drawn a whole random block at a time, and small ones are cached.
+    raw = ticks * RANDOM_BLOCK
+    cached = min(NOISE_CACHE, 2 * noisy) if FLOAT * raw <= NOISE_CACHE_ITEM_BYTES else 0
+    raw_noise = (1 + cached) * raw if noisy else 0
+    per_block = FLOAT * (per_run * n + series_in_block + raw_noise)
+    kept_bytes = FLOAT * ticks * record * max(kept, keep_paths)
+    output = (FLOAT * columns + ROW_OVERHEAD) * runs + FLOAT * keep_paths * ticks * (record + 2)
+    output += FLOAT * ticks * record * 6  # bands: mean and five quantiles per tick
+    return Estimate(
+        memory_bytes=workers * per_block + kept_bytes,
+        output_bytes=output,
+        per_block_bytes=per_block,
+        kept_bytes=kept_bytes,
+        workers=workers,
+        block_size=n,
+    )
+
+
+def check(est: Estimate, folder: Path | None, max_memory: int | None = None) -> None:
+    """Refuse a study that would not fit: memory above `max_memory` (default: three quarters
+    of this machine's), or a results folder larger than the free space where it goes."""
+    limit = max_memory if max_memory is not None else int(MEMORY_SHARE * physical_memory())
+    if est.memory_bytes > limit:
+        whose = "the limit you set" if max_memory is not None else "3/4 of this machine's memory"
+        raise ScenarioError.one(
+            f"this study needs {est.describe()}; that is more than {whose} ({size(limit)})",
+            hint="lower --block-size, --workers or --keep-paths, or shorten months (noise is "
+            f"drawn {RANDOM_BLOCK:,} runs x months at a time per noisy flow); "
+            "pass --max-memory SIZE (e.g. 40GiB) to run it anyway",
+        )
+    if folder is not None:
+        free = free_space(folder)
+        if est.output_bytes > free:
+            raise ScenarioError.one(
+                f"this study would write about {size(est.output_bytes)} to {folder}, "
+                f"which has {size(free)} free",
+                hint="choose another --out, or fewer --runs or --keep-paths",
+            )
+
+
+EVIDENCE = 256  # runs that must all have failed before a study is called broken
+
+
+class Health:
+    """Watches a study's rows as blocks land and refuses a broken model: every run so far
+    non-finite, or an outcome non-finite in every run so far, once at least `EVIDENCE` runs
+    (or all of a smaller study) are in. Some runs going non-finite is a result, counted and
+    named in the summary; a block of one bad run among many good ones is not a broken model.
+    """
+
+    def __init__(self, model: Model, runs: int):
+        self.model = model
+        self.needed = min(runs, EVIDENCE)
+        self.seen = 0
+        self.bad = 0
+        self.culprits: dict[str, tuple[int, int]] = {}  # name -> (runs, first tick)
+        self.finite = {o.name for o in model.outcomes if o.stat == "first"}  # never faults
+
+    def add(self, rows: pa.Table) -> None:
+        """Take a block's rows (runs.parquet's columns); raise ScenarioError if broken."""
+        if rows.num_rows == 0:
+            return
+        self.seen += rows.num_rows
+        status = rows.column("status").to_numpy(zero_copy_only=False)
+        bad = status != "ok"
+        self.bad += int(bad.sum())
+        if bad.any():
+            names = rows.column("bad_name").to_numpy(zero_copy_only=False).astype(str)[bad]
+            ticks = rows.column("bad_tick").to_numpy()[bad]
+            for name in np.unique(names):
+                mine = names == name
+                count, tick = self.culprits.get(name, (0, self.model.ticks))
+                self.culprits[name] = (count + int(mine.sum()), min(tick, int(ticks[mine].min())))
+        for o in self.model.outcomes:
+            if o.name not in self.finite:
+                values = rows.column(o.name).to_numpy(zero_copy_only=False).astype(float)
+                if np.isfinite(values).any():
+                    self.finite.add(o.name)
+        if self.seen >= self.needed:
+            self.check()
+
+    def check(self) -> None:
+        where = f"in every one of the {self.seen:,} runs so far"
+        if self.bad == self.seen:
+            culprit = max(self.culprits, key=lambda n: self.culprits[n][0])
+            tick = self.culprits[culprit][1]
+            raise ScenarioError.one(
+                f"non-finite (NaN or infinite) {where}, first at tick {tick} "
+                f"({self.model.date(tick)})",
+                place_of(self.model, culprit),
+                culprit,
+                hint="look for log or sqrt of something that reaches 0 or below, a division "
+                "by something that reaches 0, or a power that overflows",
+            )
+        for o in self.model.outcomes:
+            if o.name not in self.finite:
+                raise ScenarioError.one(
+                    f"non-finite (NaN or infinite) {where}",
+                    self.model.place.get(("outcomes", o.name, "of")),
+                    f"outcomes.{o.name}.of",
+                    hint="an outcome that is never a number says nothing; check its expression",
+                )
+
+
+def place_of(model: Model, label: str) -> Place | None:
+    """Where a 'variables.x' / 'flows.x' / 'stocks.x' label is defined in the scenario."""
+    section, _, name = label.partition(".")
+    sections: dict[str, list[tuple[str, ...]]] = {
+        "variables": [("variables", name)],
+        "flows": [("flows", name, "rate"), ("flows", name)],
+        "stocks": [("stocks", name)],
+    }
+    keys = sections.get(section, [])
+    for key in keys:
+        if key in model.place:
+            return model.place[key]
+    return None
+
+
+def parse_size(text: str) -> int:
+    """'40GiB', '512M', '2g', '1e9' -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not m:
+        raise ScenarioError.one(
+            f"'{text}' is not a size", hint="write a number of bytes with a unit, e.g. 40GiB"
+        )
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def size(n: float) -> str:
+    """Bytes for people: 1.5 GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 8 * 2**30
+
+
+def free_space(folder: Path) -> int:
+    """Free bytes on the file system that holds (or will hold) `folder`."""
+    path = folder.resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free

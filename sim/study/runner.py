@@ -1,0 +1,850 @@
+"""Runs a study: cuts runs into blocks, runs them on an executor, and streams them to the store.
+
+The block is the unit of work and of failure: a `BlockJob` turns a block index into that
+block's rows, redrawing its own randomness (`sim.sampling.draws` keys draws by run, never by work
+block), so a block gives the same bits in this process, in a pool worker or on a Dask
+cluster, and any block size gives the same runs. Finished blocks land as parts in the results
+folder in whatever order they finish; the study then streams them, in run order, into
+`runs.parquet`. Memory holds the blocks in flight, not the runs, and a killed study resumes
+from its parts.
+
+With a precision target the study takes blocks in order and stops at the first prefix of
+blocks whose outcome means are precise enough — decided on prefixes, never on arrival order,
+so the stopping point is the same for any number of workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import json
+import math
+import platform
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sim.engine.des import Run as DesRun
+from sim.engine.des import run_one
+from sim.engine.kernel import Block, run_block
+from sim.errors import ResultsError, ScenarioError, did_you_mean
+from sim.model import Model, compile_scenario
+from sim.sampling.distributions import describe as describe_dist
+from sim.sampling.draws import SAMPLERS, noise_draws, parameter_draws
+from sim.scenario.schema import Fixed
+from sim.study import guards, store
+from sim.study.executors import EXECUTORS, default_workers, open_executor
+from sim.study.results import QUANTILES, Results
+
+ENGINES = ("kernel", "des")
+DEFAULT_BLOCK = 8192
+BAND_BUDGET_BYTES = 256 * 2**20  # recorded values kept for exact bands; beyond, a subsample
+AUTO_POOL_SECONDS = 3.0  # serial time left above which an unset --workers starts a pool
+MANIFEST_EVERY = 1.0  # seconds between progress notes in manifest.json while blocks land
+Z95 = 1.959963984540054  # two-sided 95% normal quantile, for precision half-widths
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run: the model and the study's settings, after defaults are applied.
+
+    `runs` is the most runs the study may take; with `precision` (outcome -> relative 95%
+    half-width of its mean) it stops at the first prefix of blocks that meets every target."""
+
+    model: Model
+    runs: int
+    seed: int
+    sampler: str
+    engine: str
+    block_size: int
+    keep_paths: int
+    precision: Mapping[str, float] = field(default_factory=dict)
+    kept: int = 0  # leading runs whose recorded series are kept (bands, paths): `keep_runs`
+
+    @property
+    def blocks(self) -> list[tuple[int, int, int]]:
+        """(block, first run, stop) for each block."""
+        return [(b, *self.block_range(b)) for b in range(self.n_blocks)]
+
+    @property
+    def n_blocks(self) -> int:
+        return math.ceil(self.runs / self.block_size)
+
+    def block_range(self, b: int) -> tuple[int, int]:
+        """The runs [first, stop) of block b."""
+        return b * self.block_size, min(self.runs, (b + 1) * self.block_size)
+
+    @property
+    def study(self) -> dict[str, Any]:
+        """What identifies the study's results: a resumed run must match it exactly."""
+        return {
+            "scenario_sha256": scenario_sha256(self.model),
+            "seed": self.seed,
+            "sampler": self.sampler,
+            "runs": self.runs,
+            "engine": self.engine,
+            "block_size": self.block_size,
+            "keep_paths": self.keep_paths,
+            "precision": dict(sorted(self.precision.items())),
+            "band_runs": self.kept,
+        }
+
+
+def keep_runs(model: Model, runs: int, keep_paths: int) -> int:
+    """How many leading runs keep their recorded series: all while they fit the budget."""
+    if not model.record:
+        return 0
+    budget = max(1000, BAND_BUDGET_BYTES // (8 * model.ticks * len(model.record)))
+    return min(runs, max(budget, keep_paths))
+
+
+def plan(
+    model: Model,
+    runs: int | None = None,
+    seed: int | None = None,
+    sampler: str | None = None,
+    engine: str = "kernel",
+    block_size: int = DEFAULT_BLOCK,
+    keep_paths: int = 0,
+    precision: Mapping[str, float] | None = None,
+) -> Plan:
+    """Apply the scenario's defaults and check the settings."""
+    sc = model.scenario
+    runs = sc.runs if runs is None else runs
+    seed = sc.seed if seed is None else seed
+    sampler = sampler or sc.sampler
+    precision = dict(precision or {})
+    problems = []
+    if runs < 1:
+        problems.append(f"--runs must be at least 1 (got {runs})")
+    if seed < 0:
+        problems.append(f"--seed must be >= 0 (got {seed})")
+    if sampler not in SAMPLERS:
+        problems.append(f"unknown sampler '{sampler}' (use {', '.join(SAMPLERS)})")
+    if engine not in ENGINES:
+        problems.append(f"unknown engine '{engine}' (use {', '.join(ENGINES)})")
+    if block_size < 1:
+        problems.append(f"block size must be at least 1 (got {block_size})")
+    if keep_paths < 0:
+        problems.append(f"--keep-paths must be >= 0 (got {keep_paths})")
+    outcomes = [o.name for o in model.outcomes]
+    for name, rel in precision.items():
+        if name not in outcomes:
+            hint = did_you_mean(name, outcomes)
+            problems.append(
+                f"--precision: no outcome '{name}'" + (f"; {hint}" if hint else "")
+            )
+        if not (isinstance(rel, float | int) and 0 < rel < 1):
+            problems.append(f"--precision {name}: REL must be between 0 and 1 (got {rel})")
+    if problems:
+        raise ScenarioError.one("; ".join(problems))
+    keep_paths = min(keep_paths, runs)
+    return Plan(
+        model,
+        runs,
+        seed,
+        sampler,
+        engine,
+        block_size,
+        keep_paths,
+        precision,
+        keep_runs(model, runs, keep_paths),
+    )
+
+
+def run(
+    model: Model,
+    runs: int | None = None,
+    seed: int | None = None,
+    sampler: str | None = None,
+    engine: str = "kernel",
+    block_size: int = DEFAULT_BLOCK,
+    out: str | Path | None = None,
+    keep_paths: int = 0,
+    force: bool = False,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    executor: str = "processes",
+    scheduler: str | None = None,
+    resume: bool = False,
+    precision: Mapping[str, float] | None = None,
+    max_memory: int | None = None,
+) -> Results:
+    """Run a study of `model` and return its `Results`; with `out`, also write the folder.
+
+    `workers` (default: every core, once the first block shows the study is long enough to
+    repay a pool's start-up; 1 = serial) run blocks in a local process pool, or on Dask with
+    `executor="dask"` (a LocalCluster, or the cluster at `scheduler`); the results are the
+    same bits either way. `resume=True` finishes an interrupted study in `out`. `precision`
+    maps outcomes to a relative 95% half-width of their mean: blocks are added until every
+    target is met, with `runs` as the cap. A study that would not fit this machine's memory
+    (or `max_memory` bytes) or the free disk is refused before it starts (`sim.study.guards`).
+
+    >>> import sim
+    >>> res = sim.run(sim.load("examples/bakery.yaml"), runs=100, seed=3)
+    >>> res.n_runs
+    100
+    """
+    p = plan(model, runs, seed, sampler, engine, block_size, keep_paths, precision)
+    auto = workers is None
+    workers = default_workers() if workers is None else workers
+    problems = []
+    if workers < 1:
+        problems.append(f"--workers must be at least 1 (got {workers})")
+    if executor not in EXECUTORS:
+        problems.append(f"unknown executor '{executor}' (use {', '.join(EXECUTORS)})")
+    if scheduler and executor != "dask":
+        problems.append("--scheduler needs --executor dask")
+    if resume and out is None:
+        problems.append("resume needs the results folder (out) of the interrupted run")
+    if problems:
+        raise ScenarioError.one("; ".join(problems))
+    need = guards.estimate(model, p.runs, p.block_size, workers, p.kept, p.keep_paths)
+    # Without `out` the study still streams through a scratch folder.
+    guards.check(need, Path(out if out is not None else tempfile.gettempdir()), max_memory)
+    study = _Study(p, progress, workers, executor, scheduler, auto)
+    if out is None:
+        # The same streaming path through a scratch folder, then everything into memory.
+        with tempfile.TemporaryDirectory(prefix="sim-") as tmp:
+            res = study.run(Path(tmp), force=True, resume=False)
+            return Results(res.manifest, res.runs, res.bands, res.paths, None)
+    folder = Path(out)
+    if not resume:
+        store.check_target(folder, model.name, force)
+    with store.lock(folder):
+        try:
+            return study.run(folder, force, resume)
+        except ScenarioError:
+            # A model that fails in every run is found after a block has landed: leave no
+            # folder that looks like the start of a study (unless it is one being resumed).
+            if not resume:
+                store.discard(folder)
+            raise
+
+
+def draw(p: Plan, start: int, stop: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Parameter values and noise paths for runs [start, stop) of a plan."""
+    m = p.model
+    params = parameter_draws(m.parameters, p.sampler, p.seed, p.runs, start, stop)
+    noise = noise_draws(m.noises, p.seed, p.runs, m.ticks, start, stop)
+    return params, noise
+
+
+def execute(
+    p: Plan,
+    params: dict[str, np.ndarray],
+    noise: dict[str, np.ndarray],
+    start: int,
+    stop: int,
+    keep: int | None = None,
+) -> Block:
+    """Run runs [start, stop) of a plan with its engine, on their draws; recorded series are
+    kept for the first `keep` of them (all when None)."""
+    m = p.model
+    if p.engine == "kernel":
+        return run_block(m, params, noise, first_run=start, n=stop - start, keep=keep)
+    n = stop - start
+    outcomes = {o.name: np.empty(n) for o in m.outcomes}
+    series = {name: np.empty((m.ticks, n)) for name, _ in m.record}
+    bad_tick = np.full(n, -1, dtype=np.int64)
+    bad_name = np.full(n, "", dtype=object)
+    for k in range(n):
+        r = run_one(
+            m,
+            {a: v[k] for a, v in params.items()},
+            {a: v[:, k] for a, v in noise.items()},
+            start + k,
+        )
+        for name, value in r.outcomes.items():
+            outcomes[name][k] = value
+        for name, path in r.series.items():
+            series[name][:, k] = path
+        bad_tick[k], bad_name[k] = r.bad_tick, r.bad_name
+    return Block(outcomes, series, bad_tick, bad_name)
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """A finished block: its rows (runs.parquet) and the recorded series of its kept runs."""
+
+    block: int
+    table: pa.Table
+    series: dict[str, np.ndarray]  # (ticks, kept runs of this block)
+
+
+@functools.cache
+def build() -> dict[str, str]:
+    """What a block's bits depend on besides the study itself: the versions of the numeric
+    libraries, and sim's own code (a hash of its sources, so checkouts at two commits differ)."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]  # sim/
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    wanted = ("numpy", "scipy", "simpy")
+    return {name: v for name, v in store.versions().items() if name in wanted} | {
+        "sim code": digest.hexdigest()[:12]
+    }
+
+
+class BlockJob:
+    """One study's block work as a picklable callable: block index -> `BlockResult`.
+
+    Pickles as the resolved scenario and the plan's settings (a compiled model holds
+    functions, which don't pickle); a worker compiles the model once, on first use. It also
+    carries the parent's `build()`: a worker whose libraries or sim code differ (a Dask worker
+    on another machine, installed at another time) refuses to run rather than return
+    different bits."""
+
+    def __init__(self, p: Plan):
+        self._plan: Plan | None = p
+        m = p.model
+        settings = {f.name: getattr(p, f.name) for f in dataclasses.fields(p) if f.name != "model"}
+        settings["precision"] = dict(p.precision)
+        self._state = (m.scenario, m.files, dict(m.place), settings, build())
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self._state
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self._state = state
+        self._plan = None
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            scenario, files, place, settings, theirs = self._state
+            ours = build()
+            if ours != theirs:
+                differ = [
+                    f"{k} {theirs.get(k, 'missing')} where the study started, "
+                    f"{ours.get(k, 'missing')} on the worker"
+                    for k in sorted(set(ours) | set(theirs))
+                    if ours.get(k) != theirs.get(k)
+                ]
+                raise ScenarioError.one(
+                    f"a worker on {platform.node()} runs other code ({'; '.join(differ)}): "
+                    "its blocks would not be the same bits",
+                    hint="install the same sim and the same numpy, scipy and simpy on every "
+                    "worker",
+                )
+            model = dataclasses.replace(compile_scenario(scenario), files=files, place=place)
+            self._plan = Plan(**(settings | {"model": model}))
+        return self._plan
+
+    def __call__(self, b: int) -> BlockResult:
+        p = self.plan
+        m = p.model
+        start, stop = p.block_range(b)
+        keep = max(0, min(stop, p.kept) - start)
+        params, noise = draw(p, start, stop)
+        block = execute(p, params, noise, start, stop, keep)
+        table = _rows(m, start, stop, {n: params[n] for n in m.sampled}, block)
+        series = {
+            name: np.ascontiguousarray(block.series[name][:, :keep]) for name, _ in m.record
+        }
+        return BlockResult(b, table, series)
+
+
+@dataclass(frozen=True)
+class Story:
+    """One run through the SimPy engine, with what was drawn for it."""
+
+    run: DesRun
+    parameters: dict[str, float]
+    seed: int
+    sampler: str
+    runs: int
+
+
+def trace_run(
+    model: Model,
+    index: int,
+    runs: int | None = None,
+    seed: int | None = None,
+    sampler: str | None = None,
+) -> Story:
+    """Run number `index` of a study through the SimPy engine, with its event log."""
+    runs = runs or model.scenario.runs
+    if index < 0:
+        raise ScenarioError.one(f"--run must be >= 0 (got {index})")
+    if index >= runs:
+        raise ScenarioError.one(
+            f"--run {index} is past the study's {runs:,} runs (0 to {runs - 1:,})",
+            hint="pass --runs to trace a run of a bigger study",
+        )
+    p = plan(model, runs, seed, sampler, engine="des")
+    params, noise = draw(p, index, index + 1)
+    values = {a: float(v[0]) for a, v in params.items()}
+    result = run_one(model, values, {a: v[:, 0] for a, v in noise.items()}, index)
+    drawn = {a: values[a] for a in model.sampled}
+    return Story(result, drawn, p.seed, p.sampler, p.runs)
+
+
+def scenario_sha256(model: Model) -> str:
+    canonical = json.dumps(model.scenario.dump(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# -- what the study keeps of each block: small, order-independent summaries -----------------
+@dataclass(frozen=True)
+class _Moments:
+    """Count, mean and sum of squared deviations of an outcome's finite values."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> _Moments:
+        x = x[np.isfinite(x)]
+        if not len(x):
+            return cls()
+        mean = float(np.mean(x))
+        return cls(len(x), mean, float(np.sum((x - mean) ** 2)))
+
+    def merge(self, other: _Moments) -> _Moments:
+        """Chan et al.'s pairwise update; merged in block order, so the same bits every time."""
+        if not other.n:
+            return self
+        if not self.n:
+            return other
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        return _Moments(
+            n,
+            self.mean + delta * other.n / n,
+            self.m2 + other.m2 + delta * delta * self.n * other.n / n,
+        )
+
+    @property
+    def half_width(self) -> float:
+        """Half-width of the 95% confidence interval of the mean."""
+        if self.n < 2:
+            return math.inf
+        return Z95 * math.sqrt(self.m2 / (self.n - 1) / self.n)
+
+
+@dataclass(frozen=True)
+class _BlockSummary:
+    runs: int
+    moments: dict[str, _Moments]
+    nonfinite: int
+    culprits: dict[str, int]
+    first_bad: tuple[int, int, str] | None  # run, tick, name
+
+
+def _summarise(table: pa.Table, outcomes: Iterable[str]) -> _BlockSummary:
+    moments = {
+        name: _Moments.of(table.column(name).to_numpy(zero_copy_only=False).astype(float))
+        for name in outcomes
+    }
+    status = table.column("status").to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(status != "ok")
+    first_bad = None
+    culprits: dict[str, int] = {}
+    if bad.size:
+        names = table.column("bad_name").to_numpy(zero_copy_only=False)[bad]
+        culprits = dict(Counter(str(n) for n in names))
+        k = int(bad[0])
+        first_bad = (
+            int(table.column("run")[k].as_py()),
+            int(table.column("bad_tick")[k].as_py()),
+            str(names[0]),
+        )
+    return _BlockSummary(table.num_rows, moments, int(bad.size), culprits, first_bad)
+
+
+class _Tally:
+    """Block summaries as they arrive, and the prefix of blocks the results will hold."""
+
+    def __init__(self, p: Plan):
+        self.p = p
+        self.summaries: dict[int, _BlockSummary] = {}
+        self.prefix = 0  # blocks 0..prefix-1 have all arrived
+        self.moments = {name: _Moments() for name in p.precision}
+        self.stop: int | None = None  # blocks the results hold, once decided
+
+    def add(self, b: int, summary: _BlockSummary) -> None:
+        self.summaries[b] = summary
+        while self.stop is None and self.prefix in self.summaries:
+            s = self.summaries[self.prefix]
+            self.moments = {n: m.merge(s.moments[n]) for n, m in self.moments.items()}
+            self.prefix += 1
+            if self.prefix == self.p.n_blocks or (self.p.precision and self.precise()):
+                self.stop = self.prefix
+
+    def precise(self) -> bool:
+        return all(
+            self.moments[name].half_width <= rel * abs(self.moments[name].mean)
+            for name, rel in self.p.precision.items()
+        )
+
+    @property
+    def runs_done(self) -> int:
+        return sum(s.runs for s in self.summaries.values())
+
+    def reached(self) -> dict[str, Any]:
+        out = {}
+        for name, rel in self.p.precision.items():
+            m = self.moments[name]
+            half = m.half_width
+            out[name] = {
+                "requested": rel,
+                "mean": m.mean if m.n else None,
+                "half_width": half if math.isfinite(half) else None,
+                "relative": half / abs(m.mean) if m.mean and math.isfinite(half) else None,
+            }
+        return out
+
+    def nonfinite(self, blocks: range) -> dict[str, Any]:
+        culprits: Counter[str] = Counter()
+        first = None
+        for b in blocks:
+            s = self.summaries[b]
+            culprits.update(s.culprits)
+            if first is None and s.first_bad is not None:
+                first = s.first_bad
+        return {
+            "runs": sum(culprits.values()),
+            "by_name": dict(culprits.most_common()),
+            "first": None if first is None else dict(zip(("run", "tick", "name"), first, strict=True)),
+        }
+
+
+class _Output:
+    """runs.parquet, bands and paths, built from the prefix of finished blocks as it grows.
+
+    Blocks join runs.parquet in run order while later ones still run, so the parent's writing
+    overlaps the workers' stepping and the study ends without a pass over all its runs. A
+    block that finished ahead of the prefix waits here (at most the executor's window of
+    them); one finished before a resume is read back from its part."""
+
+    def __init__(self, p: Plan, folder: Path):
+        self.p = p
+        self.folder = folder
+        self.runs = store.TableWriter(folder / "runs.parquet")
+        self.next = 0  # blocks 0..next-1 are in runs.parquet
+        self.waiting: dict[int, BlockResult] = {}
+        self.bands: pa.Table | None = None
+        self.paths: pa.Table | None = None
+
+    def hold(self, b: int, result: BlockResult) -> None:
+        self.waiting[b] = result
+
+    def advance(self, tally: _Tally) -> None:
+        while self.next < tally.prefix:
+            result = self.waiting.pop(self.next, None)
+            self.runs.append(result.table if result else store.read_part(self.folder, self.next))
+            self.next += 1
+        if self.bands is None and self.next:
+            done = self.p.block_range(self.next - 1)[1]
+            if tally.stop is not None or done >= self.p.kept:
+                self.summarise_series(min(self.p.kept, done))
+
+    def summarise_series(self, kept: int) -> None:
+        p, m = self.p, self.p.model
+        blocks = range(math.ceil(kept / p.block_size))
+
+        def series(name: str, k: int) -> np.ndarray:
+            parts = [store.read_series_part(self.folder, b, name) for b in blocks]
+            return np.concatenate(parts, axis=1)[:, :k]
+
+        self.bands = _bands(m, kept, series)
+        keep_paths = min(p.keep_paths, kept)
+        self.paths = _paths(m, keep_paths, series) if keep_paths and m.record else None
+
+    def abort(self) -> None:
+        self.runs.abort()
+
+
+class _Study:
+    def __init__(
+        self,
+        p: Plan,
+        progress: Progress | None,
+        workers: int,
+        executor: str,
+        scheduler: str | None,
+        auto: bool = False,
+    ):
+        self.p = p
+        self.progress = progress
+        self.workers = workers
+        self.auto = auto
+        self.executor = executor
+        self.scheduler = scheduler
+
+    def run(self, folder: Path, force: bool, resume: bool) -> Results:
+        p, m = self.p, self.p.model
+        clock = time.perf_counter()
+        tally = _Tally(p)
+        health = guards.Health(m, p.runs)
+        if resume:
+            manifest = self.resumable(folder)
+            if manifest.get("complete"):
+                store.finish_folder(folder)  # killed between completing and tidying up
+                return Results.load(folder)
+            store.clear_temporaries(folder)
+            (folder / "parts").mkdir(exist_ok=True)
+            manifest["resumed"] = int(manifest.get("resumed", 0)) + 1
+            for b in range(p.n_blocks):
+                start, stop = p.block_range(b)
+                if store.finished_part(folder, b, stop - start):
+                    needed = ["run", *p.precision, "status", "bad_tick", "bad_name"]
+                    tally.add(b, _summarise(store.read_part(folder, b, needed), p.precision))
+        else:
+            store.prepare_folder(folder, m.name, force)
+            manifest = self.manifest(dt.datetime.now(dt.UTC))
+        store.write_json(manifest, folder / store.MANIFEST)
+        if self.progress is not None:
+            self.progress(tally.runs_done, p.runs)
+
+        todo = [b for b in range(p.n_blocks) if b not in tally.summaries]
+        output = _Output(p, folder)
+        noted = time.perf_counter()  # blocks_done in the manifest: a note; the parts are the record
+        try:
+            output.advance(tally)
+            for kind, blocks in self.phases(todo):
+                if tally.stop is not None:
+                    break
+                manifest["executor"] = {"kind": kind, "workers": 1}
+                with open_executor(kind, self.workers, self.scheduler) as ex:
+                    manifest["executor"]["workers"] = ex.workers
+                    finished = ex.completed(BlockJob(p), blocks)
+                    try:
+                        for b, result in finished:
+                            runs_part, series_part = store.part_paths(folder, b)
+                            store.write_npz(result.series, series_part)
+                            store.write_part(result.table, runs_part)  # last: the block is in
+                            health.add(result.table)
+                            output.hold(b, result)
+                            tally.add(b, _summarise(result.table, p.precision))
+                            output.advance(tally)
+                            manifest["blocks_done"] = len(tally.summaries)
+                            if time.perf_counter() - noted >= MANIFEST_EVERY:
+                                store.write_json(manifest, folder / store.MANIFEST)
+                                noted = time.perf_counter()
+                            if self.progress is not None:
+                                self.progress(tally.runs_done, p.runs)
+                            if tally.stop is not None:
+                                break
+                    finally:
+                        finished.close()  # cancels blocks past a precision stop, or on Ctrl-C
+            manifest.setdefault("executor", {"kind": "serial", "workers": 1})
+            assert tally.stop is not None
+            return self.finish(folder, manifest, tally, output, clock)
+        finally:
+            output.abort()  # a no-op once runs.parquet is committed
+
+    def phases(self, todo: list[int]) -> Iterator[tuple[str, list[int]]]:
+        """(executor kind, blocks) in turn. Left to choose (`workers=None`), the study runs
+        its first block here and starts a pool only if the rest would take a while."""
+        kind = self.executor
+        if kind == "processes" and min(self.workers, len(todo)) <= 1:
+            kind = "serial"
+        if not (self.auto and kind == "processes"):
+            yield kind, todo
+            return
+        clock = time.perf_counter()
+        yield "serial", todo[:1]
+        rest = todo[1:]
+        alone = (time.perf_counter() - clock) * len(rest)
+        yield ("processes" if alone > AUTO_POOL_SECONDS else "serial"), rest
+
+    def resumable(self, folder: Path) -> dict[str, Any]:
+        """The interrupted study's manifest, if it is this study; else a ResultsError."""
+        if not (folder / store.MANIFEST).is_file():
+            raise ResultsError(f"{folder}: nothing to resume (no {store.MANIFEST}); run without --resume")
+        manifest = store.read_manifest(folder)
+        if manifest.get("format_version") != store.FORMAT_VERSION:
+            raise ResultsError(f"{folder}: written by another version of sim; run without --resume")
+        theirs, ours = manifest.get("study", {}), self.p.study
+        differ = [
+            f"{key} {_shown(key, theirs.get(key))} there, {_shown(key, ours[key])} now"
+            for key in ours
+            if theirs.get(key) != ours[key]
+        ]
+        if differ:
+            raise ResultsError(
+                f"{folder} holds a different study ({'; '.join(differ)}); resume with the "
+                "options it was started with, or run without --resume to start over"
+            )
+        return manifest
+
+    def finish(
+        self, folder: Path, manifest: dict[str, Any], tally: _Tally, output: _Output, clock: float
+    ) -> Results:
+        p = self.p
+        assert tally.stop is not None and output.bands is not None
+        used = range(tally.stop)
+        n = p.block_range(tally.stop - 1)[1]
+        output.runs.commit()
+        store.write_table(output.bands, folder / "bands.parquet")
+        if output.paths is not None:
+            store.write_table(output.paths, folder / "paths.parquet")
+        nonfinite = tally.nonfinite(used)
+        manifest.update(
+            runs=n,
+            blocks_done=len(used),
+            bands=_band_method(min(p.kept, n), n),
+            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            wall_seconds=round(time.perf_counter() - clock, 3),
+            nonfinite_runs=nonfinite["runs"],
+            nonfinite=nonfinite,
+        )
+        if p.precision:
+            manifest["precision"] = {
+                "met": tally.precise(),
+                "runs_used": n,
+                "runs_cap": p.runs,
+                "outcomes": tally.reached(),
+            }
+        written = [name for name in store.DATA_FILES if (folder / name).is_file()]
+        manifest["sha256"] = {name: store.sha256_file(folder / name) for name in written}
+        manifest["complete"] = True
+        store.write_json(manifest, folder / store.MANIFEST)
+        store.finish_folder(folder)
+        return Results(manifest, None, output.bands, output.paths, folder)
+
+    def manifest(self, started: dt.datetime) -> dict[str, Any]:
+        p, m = self.p, self.p.model
+        return {
+            "format_version": store.FORMAT_VERSION,
+            "complete": False,
+            "scenario": m.scenario.dump(),
+            "scenario_sha256": scenario_sha256(m),
+            "files": list(m.files),
+            "seed": p.seed,
+            "sampler": p.sampler,
+            "runs": p.runs,
+            "engine": p.engine,
+            "block_size": p.block_size,
+            "blocks_total": p.n_blocks,
+            "blocks_done": 0,
+            "study": p.study,
+            "ticks": m.ticks,
+            "start": m.scenario.start,
+            "outcomes": {
+                o.name: {
+                    "unit": o.unit,
+                    "stat": o.stat,
+                    "of": o.expr.text,
+                    "description": m.scenario.outcomes[o.name].description or "",
+                }
+                for o in m.outcomes
+            },
+            "parameters": {
+                name: {
+                    "distribution": describe_dist(spec),
+                    "unit": spec.unit,
+                    "source": spec.source or "",
+                    "sampled": not isinstance(spec, Fixed),
+                    **({"value": float(spec.value)} if isinstance(spec, Fixed) else {}),
+                }
+                for name, spec in m.parameters.items()
+            },
+            "record": [name for name, _ in m.record],
+            "bands": _band_method(p.kept, p.runs),
+            "keep_paths": p.keep_paths,
+            "versions": store.versions(),
+            "machine": {"python": platform.python_version(), "platform": platform.platform()},
+            "started": started.isoformat(timespec="seconds"),
+        }
+
+
+def _shown(key: str, value: Any) -> str:
+    if value is None:
+        return "unset"
+    if key == "scenario_sha256":
+        return f"{str(value)[:12]}…"
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+def _band_method(kept: int, runs: int) -> dict[str, Any]:
+    """How bands were computed and how far their quantiles may be off."""
+    if kept >= runs:
+        return {"runs_used": kept, "method": "exact over all runs", "quantile_error": 0.0}
+    # Dvoretzky-Kiefer-Wolfowitz: with 95% confidence the empirical CDF of K runs is within
+    # eps of the true one everywhere, so a reported p05 lies between the true p(5-100eps)
+    # and p(5+100eps).
+    eps = math.sqrt(math.log(2 / 0.05) / (2 * kept)) if kept else 1.0
+    return {
+        "runs_used": kept,
+        "method": (
+            f"over the first {kept} of {runs} runs, a uniform subsample (runs are "
+            "exchangeable draws); the mean is the subsample's mean"
+        ),
+        "quantile_error": round(eps, 6),
+        "quantile_error_means": (
+            "with 95% confidence (DKW bound), each band quantile q is between the true "
+            "quantiles at levels q - quantile_error and q + quantile_error, per tick and series"
+        ),
+    }
+
+
+def _rows(m: Model, start: int, stop: int, params: dict[str, np.ndarray], block: Block) -> pa.Table:
+    columns: dict[str, Any] = {"run": pa.array(np.arange(start, stop, dtype=np.int64))}
+    for name, values in params.items():
+        columns[name] = pa.array(values)
+    for o in m.outcomes:
+        values = block.outcomes[o.name]
+        columns[o.name] = (
+            pa.array(values, mask=np.isnan(values)) if o.stat == "first" else pa.array(values)
+        )
+    columns["status"] = pa.array(block.status.astype(str))
+    columns["bad_tick"] = pa.array(block.bad_tick)
+    columns["bad_name"] = pa.array(block.bad_name.astype(str))
+    return pa.table(columns)
+
+
+SeriesOf = Callable[[str, int], np.ndarray]  # (series, first k runs) -> (ticks, k)
+
+
+def _bands(m: Model, kept: int, series: SeriesOf) -> pa.Table:
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("series", "tick", "date", "mean", "p05", "p25", "p50", "p75", "p95")
+    }
+    ticks = np.arange(m.ticks)
+    dates = [m.date(int(t)) for t in ticks]
+    if kept == 0:
+        return pa.table(rows)
+    for name, _ in m.record:  # one series at a time: memory holds kept runs x ticks, once
+        # Sorted first: numpy's vectorised sort and a quantile of sorted rows take about
+        # two thirds of the time a quantile's partitioning does, for the same numbers. NaNs
+        # sort last; nanquantile skips them run by run, and without any quantile is faster.
+        values = series(name, kept)
+        ordered = np.sort(values, axis=1)
+        quantile = np.nanquantile if np.isnan(ordered[:, -1]).any() else np.quantile
+        with np.errstate(all="ignore"):
+            q = quantile(ordered, QUANTILES, axis=1)
+            mean = np.nanmean(values, axis=1)  # summed in run order, as it always was
+        del ordered
+        rows["series"] += [name] * m.ticks
+        rows["tick"] += ticks.tolist()
+        rows["date"] += dates
+        rows["mean"] += mean.tolist()
+        for key, row in zip(("p05", "p25", "p50", "p75", "p95"), q, strict=True):
+            rows[key] += row.tolist()
+    return pa.table(rows)
+
+
+def _paths(m: Model, k: int, series: SeriesOf) -> pa.Table:
+    runs = np.repeat(np.arange(k), m.ticks)
+    ticks = np.tile(np.arange(m.ticks), k)
+    columns: dict[str, Any] = {"run": runs, "tick": ticks, "date": [m.date(int(t)) for t in ticks]}
+    for name, _ in m.record:
+        columns[name] = series(name, k).T.reshape(-1)
+    return pa.table(columns)
+
+
