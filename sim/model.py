@@ -69,6 +69,11 @@ class OutcomeDef:
     stat: str
     unit: str
 
+    @property
+    def label(self) -> str:
+        """How a run's non-finite culprit names this outcome."""
+        return f"outcomes.{self.name}"
+
 
 @dataclass(frozen=True)
 class Model:
@@ -160,7 +165,7 @@ class _Compiler:
         flows: bool = True,
     ) -> Expr | None:
         try:
-            return compile_expr(
+            expr = compile_expr(
                 text,
                 names,
                 frozenset(self.sc.flows) if flows else frozenset(),
@@ -173,6 +178,15 @@ class _Compiler:
                 place = Place(place.file, place.line, place.col + exc.offset)
             self.add(Problem(exc.message, place, dotted(path), exc.hint))
             return None
+        if expr.constant is not None and not math.isfinite(expr.constant):
+            # A constant that is no number would make every run non-finite: refuse it now.
+            self.problem(
+                path,
+                f"'{expr.text}' is {expr.constant} (not a finite number) whatever the run",
+                hint="check for a division by zero, log or sqrt of zero or less, or an overflow",
+            )
+            return None
+        return expr
 
     # -- the compile -------------------------------------------------------------------
     def run(self) -> Model:

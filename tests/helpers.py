@@ -9,7 +9,8 @@ import numpy as np
 import yaml
 
 from sim.engine.des import run_one
-from sim.engine.kernel import Block, run_block
+from sim.engine.kernel import run_block
+from sim.engine.semantics import Block
 from sim.model import Model, compile_scenario, load
 from sim.sampling.draws import noise_draws, parameter_draws
 from sim.scenario.schema import Scenario

@@ -9,6 +9,8 @@ A folder per analysis, like a run's (default `results/<scenario>-<kind>-<what>/`
     sweep_runs.parquet  (sweep) every run's outcomes at every value, run i the same world
     trajectory.parquet  (discover) every box on every peeling trajectory
     <kind>.png          the figure
+    study/              (sensitivity, sweep) the study the analysis ran: a run's folder
+                        (manifest.json, runs.parquet of every run), which --resume finishes
 
 Files are written atomically (`sim.study.store.write_table` / `write_json`), the manifest last.
 `load` reads a folder back, checking it is complete and unaltered; `sim report` embeds it.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,15 +42,27 @@ FORMAT_VERSION = 1
 Analysis = Sensitivity | Sweep | Discovery
 
 
+STUDY = "study"  # the subfolder holding the runs of a sensitivity or sweep study
+
+
+def sensitivity_folder(scenario: str, outcomes: Sequence[str]) -> Path:
+    """results/<scenario>-sensitivity[-<outcome>] (the outcome when there is one)."""
+    what = outcomes[0] if len(outcomes) == 1 else ""
+    return Path("results") / "-".join(p for p in (scenario, "sensitivity", what) if p)
+
+
+def sweep_folder(scenario: str, parameter: str, by: str = "") -> Path:
+    """results/<scenario>-sweep-<parameter>[-by-<parameter>]."""
+    return Path("results") / f"{scenario}-sweep-{parameter}{f'-by-{by}' if by else ''}"
+
+
 def default_folder(result: Analysis) -> Path:
     """results/<scenario>-sensitivity-<outcome>, -sweep-<parameter>[-by-<parameter>], or
     -discover."""
     if isinstance(result, Sensitivity):
-        what = result.outcomes[0] if len(result.outcomes) == 1 else ""
-        return Path("results") / "-".join(p for p in (result.scenario, "sensitivity", what) if p)
+        return sensitivity_folder(result.scenario, result.outcomes)
     if isinstance(result, Sweep):
-        by = f"-by-{result.by}" if result.by else ""
-        return Path("results") / f"{result.scenario}-sweep-{result.parameter}{by}"
+        return sweep_folder(result.scenario, result.parameter, result.by)
     return Path("results") / f"{result.scenario}-discover"
 
 
@@ -178,11 +193,14 @@ def load(folder: str | Path) -> Saved:
 _OURS = ("sensitivity", "sweep", "sweep_runs", "discover", "trajectory")
 
 
-def _prepare(folder: Path, kind: str, force: bool) -> None:
-    """Make `folder` ready; refuse to write over a run's results or unrelated files."""
+def check_target(folder: Path, kind: str, force: bool) -> None:
+    """Refuse to write a `kind` analysis over a run's results, unrelated files or another kind
+    of analysis (unless `force`). Its own study subfolder, left by an interrupted analysis,
+    is its own."""
     if folder.exists() and not folder.is_dir():
         raise ResultsError(f"{folder}: exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not force:
+    held = [p for p in folder.iterdir() if p.name != STUDY] if folder.is_dir() else []
+    if held and not force:
         other = kind_of(folder)
         if other is None:
             what = (
@@ -198,6 +216,11 @@ def _prepare(folder: Path, kind: str, force: bool) -> None:
                 f"{folder} holds a {other} analysis, not a {kind} one; choose another --out "
                 "or pass --force to replace it"
             )
+
+
+def _prepare(folder: Path, kind: str, force: bool) -> None:
+    """Make `folder` ready; refuse to write over a run's results or unrelated files."""
+    check_target(folder, kind, force)
     folder.mkdir(parents=True, exist_ok=True)
     # The old manifest goes first: a folder half rewritten must not pass for complete.
     names = [store.MANIFEST] + [f"{s}.{e}" for s in _OURS for e in ("parquet", "png")]

@@ -8,7 +8,8 @@ outcome's distribution.
 The design is Saltelli's (2010): two matrices A and B of N draws of every sampled parameter
 from a scrambled Sobol' sequence, mapped through each parameter's own inverse CDF, and for
 each parameter i the matrix AB_i (A with column i taken from B). That is N·(d+2) runs, run
-by the vectorized kernel a block at a time. `scipy.stats.sobol_indices` turns the outcomes
+as one study by the study runner (`sim.study.design.Saltelli`): on any engine and executor,
+with the same bits for any number of workers. `scipy.stats.sobol_indices` turns the outcomes
 into indices; a percentile bootstrap over the N samples, with a fixed seed, gives their
 intervals.
 
@@ -25,26 +26,27 @@ interactions). A parameter's indices include its interactions with the noise.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from scipy import stats
-from scipy.stats import qmc
 
-from sim.engine.kernel import run_block
+from sim.engine.semantics import STATUS_OK
 from sim.errors import ScenarioError, did_you_mean
 from sim.model import Model, compile_scenario
-from sim.sampling.distributions import describe, ppf
-from sim.sampling.draws import noise_draws
-from sim.scenario.schema import Fixed
+from sim.sampling.distributions import describe
+from sim.study.design import SOBOL_KEY, saltelli
+from sim.study.results import Results
+from sim.study.runner import DEFAULT_BLOCK, run
 
 DEFAULT_RUNS = 1024
 DEFAULT_RESAMPLES = 1000
 TOP = 15  # parameters listed and drawn per outcome by the CLI, figure and report
-EVAL_BLOCK = 8192  # runs per kernel call: bounds memory, whatever N·(d+2) is
 
 Progress = Callable[[int, int], None]
 
@@ -165,11 +167,24 @@ def sensitivity(
     confidence: float = 0.95,
     resamples: int = DEFAULT_RESAMPLES,
     progress: Progress | None = None,
+    *,
+    engine: str = "kernel",
+    workers: int = 1,
+    executor: str = "processes",
+    scheduler: str | None = None,
+    block_size: int = DEFAULT_BLOCK,
+    out: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    max_memory: int | None = None,
 ) -> Sensitivity:
     """First-order and total Sobol' indices of `outcomes` for every sampled parameter.
 
     `runs` is N, the base sample (a power of 2); the model runs N·(d+2) times for d sampled
-    parameters. `seed` defaults to the scenario's.
+    parameters. `seed` defaults to the scenario's. The runs are one study of the study
+    runner, with its options as `sim.run` takes them (`workers=None` lets the runner
+    choose); `out` is the study's folder (runs.parquet of every run), which `resume=True`
+    finishes.
     """
     names = (outcomes,) if isinstance(outcomes, str) else tuple(dict.fromkeys(outcomes))
     check_outcomes(model, names)
@@ -196,17 +211,26 @@ def sensitivity(
         )
     # Recorded series are not needed here; leaving them out saves memory and time.
     lean = compile_scenario(model.scenario.model_copy(update={"record": []}))
+    lean = dataclasses.replace(lean, files=model.files, place=model.place)
     d, n = len(sampled), runs
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SOBOL_KEY,)))
-    u = qmc.Sobol(d=2 * d, scramble=True, rng=rng).random(n)
-    a = np.stack([ppf(lean.parameters[p], u[:, i]) for i, p in enumerate(sampled)])
-    b = np.stack([ppf(lean.parameters[p], u[:, d + i]) for i, p in enumerate(sampled)])
-    ab = np.repeat(a[np.newaxis], d, axis=0)
-    ab[np.arange(d), np.arange(d)] = b
-    # One matrix of every run: A, B, then AB_0 .. AB_{d-1}; column j of each uses noise j.
-    x = np.concatenate([a, b, *ab], axis=1)
-    noise = noise_draws(lean.noises, seed, n, lean.ticks, 0, n)
-    y = _evaluate(lean, sampled, x, noise, n, names, progress)
+    res = run(
+        lean,
+        n,
+        seed,
+        None,
+        engine,
+        block_size,
+        out,
+        force=force,
+        progress=progress,
+        workers=workers,
+        executor=executor,
+        scheduler=scheduler,
+        resume=resume,
+        max_memory=max_memory,
+        design=saltelli(lean, n, seed, sampled),
+    )
+    y = _outcomes(res, names)
     f_a, f_b = y[:, :n], y[:, n : 2 * n]
     f_ab = y[:, 2 * n :].reshape(len(names), d, n).transpose(1, 0, 2)
     first, total = _indices(f_a, f_b, f_ab)
@@ -234,9 +258,6 @@ def sensitivity(
     )
 
 
-_SOBOL_KEY = 0x5E45  # keeps the design's stream apart from the runner's parameter streams
-
-
 def check_outcomes(model: Model, names: Sequence[str]) -> None:
     """Refuse an empty list or an outcome the scenario doesn't define, naming the nearest."""
     known = [o.name for o in model.outcomes]
@@ -256,44 +277,19 @@ def _some(what: str, names: Sequence[str]) -> str:
     return f"{what}: {shown}{more}"
 
 
-def _evaluate(
-    model: Model,
-    sampled: tuple[str, ...],
-    x: np.ndarray,
-    noise: dict[str, np.ndarray],
-    n: int,
-    outcomes: tuple[str, ...],
-    progress: Progress | None,
-) -> np.ndarray:
-    """Outcomes (outcomes, columns) of running the kernel on every column of `x`."""
-    total = x.shape[1]
-    y = np.empty((len(outcomes), total))
-    fixed = {
-        name: float(spec.value)
-        for name, spec in model.parameters.items()
-        if isinstance(spec, Fixed)
-    }
-    for start in range(0, total, EVAL_BLOCK):
-        stop = min(total, start + EVAL_BLOCK)
-        m = stop - start
-        params = {name: x[i, start:stop] for i, name in enumerate(sampled)}
-        params.update({name: np.full(m, value) for name, value in fixed.items()})
-        sample = np.arange(start, stop) % n
-        block = run_block(
-            model, params, {k: v[:, sample] for k, v in noise.items()}, first_run=start, n=m
+def _outcomes(res: Results, outcomes: tuple[str, ...]) -> np.ndarray:
+    """Outcomes (outcomes, runs) of a Saltelli study; every run must have finished finite."""
+    total = res.n_runs
+    status = res.runs.column("status").to_numpy(zero_copy_only=False)
+    bad = status != STATUS_OK
+    if bad.any():
+        culprit = str(res.runs.column("bad_name")[int(np.flatnonzero(bad)[0])].as_py())
+        raise ScenarioError.one(
+            f"{int(bad.sum())} of the sensitivity runs went non-finite (first culprit: "
+            f"{culprit}); Sobol' indices need every run to finish",
+            hint="check the model with `sim run`; its status column names the runs",
         )
-        for k, name in enumerate(outcomes):
-            y[k, start:stop] = block.outcomes[name]
-        bad = int(np.sum(block.bad_tick >= 0))
-        if bad:
-            culprit = next(str(s) for s in block.bad_name if s)
-            raise ScenarioError.one(
-                f"{bad} of the sensitivity runs went non-finite (first culprit: {culprit}); "
-                "Sobol' indices need every run to finish",
-                hint="check the model with `sim run`; its status column names the runs",
-            )
-        if progress is not None:
-            progress(stop, total)
+    y = np.stack([res.outcome(name) for name in outcomes])
     for k, name in enumerate(outcomes):
         missing = int(np.sum(~np.isfinite(y[k])))
         if missing:
@@ -338,7 +334,7 @@ def _intervals(
         first, total = _indices(f_a[:, idx], f_b[:, idx], f_ab[..., idx])
         return np.concatenate([first.ravel(), total.ravel()])
 
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SOBOL_KEY, 1)))
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SOBOL_KEY, 1)))
     with np.errstate(all="ignore"):
         res = stats.bootstrap(
             (np.arange(n),),

@@ -25,22 +25,26 @@ event with `at: PARAMETER`), turned into ticks from the scenario's start. A list
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from sim.analysis.sensitivity import check_outcomes
+from sim.engine.semantics import STATUS_OK
 from sim.errors import ScenarioError, did_you_mean
 from sim.model import Model, compile_scenario
 from sim.sampling.distributions import describe, support
 from sim.scenario.expr import Expr
 from sim.scenario.schema import Distribution, Fixed, parse_month
-from sim.study.runner import draw, execute, plan
+from sim.study.design import Grid
+from sim.study.runner import DEFAULT_BLOCK, plan, run
 
 MAX_VALUES = 200
 STATS = ("mean", "p05", "p25", "p50", "p75", "p95")
@@ -272,6 +276,15 @@ def sweep(
     progress: Progress | None = None,
     *,
     by: tuple[str, str | Sequence[float | str]] | None = None,
+    engine: str = "kernel",
+    workers: int = 1,
+    executor: str = "processes",
+    scheduler: str | None = None,
+    block_size: int = DEFAULT_BLOCK,
+    out: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    max_memory: int | None = None,
 ) -> Sweep:
     """Run `model` with `parameter` fixed at each of `values`, with common random numbers.
 
@@ -279,6 +292,10 @@ def sweep(
     for an event time). Runs, seed and sampler default to the scenario's. `by` is a second
     lever and its values, e.g. `("cash_share", "0.1,0.3,0.5")`: the study then runs at every
     (by, value) pair, at most MAX_VALUES of them, with one curve per by-value.
+
+    Every point's runs go through the study runner as one study (`sim.study.design.Grid`),
+    with its options as `sim.run` takes them (`workers=None` lets the runner choose); `out`
+    is the study's folder (runs.parquet of every point), which `resume=True` finishes.
     """
     by_name = by[0] if by is not None else ""
     if by_name == parameter:
@@ -303,34 +320,43 @@ def sweep(
     names = tuple(dict.fromkeys(outcomes)) if outcomes else tuple(o.name for o in model.outcomes)
     check_outcomes(model, names)
     # Recorded series are not summarised here; leaving them out saves memory and time.
-    base = model.scenario.model_copy(update={"record": []})
-    first = plan(model, runs, seed, sampler)
-    total = first.runs * len(cells)
-    shape = (len(by_points), len(points)) if by_name else (len(points),)
-    stats = {name: np.empty((*shape, len(STATS))) for name in names}
-    per_run = {name: np.empty((*shape, first.runs)) for name in names}
-    nonfinite = []
-    done = 0
-    for at, by_value, by_label, value, label in cells:
-        update = {parameter: _fixed(model, parameter, value, label)}
+    lean = compile_scenario(model.scenario.model_copy(update={"record": []}))
+    lean = dataclasses.replace(lean, files=model.files, place=model.place)
+    first = plan(lean, runs, seed, sampler)
+    fixed = []
+    for _, by_value, by_label, value, label in cells:
+        point = {parameter: _fixed(model, parameter, value, label)}
         if by_name:
-            update[by_name] = _fixed(model, by_name, by_value, by_label)
-        scenario = base.model_copy(update={"parameters": {**base.parameters, **update}})
-        p = plan(compile_scenario(scenario), first.runs, first.seed, first.sampler)
-        bad = 0
-        for _, start, stop in p.blocks:
-            params, noise = draw(p, start, stop)
-            block = execute(p, params, noise, start, stop)
-            ok = block.bad_tick < 0
-            bad += int(np.sum(~ok))
-            for name in names:
-                per_run[name][at][start:stop] = np.where(ok, block.outcomes[name], np.nan)
-            done += stop - start
-            if progress is not None:
-                progress(done, total)
-        nonfinite.append(bad)
-        for name in names:
-            stats[name][at] = _spread(per_run[name][at])
+            point[by_name] = _fixed(model, by_name, by_value, by_label)
+        fixed.append(point)
+    res = run(
+        lean,
+        first.runs,
+        first.seed,
+        first.sampler,
+        engine,
+        block_size,
+        out,
+        force=force,
+        progress=progress,
+        workers=workers,
+        executor=executor,
+        scheduler=scheduler,
+        resume=resume,
+        max_memory=max_memory,
+        design=Grid(tuple(fixed)),
+    )
+    shape = (len(by_points), len(points)) if by_name else (len(points),)
+    ok = (res.runs.column("status").to_numpy(zero_copy_only=False) == STATUS_OK).reshape(
+        len(cells), first.runs
+    )
+    nonfinite = [int(n) for n in np.sum(~ok, axis=1)]
+    stats = {}
+    per_run = {}
+    for name in names:
+        values_ = np.where(ok, res.outcome(name).reshape(len(cells), first.runs), np.nan)
+        per_run[name] = values_.reshape(*shape, first.runs)
+        stats[name] = np.stack([_spread(row) for row in values_]).reshape(*shape, len(STATS))
     spec = model.parameters[parameter]
     by_spec = model.parameters[by_name] if by_name else None
     return Sweep(

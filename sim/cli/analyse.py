@@ -6,9 +6,11 @@ manifest, which `sim report` can embed.
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,25 @@ from sim.analysis.discover import discover as run_discover
 from sim.analysis.sensitivity import DEFAULT_RESAMPLES, DEFAULT_RUNS, TOP, Sensitivity, sensitivity
 from sim.analysis.sweep import STATS, Sweep
 from sim.analysis.sweep import sweep as run_sweep
-from sim.cli.common import FILE, dump_json, finite, out_console, progress_bar
+from sim.cli.common import (
+    FILE,
+    block_size_option,
+    dump_json,
+    engine_option,
+    executor_option,
+    finite,
+    max_memory_option,
+    out_console,
+    progress_bar,
+    resume_option,
+    scheduler_option,
+    workers_option,
+)
 from sim.errors import ScenarioError
 from sim.model import load
 from sim.present.numbers import number
 from sim.sampling.draws import SAMPLERS
+from sim.study.guards import parse_size
 from sim.study.results import Results
 
 _out = click.option(
@@ -81,6 +97,13 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
 )
 @_out
 @_force
+@engine_option
+@block_size_option
+@workers_option
+@executor_option
+@scheduler_option
+@resume_option("study")
+@max_memory_option
 @_json
 @_progress
 def sensitivity_command(
@@ -94,24 +117,36 @@ def sensitivity_command(
     force: bool,
     as_json: bool,
     progress: bool | None,
+    **study: Any,
 ) -> None:
     """Which uncertain parameters drive an outcome: Sobol' first-order and total indices.
 
     Samples every uncertain parameter of FILE from its own distribution (a Saltelli design
     on a scrambled Sobol' sequence), runs the model N·(d+2) times, and prints the parameters
     ranked by total index, each index with a 95% bootstrap interval. S1 is the share of the
-    outcome's variance a parameter explains alone; ST adds its interactions.
+    outcome's variance a parameter explains alone; ST adds its interactions. The runs are a
+    study like `sim run`'s (workers, Dask, --resume), kept in the folder's study/.
     """
     if top < 1:
         raise click.UsageError("--top must be at least 1")
     model = load(file)
+    folder = out or analyses.sensitivity_folder(model.name, outcomes)
+    analyses.check_target(folder, "sensitivity", force)
     clock = time.perf_counter()
-    with _bar(progress, as_json, f"{model.name}: sensitivity") as tick:
-        res = sensitivity(model, outcomes, runs=runs, seed=seed, resamples=resamples, progress=tick)
+    with _interruptible(folder, out), _bar(progress, as_json, f"{model.name}: sensitivity") as tick:
+        res = sensitivity(
+            model,
+            outcomes,
+            runs=runs,
+            seed=seed,
+            resamples=resamples,
+            progress=tick,
+            **_study(study, folder, force),
+        )
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sensitivity_figure
 
-    folder = _save(res, _png(sensitivity_figure(res, top)), out, force, wall, model)
+    folder = _save(res, _png(sensitivity_figure(res, top)), folder, force, wall, model)
     if as_json:
         _echo_result(res, folder, "indices")
         return
@@ -160,6 +195,13 @@ def sensitivity_command(
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: the scenario's sampler].")
 @_out
 @_force
+@engine_option
+@block_size_option
+@workers_option
+@executor_option
+@scheduler_option
+@resume_option("study")
+@max_memory_option
 @_json
 @_progress
 def sweep_command(
@@ -173,6 +215,7 @@ def sweep_command(
     force: bool,
     as_json: bool,
     progress: bool | None,
+    **study: Any,
 ) -> None:
     """Run FILE at each value of one parameter (or two), with common random numbers.
 
@@ -180,7 +223,8 @@ def sweep_command(
     the same values at every point, so the outcome curves show the lever's effect alone.
     Prints each outcome's mean and p05/p25/p50/p75/p95 per value and draws them against it.
     With a second --set, runs every pair of values and prints, per value of the first, the
-    median [p05, p95] for each value of the second, drawn as one curve each.
+    median [p05, p95] for each value of the second, drawn as one curve each. The runs are a
+    study like `sim run`'s (workers, Dask, --resume), kept in the folder's study/.
     """
     if len(settings) > 2:
         raise ScenarioError.one(
@@ -189,8 +233,11 @@ def sweep_command(
         )
     levers = [_lever(setting) for setting in settings]
     model = load(file)
+    by = levers[1][0] if len(levers) == 2 else ""
+    folder = out or analyses.sweep_folder(model.name, levers[0][0], by)
+    analyses.check_target(folder, "sweep", force)
     clock = time.perf_counter()
-    with _bar(progress, as_json, f"{model.name}: sweep") as tick:
+    with _interruptible(folder, out), _bar(progress, as_json, f"{model.name}: sweep") as tick:
         res = run_sweep(
             model,
             *levers[0],
@@ -200,11 +247,12 @@ def sweep_command(
             outcomes=outcomes or None,
             progress=tick,
             by=levers[1] if len(levers) == 2 else None,
+            **_study(study, folder, force),
         )
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sweep_figure
 
-    folder = _save(res, _png(sweep_figure(res)), out, force, wall, model)
+    folder = _save(res, _png(sweep_figure(res)), folder, force, wall, model)
     if as_json:
         _echo_result(res, folder, "rows")
         return
@@ -512,6 +560,31 @@ class _bar:
 
     def __exit__(self, *exc: Any) -> None:
         self.context.__exit__(*exc)
+
+
+def _study(options: dict[str, Any], folder: Path, force: bool) -> dict[str, Any]:
+    """The study options of a sweep or sensitivity command, its study in folder/study."""
+    limit = options.pop("max_memory")
+    return options | {
+        "out": folder / analyses.STUDY,
+        "force": force,
+        "max_memory": parse_size(limit) if limit is not None else None,
+    }
+
+
+@contextlib.contextmanager
+def _interruptible(folder: Path, out: Path | None) -> Iterator[None]:
+    """On Ctrl-C: exit 130 with the command that finishes the study."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        args = ["sim", *sys.argv[1:]]
+        if out is None:
+            args += ["--out", str(folder)]
+        if "--resume" not in args:
+            args.append("--resume")
+        click.echo(f"interrupted; resume with: {shlex.join(args)}", err=True)
+        sys.exit(130)
 
 
 def _save(res: Any, png: bytes, out: Path | None, force: bool, wall: float, model: Any) -> Path:

@@ -19,6 +19,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from sim.engine import ENGINES
+from sim.study.executors import EXECUTORS
+from sim.study.runner import DEFAULT_BLOCK
+
 USER_ERROR = 2
 OUR_ERROR = 1
 FILE = click.Path(path_type=Path, dir_okay=False)
@@ -63,3 +67,54 @@ def finite(data: Any) -> Any:
     if isinstance(data, list | tuple):
         return [finite(v) for v in data]
     return data
+
+
+# -- how a study runs: the same options on every command that runs one ---------------------
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(list(ENGINES)),
+    default="kernel",
+    show_default=True,
+    help="kernel (numpy, fast) or des (SimPy reference, slow).",
+)
+block_size_option = click.option(
+    "--block-size",
+    type=int,
+    default=DEFAULT_BLOCK,
+    show_default=True,
+    help="Runs per block (the unit of work; results don't depend on it).",
+)
+workers_option = click.option(
+    "--workers",
+    "-w",
+    type=int,
+    help="Blocks run at once in worker processes; 1 = serial [default: all cores, "
+    "when the first block shows the study will take more than a few seconds].",
+)
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="processes",
+    show_default=True,
+    help="processes (a local pool) or dask (needs the Dask extra: pip install -e '.[dask]' "
+    "in the checkout).",
+)
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --executor dask: join the cluster at ADDRESS [default: start a local one].",
+)
+max_memory_option = click.option(
+    "--max-memory",
+    metavar="SIZE",
+    help="Run even if the study's memory estimate exceeds 3/4 of this machine's, up to "
+    "SIZE (e.g. 40GiB).",
+)
+
+
+def resume_option(what: str) -> Any:
+    return click.option(
+        "--resume",
+        is_flag=True,
+        help=f"Finish an interrupted {what} in its folder (same options as it started with).",
+    )

@@ -14,20 +14,26 @@ from rich.table import Table
 from sim.cli.common import (
     FILE,
     USER_ERROR,
+    block_size_option,
     dump_json,
+    engine_option,
+    executor_option,
+    max_memory_option,
     out_console,
     progress_bar,
+    resume_option,
+    scheduler_option,
+    workers_option,
 )
 from sim.errors import ScenarioError
 from sim.model import Model, load
 from sim.present import describe
 from sim.present.numbers import number
 from sim.sampling.draws import SAMPLERS
-from sim.study.executors import EXECUTORS
 from sim.study.guards import parse_size
 from sim.study.results import Results
-from sim.study.runner import DEFAULT_BLOCK, ENGINES, trace_run
 from sim.study.runner import run as api_run
+from sim.study.runner import trace_run
 
 
 @click.command()
@@ -105,13 +111,7 @@ def _precision(
 @click.option(
     "--sampler", type=click.Choice(SAMPLERS), help="mc, lhs or sobol [default: the scenario's]."
 )
-@click.option(
-    "--engine",
-    type=click.Choice(ENGINES),
-    default="kernel",
-    show_default=True,
-    help="kernel (numpy, fast) or des (SimPy reference, slow).",
-)
+@engine_option
 @click.option(
     "--out",
     "-o",
@@ -125,38 +125,11 @@ def _precision(
     show_default=True,
     help="Also write full recorded paths of the first K runs (paths.parquet).",
 )
-@click.option(
-    "--block-size",
-    type=int,
-    default=DEFAULT_BLOCK,
-    show_default=True,
-    help="Runs per block (the unit of work; results don't depend on it).",
-)
-@click.option(
-    "--workers",
-    "-w",
-    type=int,
-    help="Blocks run at once in worker processes; 1 = serial [default: all cores, "
-    "when the first block shows the study will take more than a few seconds].",
-)
-@click.option(
-    "--executor",
-    type=click.Choice(EXECUTORS),
-    default="processes",
-    show_default=True,
-    help="processes (a local pool) or dask (needs the Dask extra: pip install -e '.[dask]' "
-    "in the checkout).",
-)
-@click.option(
-    "--scheduler",
-    metavar="ADDRESS",
-    help="With --executor dask: join the cluster at ADDRESS [default: start a local one].",
-)
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Finish an interrupted run in the results folder (same options as it started with).",
-)
+@block_size_option
+@workers_option
+@executor_option
+@scheduler_option
+@resume_option("run")
 @click.option(
     "--precision",
     "precision",
@@ -166,12 +139,7 @@ def _precision(
     help="Add blocks until the 95% half-width of OUTCOME's mean is below REL of it "
     "(0.01 or 1%); repeatable; --runs is the cap.",
 )
-@click.option(
-    "--max-memory",
-    metavar="SIZE",
-    help="Run even if the study's memory estimate exceeds 3/4 of this machine's, up to "
-    "SIZE (e.g. 40GiB).",
-)
+@max_memory_option
 @click.option("--force", is_flag=True, help="Replace a folder holding another scenario's results.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(

@@ -12,8 +12,10 @@ Readable first, fast never. One `simpy.Environment` per run holds:
 Ordering at equal times relies on SimPy's documented rule that events scheduled for the same
 time are processed in the order they were scheduled: the tick process first yields a zero
 timeout, so every event and shipment due at time t (all scheduled earlier) is processed before
-the tick runs. Arithmetic mirrors `sim.engine.kernel` operation for operation, so the two
-engines agree bit for bit on the same draws.
+the tick runs. What a tick means (event timing, rationing, outcome statistics, which value
+makes a run non-finite) is `sim.engine.semantics`, shared with `sim.engine.kernel`, called here
+on arrays of one run; the rest of the arithmetic mirrors the kernel operation for operation, so
+the two engines agree bit for bit on the same draws.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.engine.kernel import calendar, fire_tick
+from sim.engine.semantics import Block, NonFinite, Outcomes, calendar, fire_tick, ration
 from sim.errors import ScenarioError
 from sim.model import EventDef, Model
 
@@ -54,6 +56,38 @@ class Run:
     bad_name: str = ""
 
 
+def run_block(
+    model: Model,
+    params: Mapping[str, np.ndarray],
+    noise: Mapping[str, np.ndarray],
+    first_run: int = 0,
+    n: int | None = None,
+    keep: int | None = None,
+) -> Block:
+    """Run a block of runs one at a time (the `Engine` interface, as `kernel.run_block`)."""
+    if n is None:
+        n = len(next(iter(params.values()))) if params else next(iter(noise.values())).shape[1]
+    keep = n if keep is None else max(0, min(keep, n))
+    outcomes = {o.name: np.empty(n) for o in model.outcomes}
+    series = {name: np.empty((model.ticks, keep)) for name, _ in model.record}
+    bad_tick = np.full(n, -1, dtype=np.int64)
+    bad_name = np.full(n, "", dtype=object)
+    for k in range(n):
+        r = run_one(
+            model,
+            {a: v[k] for a, v in params.items()},
+            {a: v[:, k] for a, v in noise.items()},
+            first_run + k,
+        )
+        for name, value in r.outcomes.items():
+            outcomes[name][k] = value
+        if k < keep:
+            for name, path in r.series.items():
+                series[name][:, k] = path
+        bad_tick[k], bad_name[k] = r.bad_tick, r.bad_name
+    return Block(outcomes, series, bad_tick, bad_name)
+
+
 def run_one(
     model: Model,
     params: Mapping[str, float],
@@ -73,6 +107,7 @@ class _World:
         self.noise = noise
         self.env = simpy.Environment()
         self.log: list[LogEntry] = []
+        self.health = NonFinite(1)
         ns: dict[str, Any] = {k: float(v) for k, v in params.items()}
         ns.update(model.state)
         self.stock = {}
@@ -99,6 +134,10 @@ class _World:
             if e.kind == "never":
                 continue
             at = e.at if isinstance(e.at, float) else float(e.at(ns))
+            if math.isnan(at):  # no time at all: the run is non-finite, and the event never comes
+                self.health.mark(0, f"events.{e.name}", True)
+                self.write("nonfinite", f"events.{e.name}", "its time is not a number")
+                continue
             self.env.process(self.event_process(e, at))
 
     # -- processes ---------------------------------------------------------------------
@@ -118,34 +157,40 @@ class _World:
             self.step(t)
             yield self.env.timeout(1)
 
-    # -- the tick ----------------------------------------------------------------------
+    # -- the run -----------------------------------------------------------------------
     def simulate(self) -> Run:
         m = self.m
-        self.outcome = {o.name: _start(o.stat) for o in m.outcomes}
+        self.outcomes = Outcomes(m, 1)
         self.series = {name: np.empty(m.ticks) for name, _ in m.record}
         self.rationed: set[str] = set()
         self.flowing: set[str] = set()
-        self.bad_tick, self.bad_name = -1, ""
         self.env.process(self.ticks())
         self.env.run(until=m.ticks)
         for e in m.events:  # events whose time fell after the last tick
             if e in self.pending:
                 self.write("event", e.name, f"due at {self._note[e.name]:g}, after the horizon")
-        outcomes = {
-            o.name: (self.outcome[o.name] / m.ticks if o.stat == "mean" else self.outcome[o.name])
-            for o in m.outcomes
-        }
-        return Run(outcomes, self.series, self.log, self.bad_tick, self.bad_name)
+        outcomes = {name: float(v[0]) for name, v in self.outcomes.result().items()}
+        bad_tick, bad_name = int(self.health.tick[0]), str(self.health.name[0])
+        return Run(outcomes, self.series, self.log, bad_tick, bad_name)
 
     def write(self, kind: str, name: str, detail: str = "", amount: float | None = None) -> None:
         self.log.append(LogEntry(self.tick, float(self.env.now), kind, name, detail, amount))
 
     def step(self, t: int) -> None:
-        m, ns, stock = self.m, self.ns, self.stock
-        ns.update(calendar(m, t))
+        """One tick, in the contract's order."""
+        self.ns.update(calendar(self.m, t))
+        self.fire_events(t)
+        self.evaluate_variables(t)
+        request = self.request(t)
+        actual = self.ration(request)
+        self.transfer(actual)
+        self.record(t, actual)
 
-        # 1. events due by now, in declared order
-        due = [e for e in m.events if e in self.pending and fire_tick(self._note[e.name]) <= t]
+    # -- the tick's stages -------------------------------------------------------------
+    def fire_events(self, t: int) -> None:
+        """1. Events due by now, in declared order: set state, scale parameters."""
+        ns = self.ns
+        due = [e for e in self.m.events if e in self.pending and fire_tick(self._note[e.name]) <= t]
         for e in due:
             self.pending.remove(e)
             did = []
@@ -157,47 +202,59 @@ class _World:
                 did.append(f"{name} scaled to {ns[name]:g}")
             self.write("event", e.name, f"(due at {self._note[e.name]:g}) " + "; ".join(did))
 
-        # 2. variables
-        for name, expr in m.variables:
+    def evaluate_variables(self, t: int) -> None:
+        """2. Variables, in dependency order."""
+        ns = self.ns
+        for name, expr in self.m.variables:
             ns[name] = float(expr(ns))
+        self.check(t, [(f"variables.{name}", ns[name]) for name, _ in self.m.variables])
 
-        # 3. requests
+    def request(self, t: int) -> dict[str, float]:
+        """3. Each flow's request: max(0, rate) times its noise at t."""
+        rates = {f.name: float(f.rate(self.ns)) for f in self.m.flows}
+        self.check(t, [(f"flows.{name}", r) for name, r in rates.items()])
         request = {}
-        for f in m.flows:
-            r = float(np.maximum(f.rate(ns), 0.0))
+        for f in self.m.flows:
+            r = float(np.maximum(rates[f.name], 0.0))
             if f.noise is not None:
                 r *= float(self.noise[f.name][t])
             request[f.name] = r
+        return request
 
-        # 4. rationing: a stock gives at most what it holds, all its outflows scaled alike
+    def ration(self, request: dict[str, float]) -> dict[str, float]:
+        """4. Rationing: a stock gives at most what it holds, all its outflows scaled alike."""
+        m, stock = self.m, self.stock
         actual = dict(request)
         for s in m.stocks:
             out_flows = [f for f in m.flows if f.source == s.index]
             if not out_flows:
                 continue
-            out = request[out_flows[0].name]
-            for f in out_flows[1:]:
-                out += request[f.name]
-            if s.kind == "source" or not out > stock[s.name]:
-                stock[s.name] = stock[s.name] - out
+            asked = [np.array([request[f.name]]) for f in out_flows]
+            held = stock[s.name]
+            content = np.array([held])
+            given, _ = ration(content, asked, s.kind == "source")
+            stock[s.name] = float(content[0])
+            if given is None:
                 if s.name in self.rationed:
                     self.rationed.discard(s.name)
                     self.write("ration", s.name, "no longer short")
                 continue
-            factor = stock[s.name] / out
-            for f in out_flows:
-                actual[f.name] = request[f.name] * factor
+            for f, amount in zip(out_flows, given, strict=True):
+                actual[f.name] = float(amount[0])
             if s.name not in self.rationed:
                 self.rationed.add(s.name)
+                out = sum(float(a[0]) for a in asked)
                 self.write(
                     "ration",
                     s.name,
-                    f"short: holds {stock[s.name]:.4g} of {out:.4g} asked ({factor:.0%} given)",
-                    stock[s.name],
+                    f"short: holds {held:.4g} of {out:.4g} asked ({held / out:.0%} given)",
+                    held,
                 )
-            stock[s.name] = 0.0
+        return actual
 
-        # 5. transfer: arrivals in declared flow order; delayed amounts travel as processes
+    def transfer(self, actual: dict[str, float]) -> None:
+        """5. Transfer: arrivals in declared flow order; delayed amounts travel as processes."""
+        m, ns, stock = self.m, self.ns, self.stock
         names = [s.name for s in m.stocks]
         for f in m.flows:
             a = actual[f.name]
@@ -223,50 +280,30 @@ class _World:
                     self.flowing.discard(f.name)
                     self.write("flow", f.name, "stops", a)
 
-        # 6. record
-        ns.update(stock)
+    def record(self, t: int, actual: dict[str, float]) -> None:
+        """6. Record: this tick's amounts, then outcomes and series on the new state."""
+        m, ns = self.m, self.ns
+        ns.update(self.stock)
         for f in m.flows:
             ns[f"flow.{f.name}"] = actual[f.name]
             ns[f"cum.{f.name}"] += actual[f.name]
+        self.check(t, [(f"flows.{name}", a) for name, a in actual.items()])
+        self.check(t, [(f"stocks.{name}", v) for name, v in self.stock.items()])
+        before = {o.name: float(self.outcomes.values[o.name][0]) for o in m.outcomes}
+        self.outcomes.update(t, ns, self.health)
+        if self.health.tick[0] == t and self.health.name[0].startswith("outcomes."):
+            self.write("nonfinite", str(self.health.name[0]), "a value is no longer finite")
         for o in m.outcomes:
-            x = float(o.expr(ns))
-            v = self.outcome[o.name]
-            if o.stat == "final":
-                v = x
-            elif o.stat in ("mean", "sum"):
-                v += x
-            elif o.stat == "count":
-                v += x != 0
-            elif o.stat == "min":
-                v = float(np.minimum(v, x))
-            elif o.stat == "max":
-                v = float(np.maximum(v, x))
-            elif math.isnan(v) and x != 0:
-                v = float(t)
+            now = self.outcomes.values[o.name][0]
+            if o.stat == "first" and math.isnan(before[o.name]) and not math.isnan(now):
                 self.write("outcome", o.name, f"first true: {o.expr.text}")
-            self.outcome[o.name] = v
         for name, expr in m.record:
             self.series[name][t] = expr(ns)
-        if self.bad_tick < 0 and not all(math.isfinite(v) for v in stock.values()):
-            self.bad_tick = t
-            self.bad_name = _culprit(m, ns, actual, stock)
-            self.write("nonfinite", self.bad_name, "a value is no longer finite")
 
-
-def _start(stat: str) -> float:
-    return {"final": math.nan, "min": math.inf, "max": -math.inf, "first": math.nan}.get(stat, 0.0)
-
-
-def _culprit(
-    m: Model, ns: Mapping[str, Any], actual: Mapping[str, float], stock: Mapping[str, float]
-) -> str:
-    for name, _ in m.variables:
-        if not math.isfinite(ns[name]):
-            return f"variables.{name}"
-    for f in m.flows:
-        if not math.isfinite(actual[f.name]):
-            return f"flows.{f.name}"
-    for s in m.stocks:
-        if not math.isfinite(stock[s.name]):
-            return f"stocks.{s.name}"
-    return ""
+    def check(self, t: int, values: list[tuple[str, float]]) -> None:
+        """Mark the run non-finite at the first value (in order) that is NaN or infinite."""
+        if self.health.tick[0] >= 0:
+            return
+        self.health.check(t, values)
+        if self.health.tick[0] >= 0:
+            self.write("nonfinite", str(self.health.name[0]), "a value is no longer finite")

@@ -20,58 +20,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from sim.engine.semantics import Block, NonFinite, Outcomes, calendar, fire_tick, ration
 from sim.errors import ScenarioError
 from sim.model import Model
 from sim.scenario.expr import Expr
 
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
 
-STATUS_OK = "ok"
-STATUS_NONFINITE = "nonfinite"
-
-
-@dataclass
-class Block:
-    """What a block of runs produced: outcomes per run, recorded series (ticks x runs), status."""
-
-    outcomes: dict[str, np.ndarray]
-    series: dict[str, np.ndarray]
-    bad_tick: np.ndarray  # -1 where the run stayed finite
-    bad_name: np.ndarray  # object array: the first non-finite variable/flow/stock, or ""
-    paths: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def status(self) -> np.ndarray:
-        return np.where(self.bad_tick < 0, STATUS_OK, STATUS_NONFINITE)
-
-
-def calendar(model: Model, t: int) -> dict[str, float]:
-    year, month = model.calendar(t)
-    return {"t": float(t), "month": float(month), "year": float(year)}
-
-
-def fire_tick(at: Any) -> Any:
-    """The tick at which an event scheduled at time `at` (ticks) takes effect: ceil, >= 0."""
-    return np.ceil(np.maximum(at, 0.0))
-
 
 def run_block(
     model: Model,
     params: Mapping[str, np.ndarray],
     noise: Mapping[str, np.ndarray],
-    observer: Observer | None = None,
     first_run: int = 0,
     n: int | None = None,
     keep: int | None = None,
+    *,
+    observer: Observer | None = None,
 ) -> Block:
-    """Run every run of one block. `params[name]` has one value per run; `noise[flow]` is
-    (ticks, runs). Recorded series are kept for the first `keep` runs of the block (all when
-    None): a series nobody keeps costs a fresh (ticks x runs) array per block for nothing.
+    """Run every run of one block (the `Engine` interface). `params[name]` has one value per
+    run; `noise[flow]` is (ticks, runs). Recorded series are kept for the first `keep` runs of
+    the block (all when None): a series nobody keeps costs a fresh (ticks x runs) array per block for nothing.
     `observer(t, S, transit)` is called after each tick's transfer (tests use it to check
     conservation). Raises ScenarioError if a stock starts negative."""
     with np.errstate(all="ignore"):
@@ -141,12 +114,21 @@ class _Kernel:
             else:
                 at = np.broadcast_to(e.at(ns), (n,))  # type: ignore[operator]
                 self.fire.append(fire_tick(at))
+        self.health = NonFinite(n)
+        for e, at in zip(model.events, self.fire, strict=True):
+            self.health.mark(0, f"events.{e.name}", np.isnan(at))  # NaN is no time, not "never"
         # The ticks at which each event fires in some run of the block.
         self.fire_ticks = [
             {int(x) for x in np.unique(fire) if math.isfinite(x)} for fire in self.fire
         ]
-        self.variables = [(name, expr, expr.alias is not None) for name, expr in model.variables]
-        self.rates = [(f.index, f.rate, noise.get(f.name) if f.noise else None) for f in model.flows]
+        self.variables = [
+            (name, f"variables.{name}", expr, expr.alias is not None)
+            for name, expr in model.variables
+        ]
+        self.rates = [(f.index, f.rate) for f in model.flows]
+        self.noisy = [(f.index, noise[f.name]) for f in model.flows if f.noise]
+        self.flow_labels = [f"flows.{f.name}" for f in model.flows]
+        self.stock_labels = [f"stocks.{s.name}" for s in model.stocks]
         # Outflows per giving stock, in declared flow order (the order sums are taken in).
         self.outflows: list[tuple[int, bool, list[int]]] = []
         for s in model.stocks:
@@ -155,78 +137,90 @@ class _Kernel:
                 self.outflows.append((s.index, s.kind == "source", out))
 
     def run(self, observer: Observer | None, keep: int | None) -> Block:
-        m, n, ns = self.m, self.n, self.ns
-        T = m.ticks
+        m, n = self.m, self.n
         keep = n if keep is None else max(0, min(keep, n))
-        acc = _Accumulators(m, n)
-        series = {name: np.empty((T, keep)) for name, _ in m.record}
-        record = m.record if keep else ()
-        bad_tick = np.full(n, -1, dtype=np.int64)
-        bad_name = np.full(n, "", dtype=object)
-        S, R, A, C, TR = self.S, self.R, self.A, self.C, self.TR
-        for t in range(T):
-            ns.update(calendar(m, t))
-            # 1. events, in declared order
-            for e, fire, when in zip(m.events, self.fire, self.fire_ticks, strict=True):
-                if t not in when:
-                    continue
-                mask: Any = True if isinstance(fire, float) else fire == t
-                for name, expr in e.sets:
-                    np.copyto(self.X[name], expr(ns), where=mask)
-                for name, expr in e.scales:
-                    np.multiply(self.P[name], expr(ns), out=self.P[name], where=mask)
-            # 2. variables, in dependency order
-            for name, expr, alias in self.variables:
-                # A bare alias of a stock would follow the stock through the transfer; copy it.
-                ns[name] = np.array(expr(ns)) if alias else expr(ns)
-            # 3. requests
-            for i, rate, noise in self.rates:
-                np.maximum(rate(ns), 0.0, out=R[i])
-                if noise is not None:
-                    R[i] *= noise[t]
-            # 4. rationing, and what leaves each giving stock
-            np.copyto(A, R)
-            for s, unlimited, flows in self.outflows:
-                if len(flows) == 1:
-                    out = R[flows[0]]
-                else:
-                    out = R[flows[0]] + R[flows[1]]
-                    for i in flows[2:]:
-                        out += R[i]
-                if unlimited or not (short := out > S[s]).any():
-                    S[s] -= out
-                    continue
-                factor = S[s] / out
-                for i in flows:
-                    A[i] = np.where(short, R[i] * factor, R[i])
-                S[s] = np.where(short, 0.0, S[s] - out)
-            # 5. transfer: arrivals in declared flow order
-            for f in m.flows:
-                if f.delay == 0:
-                    S[f.target] += A[f.index]
-                else:
-                    slot = self.ring[f.index][t % f.delay]
-                    if t >= f.delay:
-                        S[f.target] += slot
-                        TR[f.index] -= slot
-                    slot[:] = A[f.index]
-                    TR[f.index] += A[f.index]
-            # 6. record: this tick's amounts, then outcomes and series on the new state
-            for i in self.cum_rows:
-                C[i] += A[i]
-            acc.update(t, ns)
-            for name, expr in record:
-                series[name][t] = np.broadcast_to(expr(ns), (n,))[:keep]
-            # Any NaN or inf poisons the total; a finite total (the usual case) spares the
-            # per-run check. An overflowing total of finite stocks only costs the slow path.
-            if not np.isfinite(S.sum()) and not (ok := np.isfinite(S).all(axis=0)).all():
-                fresh = (~ok) & (bad_tick < 0)
-                if fresh.any():
-                    bad_tick[fresh] = t
-                    bad_name[fresh] = _culprits(m, ns, A, S, fresh)
+        outcomes = Outcomes(m, n)
+        series = {name: np.empty((m.ticks, keep)) for name, _ in m.record}
+        for t in range(m.ticks):
+            self.ns.update(calendar(m, t))
+            self.events(t)
+            self.evaluate_variables(t)
+            self.request(t)
+            self.ration()
+            self.transfer(t)
+            self.record(t, outcomes, series, keep)
             if observer is not None:
-                observer(t, S, TR)
-        return Block(acc.result(), series, bad_tick, bad_name)
+                observer(t, self.S, self.TR)
+        return Block(outcomes.result(), series, self.health.tick, self.health.name)
+
+    # -- the tick's stages, in the contract's order ------------------------------------
+    def events(self, t: int) -> None:
+        """1. Events due at t, in declared order: set state, scale parameters."""
+        ns = self.ns
+        for e, fire, when in zip(self.m.events, self.fire, self.fire_ticks, strict=True):
+            if t not in when:
+                continue
+            mask: Any = True if isinstance(fire, float) else fire == t
+            for name, expr in e.sets:
+                np.copyto(self.X[name], expr(ns), where=mask)
+            for name, expr in e.scales:
+                np.multiply(self.P[name], expr(ns), out=self.P[name], where=mask)
+
+    def evaluate_variables(self, t: int) -> None:
+        """2. Variables, in dependency order."""
+        ns = self.ns
+        for name, label, expr, alias in self.variables:
+            # A bare alias of a stock would follow the stock through the transfer; copy it.
+            ns[name] = value = np.array(expr(ns)) if alias else expr(ns)
+            self.health.see(t, label, value)
+
+    def request(self, t: int) -> None:
+        """3. Requests: max(0, rate) times the tick's noise."""
+        R, ns = self.R, self.ns
+        for i, rate in self.rates:
+            value = rate(ns)
+            self.health.see(t, self.flow_labels[i], value)  # before max(0, .) hides a -inf
+            np.maximum(value, 0.0, out=R[i])
+        for i, noise in self.noisy:
+            R[i] *= noise[t]
+
+    def ration(self) -> None:
+        """4. Rationing, and what leaves each giving stock."""
+        S, R, A = self.S, self.R, self.A
+        np.copyto(A, R)
+        for s, unlimited, flows in self.outflows:
+            given, _ = ration(S[s], [R[i] for i in flows], unlimited)
+            if given is not None:
+                for i, amount in zip(flows, given, strict=True):
+                    A[i] = amount
+
+    def transfer(self, t: int) -> None:
+        """5. Transfer: arrivals in declared flow order; delayed amounts wait in a ring."""
+        S, A, TR = self.S, self.A, self.TR
+        for f in self.m.flows:
+            if f.delay == 0:
+                S[f.target] += A[f.index]
+            else:
+                slot = self.ring[f.index][t % f.delay]
+                if t >= f.delay:
+                    S[f.target] += slot
+                    TR[f.index] -= slot
+                slot[:] = A[f.index]
+                TR[f.index] += A[f.index]
+
+    def record(
+        self, t: int, outcomes: Outcomes, series: dict[str, np.ndarray], keep: int
+    ) -> None:
+        """6. Record: this tick's amounts, then outcomes and series on the new state."""
+        A, C, ns = self.A, self.C, self.ns
+        for i in self.cum_rows:
+            C[i] += A[i]
+        self.health.check_rows(t, self.flow_labels, A)
+        self.health.check_rows(t, self.stock_labels, self.S)
+        outcomes.update(t, ns, self.health)
+        if keep:
+            for name, expr in self.m.record:
+                series[name][t] = np.broadcast_to(expr(ns), (self.n,))[:keep]
 
 
 def _expressions(m: Model) -> list[Expr]:
@@ -242,68 +236,3 @@ def _block_size(noise: Mapping[str, np.ndarray]) -> int:
     if not noise:
         raise ValueError("a block needs at least one parameter or noise array to know its size")
     return next(iter(noise.values())).shape[1]
-
-
-def _culprits(
-    m: Model, ns: Mapping[str, Any], A: np.ndarray, S: np.ndarray, rows: np.ndarray
-) -> np.ndarray:
-    """For runs that just went non-finite: the first variable, flow or stock (in evaluation
-    order) holding a non-finite value."""
-    names = np.full(int(rows.sum()), "", dtype=object)
-    pending = np.ones(len(names), dtype=bool)
-    candidates: list[tuple[str, Any]] = [(f"variables.{n}", ns[n]) for n, _ in m.variables]
-    candidates += [(f"flows.{f.name}", A[f.index]) for f in m.flows]
-    candidates += [(f"stocks.{s.name}", S[s.index]) for s in m.stocks]
-    for label, value in candidates:
-        bad = ~np.isfinite(np.broadcast_to(value, rows.shape)[rows])
-        hit = bad & pending
-        names[hit] = label
-        pending &= ~hit
-    return names
-
-
-class _Accumulators:
-    """Running outcome statistics over ticks (final, mean, min, max, sum, count, first)."""
-
-    def __init__(self, m: Model, n: int):
-        self.m = m
-        self.n = n
-        self.values: dict[str, np.ndarray] = {}
-        for o in m.outcomes:
-            start = {
-                "final": np.nan,
-                "mean": 0.0,
-                "sum": 0.0,
-                "count": 0.0,
-                "min": np.inf,
-                "max": -np.inf,
-                "first": np.nan,
-            }[o.stat]
-            self.values[o.name] = np.full(n, start)
-
-    def update(self, t: int, ns: Mapping[str, Any]) -> None:
-        last = t == self.m.ticks - 1
-        for o in self.m.outcomes:
-            if o.stat == "final" and not last:
-                continue  # only the last tick's value counts
-            v = self.values[o.name]
-            x = np.broadcast_to(o.expr(ns), (self.n,))
-            if o.stat == "final":
-                v[:] = x
-            elif o.stat in ("mean", "sum"):
-                v += x
-            elif o.stat == "count":
-                v += x != 0
-            elif o.stat == "min":
-                np.minimum(v, x, out=v)
-            elif o.stat == "max":
-                np.maximum(v, x, out=v)
-            else:  # first
-                v[np.isnan(v) & (x != 0)] = t
-
-    def result(self) -> dict[str, np.ndarray]:
-        out = {}
-        for o in self.m.outcomes:
-            v = self.values[o.name]
-            out[o.name] = v / self.m.ticks if o.stat == "mean" else v
-        return out

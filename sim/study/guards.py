@@ -174,7 +174,7 @@ class Health:
                 f"non-finite (NaN or infinite) {where}, first at tick {tick} "
                 f"({self.model.date(tick)})",
                 place_of(self.model, culprit),
-                culprit,
+                field_of(culprit),
                 hint="look for log or sqrt of something that reaches 0 or below, a division "
                 "by something that reaches 0, or a power that overflows",
             )
@@ -188,13 +188,22 @@ class Health:
                 )
 
 
+def field_of(label: str) -> str:
+    """The field a culprit label points at: an outcome's `of`, an event's `at`, else itself."""
+    section = label.partition(".")[0]
+    return {"outcomes": f"{label}.of", "events": f"{label}.at"}.get(section, label)
+
+
 def place_of(model: Model, label: str) -> Place | None:
-    """Where a 'variables.x' / 'flows.x' / 'stocks.x' label is defined in the scenario."""
+    """Where a culprit ('variables.x', 'flows.x', 'stocks.x', 'outcomes.x', 'events.x') is
+    defined in the scenario."""
     section, _, name = label.partition(".")
     sections: dict[str, list[tuple[str, ...]]] = {
         "variables": [("variables", name)],
         "flows": [("flows", name, "rate"), ("flows", name)],
         "stocks": [("stocks", name)],
+        "outcomes": [("outcomes", name, "of"), ("outcomes", name)],
+        "events": [("events", name, "at"), ("events", name)],
     }
     keys = sections.get(section, [])
     for key in keys:

@@ -33,19 +33,20 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sim.engine import ENGINES
 from sim.engine.des import Run as DesRun
 from sim.engine.des import run_one
-from sim.engine.kernel import Block, run_block
+from sim.engine.semantics import STATUS_OK, Block
 from sim.errors import ResultsError, ScenarioError, did_you_mean
 from sim.model import Model, compile_scenario
 from sim.sampling.distributions import describe as describe_dist
-from sim.sampling.draws import SAMPLERS, noise_draws, parameter_draws
+from sim.sampling.draws import SAMPLERS
 from sim.scenario.schema import Fixed
 from sim.study import guards, store
+from sim.study.design import Design, Sampled
 from sim.study.executors import EXECUTORS, default_workers, open_executor
 from sim.study.results import QUANTILES, Results
 
-ENGINES = ("kernel", "des")
 DEFAULT_BLOCK = 8192
 BAND_BUDGET_BYTES = 256 * 2**20  # recorded values kept for exact bands; beyond, a subsample
 AUTO_POOL_SECONDS = 3.0  # serial time left above which an unset --workers starts a pool
@@ -60,7 +61,9 @@ class Plan:
     """What to run: the model and the study's settings, after defaults are applied.
 
     `runs` is the most runs the study may take; with `precision` (outcome -> relative 95%
-    half-width of its mean) it stops at the first prefix of blocks that meets every target."""
+    half-width of its mean) it stops at the first prefix of blocks that meets every target.
+    `design` says what each run draws (`sim.study.design`); `sample_runs` is the run count
+    its draws are made for (a sweep's runs per point; the study's runs otherwise)."""
 
     model: Model
     runs: int
@@ -71,6 +74,8 @@ class Plan:
     keep_paths: int
     precision: Mapping[str, float] = field(default_factory=dict)
     kept: int = 0  # leading runs whose recorded series are kept (bands, paths): `keep_runs`
+    design: Design = field(default_factory=Sampled)
+    sample_runs: int = 0  # the run count draws are made for (a sweep's runs per point)
 
     @property
     def blocks(self) -> list[tuple[int, int, int]]:
@@ -98,7 +103,7 @@ class Plan:
             "keep_paths": self.keep_paths,
             "precision": dict(sorted(self.precision.items())),
             "band_runs": self.kept,
-        }
+        } | ({"design": design} if (design := self.design.identity()) else {})
 
 
 def keep_runs(model: Model, runs: int, keep_paths: int) -> int:
@@ -118,8 +123,10 @@ def plan(
     block_size: int = DEFAULT_BLOCK,
     keep_paths: int = 0,
     precision: Mapping[str, float] | None = None,
+    design: Design | None = None,
 ) -> Plan:
-    """Apply the scenario's defaults and check the settings."""
+    """Apply the scenario's defaults and check the settings. With a `design`, `runs` is the
+    run count its draws are made for, and the study runs `design.size(runs)` runs."""
     sc = model.scenario
     runs = sc.runs if runs is None else runs
     seed = sc.seed if seed is None else seed
@@ -147,19 +154,25 @@ def plan(
             )
         if not (isinstance(rel, float | int) and 0 < rel < 1):
             problems.append(f"--precision {name}: REL must be between 0 and 1 (got {rel})")
+    design = design or Sampled()
+    if precision and not isinstance(design, Sampled):
+        problems.append("--precision needs a plain study (not a sweep or a sensitivity design)")
     if problems:
         raise ScenarioError.one("; ".join(problems))
-    keep_paths = min(keep_paths, runs)
+    total = design.size(runs)
+    keep_paths = min(keep_paths, total)
     return Plan(
         model,
-        runs,
+        total,
         seed,
         sampler,
         engine,
         block_size,
         keep_paths,
         precision,
-        keep_runs(model, runs, keep_paths),
+        keep_runs(model, total, keep_paths),
+        design,
+        runs,
     )
 
 
@@ -180,6 +193,7 @@ def run(
     resume: bool = False,
     precision: Mapping[str, float] | None = None,
     max_memory: int | None = None,
+    design: Design | None = None,
 ) -> Results:
     """Run a study of `model` and return its `Results`; with `out`, also write the folder.
 
@@ -196,7 +210,7 @@ def run(
     >>> res.n_runs
     100
     """
-    p = plan(model, runs, seed, sampler, engine, block_size, keep_paths, precision)
+    p = plan(model, runs, seed, sampler, engine, block_size, keep_paths, precision, design)
     auto = workers is None
     workers = default_workers() if workers is None else workers
     problems = []
@@ -234,11 +248,8 @@ def run(
 
 
 def draw(p: Plan, start: int, stop: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Parameter values and noise paths for runs [start, stop) of a plan."""
-    m = p.model
-    params = parameter_draws(m.parameters, p.sampler, p.seed, p.runs, start, stop)
-    noise = noise_draws(m.noises, p.seed, p.runs, m.ticks, start, stop)
-    return params, noise
+    """Parameter values and noise paths for runs [start, stop) of a plan, as its design says."""
+    return p.design.draw(p.model, p.seed, p.sampler, p.sample_runs, start, stop)
 
 
 def execute(
@@ -251,27 +262,7 @@ def execute(
 ) -> Block:
     """Run runs [start, stop) of a plan with its engine, on their draws; recorded series are
     kept for the first `keep` of them (all when None)."""
-    m = p.model
-    if p.engine == "kernel":
-        return run_block(m, params, noise, first_run=start, n=stop - start, keep=keep)
-    n = stop - start
-    outcomes = {o.name: np.empty(n) for o in m.outcomes}
-    series = {name: np.empty((m.ticks, n)) for name, _ in m.record}
-    bad_tick = np.full(n, -1, dtype=np.int64)
-    bad_name = np.full(n, "", dtype=object)
-    for k in range(n):
-        r = run_one(
-            m,
-            {a: v[k] for a, v in params.items()},
-            {a: v[:, k] for a, v in noise.items()},
-            start + k,
-        )
-        for name, value in r.outcomes.items():
-            outcomes[name][k] = value
-        for name, path in r.series.items():
-            series[name][:, k] = path
-        bad_tick[k], bad_name[k] = r.bad_tick, r.bad_name
-    return Block(outcomes, series, bad_tick, bad_name)
+    return ENGINES[p.engine](p.model, params, noise, first_run=start, n=stop - start, keep=keep)
 
 
 @dataclass(frozen=True)
@@ -349,7 +340,8 @@ class BlockJob:
         keep = max(0, min(stop, p.kept) - start)
         params, noise = draw(p, start, stop)
         block = execute(p, params, noise, start, stop, keep)
-        table = _rows(m, start, stop, {n: params[n] for n in m.sampled}, block)
+        extra = p.design.columns(p.sample_runs, start, stop)
+        table = _rows(m, start, stop, extra | {n: params[n] for n in m.sampled}, block)
         series = {
             name: np.ascontiguousarray(block.series[name][:, :keep]) for name, _ in m.record
         }
@@ -450,7 +442,7 @@ def _summarise(table: pa.Table, outcomes: Iterable[str]) -> _BlockSummary:
         for name in outcomes
     }
     status = table.column("status").to_numpy(zero_copy_only=False)
-    bad = np.flatnonzero(status != "ok")
+    bad = np.flatnonzero(status != STATUS_OK)
     first_bad = None
     culprits: dict[str, int] = {}
     if bad.size:

@@ -1,0 +1,183 @@
+"""What every engine must do the same way: the parts of DESIGN.md's tick written once.
+
+An engine owns its state and its mechanism (the kernel holds every run of a block as numpy
+rows and delays as ring buffers; the SimPy engine holds one run as floats and delays as
+processes). What a tick *means* lives here, as functions over numpy arrays of runs, so an
+engine with one run calls them on arrays of one:
+
+- `fire_tick`: the tick at which an event due at a (possibly fractional) time takes effect;
+- `calendar`: the names `t`, `month` and `year` at a tick;
+- `ration`: what each outflow of a stock gets when the stock can't give all that is asked;
+- `Outcomes`: the running statistics of outcomes (final, mean, min, max, sum, count, first);
+- `NonFinite`: which runs went non-finite, first at which tick and at which name.
+
+The order of a tick is the contract's: events, variables, requests, rationing, transfer,
+record. A run is non-finite from the first value in that order that is NaN or infinite: an
+event's time (at the start), a variable, a flow's rate or actual amount, a stock, an outcome's
+value; the culprit is named `events.X`, `variables.X`, `flows.X`, `stocks.X` or `outcomes.X`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sim.model import Model, OutcomeDef
+
+STATUS_OK = "ok"
+STATUS_NONFINITE = "nonfinite"
+STATUSES = (STATUS_OK, STATUS_NONFINITE)
+
+
+@dataclass
+class Block:
+    """What a block of runs produced: outcomes per run, recorded series (ticks x runs), status."""
+
+    outcomes: dict[str, np.ndarray]
+    series: dict[str, np.ndarray]
+    bad_tick: np.ndarray  # -1 where the run stayed finite
+    bad_name: np.ndarray  # object array: the first non-finite name (see the module doc), or ""
+    paths: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def status(self) -> np.ndarray:
+        return np.where(self.bad_tick < 0, STATUS_OK, STATUS_NONFINITE)
+
+
+# -- time -----------------------------------------------------------------------------------
+def calendar(model: Model, t: int) -> dict[str, float]:
+    """The calendar names an expression reads at tick t."""
+    year, month = model.calendar(t)
+    return {"t": float(t), "month": float(month), "year": float(year)}
+
+
+def fire_tick(at: Any) -> Any:
+    """The tick at which an event scheduled at time `at` (ticks) takes effect: ceil, >= 0."""
+    return np.ceil(np.maximum(at, 0.0))
+
+
+# -- rationing ------------------------------------------------------------------------------
+def outflow(requests: Sequence[np.ndarray]) -> np.ndarray:
+    """What is asked of a stock: its outflows' requests summed in declared flow order."""
+    if len(requests) == 1:
+        return requests[0]
+    out = requests[0] + requests[1]
+    for r in requests[2:]:
+        out += r
+    return out
+
+
+def ration(
+    content: np.ndarray, requests: Sequence[np.ndarray], unlimited: bool
+) -> tuple[list[np.ndarray] | None, np.ndarray | None]:
+    """A stock giving to its outflows: what each flow gets, and the runs that were short.
+
+    `content` is updated in place. A stock can't give more than it holds: where the requests
+    exceed the content, every outflow is scaled by the same factor content / requested and
+    the stock is left empty. A source is unlimited. When no run is short, every flow gets
+    what it asked (None, None)."""
+    out = outflow(requests)
+    if unlimited or not (short := out > content).any():
+        content -= out
+        return None, None
+    factor = content / out
+    given = [np.where(short, r * factor, r) for r in requests]
+    content[...] = np.where(short, 0.0, content - out)
+    return given, short
+
+
+# -- outcomes -------------------------------------------------------------------------------
+_START = {
+    "final": np.nan,
+    "mean": 0.0,
+    "sum": 0.0,
+    "count": 0.0,
+    "min": np.inf,
+    "max": -np.inf,
+    "first": np.nan,
+}
+
+
+def due(o: OutcomeDef, t: int, ticks: int) -> bool:
+    """Whether outcome o reads its expression at tick t: every tick, but `final` only at the last."""
+    return o.stat != "final" or t == ticks - 1
+
+
+class Outcomes:
+    """Running outcome statistics over ticks, one value per run, updated after each transfer."""
+
+    def __init__(self, m: Model, n: int):
+        self.m = m
+        self.n = n
+        self.values = {o.name: np.full(n, _START[o.stat]) for o in m.outcomes}
+
+    def update(self, t: int, ns: Mapping[str, Any], health: NonFinite) -> None:
+        """Fold tick t's value of each due outcome into its statistic (in place)."""
+        for o in self.m.outcomes:
+            if not due(o, t, self.m.ticks):
+                continue
+            v = self.values[o.name]
+            x = np.broadcast_to(o.expr(ns), (self.n,))
+            health.see(t, o.label, x)
+            if o.stat == "final":
+                v[:] = x
+            elif o.stat in ("mean", "sum"):
+                v += x
+            elif o.stat == "count":
+                v += x != 0
+            elif o.stat == "min":
+                np.minimum(v, x, out=v)
+            elif o.stat == "max":
+                np.maximum(v, x, out=v)
+            else:  # first
+                v[np.isnan(v) & (x != 0)] = t
+
+    def result(self) -> dict[str, np.ndarray]:
+        out = {}
+        for o in self.m.outcomes:
+            v = self.values[o.name]
+            out[o.name] = v / self.m.ticks if o.stat == "mean" else v
+        return out
+
+
+# -- non-finite runs ------------------------------------------------------------------------
+class NonFinite:
+    """Which runs have gone non-finite: the first tick, and the first name in the tick's order.
+
+    Each stage of a tick shows it that stage's values in evaluation order; a run keeps the
+    first culprit it is given. A finite value (the usual case) costs one sum: a NaN or an
+    infinity poisons the total, and only then are runs looked at one by one (a total that
+    overflows from finite values only costs the slow path)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.tick = np.full(n, -1, dtype=np.int64)
+        self.name = np.full(n, "", dtype=object)
+
+    def see(self, t: int, label: str, value: Any) -> None:
+        """Check one value (an array over runs, or one number for all of them) at tick t."""
+        if np.isfinite(value.sum() if isinstance(value, np.ndarray) else value):
+            return
+        self.mark(t, label, ~np.isfinite(value))
+
+    def check(self, t: int, values: Iterable[tuple[str, Any]]) -> None:
+        """Check values in evaluation order: a run keeps the first culprit it is given."""
+        for label, value in values:
+            self.see(t, label, value)
+
+    def mark(self, t: int, label: str, bad: Any) -> None:
+        """Runs where `bad` is true are non-finite at t, culprit `label` (unless already)."""
+        hit = (self.tick < 0) & np.broadcast_to(bad, (self.n,))
+        if hit.any():
+            self.tick[hit] = t
+            self.name[hit] = label
+
+    def check_rows(self, t: int, labels: Sequence[str], rows: np.ndarray) -> None:
+        """`check` for a matrix whose row i holds the values labelled labels[i]: one sum when
+        all are finite."""
+        if np.isfinite(rows.sum()):
+            return
+        self.check(t, zip(labels, rows, strict=True))
