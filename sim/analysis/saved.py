@@ -35,7 +35,7 @@ from sim.analysis.sweep import Sweep
 from sim.errors import ResultsError
 from sim.model import Model
 from sim.study import store
-from sim.study.runner import scenario_sha256
+from sim.study.provenance import scenario_sha256
 
 KINDS = ("sensitivity", "sweep", "discover")
 FORMAT_VERSION = 1

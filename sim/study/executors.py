@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from sim.errors import ScenarioError
+from sim.study.provenance import build
 
 EXECUTORS = ("processes", "dask")
 LOCAL_CLUSTER_CONFIG = {
@@ -195,14 +196,12 @@ def _run_on_dask(job: Job, b: int) -> Any:
 
 # A lambda, which cloudpickle sends by value (it can't be looked up by name): a worker without
 # sim can still run it and say so, where a named function of this module would fail to unpickle.
-_PROBE = lambda: __import__("sim.study.runner", fromlist=["build"]).build()  # noqa: E731
+_PROBE = lambda: __import__("sim.study.provenance", fromlist=["build"]).build()  # noqa: E731
 
 
 def _check_workers(client: Any) -> None:
     """Refuse a cluster whose workers can't import sim, or run other code than this machine:
     their blocks would fail, or not be the same bits."""
-    from sim.study.runner import build
-
     ours = build()
     found = client.run(_PROBE, on_error="return")
     problems = []

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
-import hashlib
 import json
 import math
 import platform
@@ -45,6 +43,7 @@ from sim.scenario.schema import Fixed
 from sim.study import guards, store
 from sim.study.design import Design, Sampled
 from sim.study.executors import EXECUTORS, default_workers, open_executor
+from sim.study.provenance import build, scenario_sha256
 from sim.study.results import QUANTILES, Results
 
 DEFAULT_BLOCK = 8192
@@ -274,20 +273,6 @@ class BlockResult:
     series: dict[str, np.ndarray]  # (ticks, kept runs of this block)
 
 
-@functools.cache
-def build() -> dict[str, str]:
-    """What a block's bits depend on besides the study itself: the versions of the numeric
-    libraries, and sim's own code (a hash of its sources, so checkouts at two commits differ)."""
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parents[1]  # sim/
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    wanted = ("numpy", "scipy", "simpy")
-    return {name: v for name, v in store.versions().items() if name in wanted} | {
-        "sim code": digest.hexdigest()[:12]
-    }
-
-
 class BlockJob:
     """One study's block work as a picklable callable: block index -> `BlockResult`.
 
@@ -381,11 +366,6 @@ def trace_run(
     result = run_one(model, values, {a: v[:, 0] for a, v in noise.items()}, index)
     drawn = {a: values[a] for a in model.sampled}
     return Story(result, drawn, p.seed, p.sampler, p.runs)
-
-
-def scenario_sha256(model: Model) -> str:
-    canonical = json.dumps(model.scenario.dump(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # -- what the study keeps of each block: small, order-independent summaries -----------------
