@@ -9,7 +9,7 @@ from __future__ import annotations
 import graphlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -505,3 +505,22 @@ def _stable_topo(graph: Mapping[str, set[str]], declared: list[str]) -> list[str
 def _list(what: str, names: Mapping[str, Any]) -> str:
     shown = ", ".join(list(names)[:12])
     return f"defined {what}: {shown}" if shown else f"no {what} are defined"
+
+
+def check_outcomes(model: Model, names: Sequence[str]) -> None:
+    """Refuse an empty list or an outcome the scenario doesn't define, naming the nearest."""
+    known = [o.name for o in model.outcomes]
+    if not names:
+        raise ScenarioError.one("give at least one --outcome", hint=_some("outcomes", known))
+    for name in names:
+        if name not in known:
+            raise ScenarioError.one(
+                f"scenario '{model.name}' has no outcome '{name}'",
+                hint=did_you_mean(name, known) or _some("outcomes", known),
+            )
+
+
+def _some(what: str, names: Sequence[str]) -> str:
+    shown = ", ".join(list(names)[:12])
+    more = f", … ({len(names)} in all)" if len(names) > 12 else ""
+    return f"{what}: {shown}{more}"

@@ -37,8 +37,8 @@ import pyarrow as pa
 from scipy import stats
 
 from sim.engine.semantics import STATUS_OK
-from sim.errors import ScenarioError, did_you_mean
-from sim.model import Model, compile_scenario
+from sim.errors import ScenarioError
+from sim.model import Model, check_outcomes, compile_scenario
 from sim.sampling.distributions import describe
 from sim.study.design import SOBOL_KEY, saltelli
 from sim.study.results import Results
@@ -256,25 +256,6 @@ def sensitivity(
         distributions={p: describe(model.parameters[p]) for p in sampled},
         noisy_flows=tuple(lean.noises),
     )
-
-
-def check_outcomes(model: Model, names: Sequence[str]) -> None:
-    """Refuse an empty list or an outcome the scenario doesn't define, naming the nearest."""
-    known = [o.name for o in model.outcomes]
-    if not names:
-        raise ScenarioError.one("give at least one --outcome", hint=_some("outcomes", known))
-    for name in names:
-        if name not in known:
-            raise ScenarioError.one(
-                f"scenario '{model.name}' has no outcome '{name}'",
-                hint=did_you_mean(name, known) or _some("outcomes", known),
-            )
-
-
-def _some(what: str, names: Sequence[str]) -> str:
-    shown = ", ".join(list(names)[:12])
-    more = f", … ({len(names)} in all)" if len(names) > 12 else ""
-    return f"{what}: {shown}{more}"
 
 
 def _outcomes(res: Results, outcomes: tuple[str, ...]) -> np.ndarray:

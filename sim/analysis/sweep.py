@@ -36,10 +36,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sim.analysis.sensitivity import check_outcomes
 from sim.engine.semantics import STATUS_OK
 from sim.errors import ScenarioError, did_you_mean
-from sim.model import Model, compile_scenario
+from sim.model import Model, check_outcomes, compile_scenario
 from sim.sampling.distributions import describe, support
 from sim.scenario.expr import Expr
 from sim.scenario.schema import Distribution, Fixed, parse_month
