@@ -34,10 +34,10 @@ import pyarrow as pa
 from scipy import stats
 from scipy.stats import qmc
 
+from sim.analysis.compare import CONFIDENCE
 from sim.engine.kernel import run_block
 from sim.errors import ScenarioError, did_you_mean
 from sim.model import Model, compile_scenario
-from sim.sampling.distributions import describe, ppf
 from sim.sampling.draws import noise_draws
 from sim.scenario.schema import Fixed
 
@@ -162,7 +162,7 @@ def sensitivity(
     outcomes: str | Sequence[str],
     runs: int = DEFAULT_RUNS,
     seed: int | None = None,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     resamples: int = DEFAULT_RESAMPLES,
     progress: Progress | None = None,
 ) -> Sensitivity:
@@ -199,8 +199,8 @@ def sensitivity(
     d, n = len(sampled), runs
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SOBOL_KEY,)))
     u = qmc.Sobol(d=2 * d, scramble=True, rng=rng).random(n)
-    a = np.stack([ppf(lean.parameters[p], u[:, i]) for i, p in enumerate(sampled)])
-    b = np.stack([ppf(lean.parameters[p], u[:, d + i]) for i, p in enumerate(sampled)])
+    a = np.stack([lean.parameters[p].ppf(u[:, i]) for i, p in enumerate(sampled)])
+    b = np.stack([lean.parameters[p].ppf(u[:, d + i]) for i, p in enumerate(sampled)])
     ab = np.repeat(a[np.newaxis], d, axis=0)
     ab[np.arange(d), np.arange(d)] = b
     # One matrix of every run: A, B, then AB_0 .. AB_{d-1}; column j of each uses noise j.
@@ -229,7 +229,7 @@ def sensitivity(
         mean=both.mean(axis=1),
         sd=both.std(axis=1, ddof=1),
         units={o.name: o.unit for o in model.outcomes if o.name in names},
-        distributions={p: describe(model.parameters[p]) for p in sampled},
+        distributions={p: model.parameters[p].describe() for p in sampled},
         noisy_flows=tuple(lean.noises),
     )
 
