@@ -233,7 +233,9 @@ def _standard_beta_pinv(a: float, b: float) -> Any:
             return None
 
 
-def _beta_ppf(spec: Distribution, a: float, b: float, low: float, high: float, u: np.ndarray) -> np.ndarray:
+def _beta_ppf(
+    spec: Distribution, a: float, b: float, low: float, high: float, u: np.ndarray
+) -> np.ndarray:
     """beta(a, b) on [low, high] at `u`: by PINV where it meets its resolution, else exactly.
     The same map whatever the number of values asked for, so a run's draw never depends on
     the block it was drawn in."""

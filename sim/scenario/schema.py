@@ -46,7 +46,8 @@ DIST_NAMES = tuple(REGISTRY)
 if TYPE_CHECKING:
     AnyDistribution = Distribution
 else:
-    AnyDistribution = Annotated[Union[tuple(REGISTRY.values())], Field(discriminator="dist")]  # noqa: UP007
+    _ANY = Union[tuple(REGISTRY.values())]  # noqa: UP007 - built from the registry at run time
+    AnyDistribution = Annotated[_ANY, Field(discriminator="dist")]
 
 
 def _as_distribution(value: Any) -> Any:
