@@ -13,7 +13,7 @@ default. Then `python docs/make_tables.py` rewrites the table.
 >>> spec.describe()
 'triangular(80, 100, 130)'
 >>> [round(x, 1) for x in spec.range_of()]
-[87.7, 102.8, 120.5]
+[87.1, 102.6, 121.3]
 """
 
 from __future__ import annotations
