@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from scipy import stats
-from scipy.stats import qmc
 
 from sim.analysis.compare import CONFIDENCE
 from sim.engine.kernel import run_block
 from sim.errors import ScenarioError, did_you_mean
 from sim.model import Model, compile_scenario
+from sim.sampling import samplers
 from sim.sampling.draws import noise_draws
 from sim.scenario.schema import Fixed
 
@@ -198,7 +198,7 @@ def sensitivity(
     lean = compile_scenario(model.scenario.model_copy(update={"record": []}))
     d, n = len(sampled), runs
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SOBOL_KEY,)))
-    u = qmc.Sobol(d=2 * d, scramble=True, rng=rng).random(n)
+    u = samplers.REGISTRY["sobol"].random(rng, n, 2 * d)
     a = np.stack([lean.parameters[p].ppf(u[:, i]) for i, p in enumerate(sampled)])
     b = np.stack([lean.parameters[p].ppf(u[:, d + i]) for i, p in enumerate(sampled)])
     ab = np.repeat(a[np.newaxis], d, axis=0)
