@@ -1,9 +1,10 @@
-"""Regenerate the generated tables in docs/model.md from the scenario files.
+"""Regenerate the generated tables in docs/model.md (from the scenario files) and the table of
+distributions in docs/language.md (from the registry in sim.sampling.distributions).
 
     python docs/make_tables.py            # parameters and outcomes (runs every scenario)
     python docs/make_tables.py --no-runs  # parameters only
 
-Each table sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers in model.md;
+Each table sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers;
 everything outside the markers is left alone.
 """
 
@@ -16,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 import sim
-from sim.sampling.distributions import describe, range_of
-from sim.scenario.schema import Fixed
+from sim.sampling.distributions import REGISTRY, Fixed
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODEL_MD = HERE / "model.md"
+LANGUAGE_MD = HERE / "language.md"
 SCENARIOS = ROOT / "scenarios"
 ORDER = [
     "war_continues",
@@ -69,13 +70,20 @@ def parameter_table() -> str:
             if isinstance(spec, Fixed):
                 spread = "fixed"
             else:
-                lo, _, hi = range_of(spec)
+                lo, _, hi = spec.range_of()
                 spread = f"{_num(lo)} – {_num(hi)}"
             what = f" — {_cell(spec.description)}" if spec.description else ""
             rows.append(
-                f"| `{pname}`{what} | {describe(spec)} | {spread} | {spec.unit} | "
+                f"| `{pname}`{what} | {spec.describe()} | {spread} | {spec.unit} | "
                 f"{name}.yaml | {_cell(spec.source)} |"
             )
+    return "\n".join(rows)
+
+
+def distribution_table() -> str:
+    """Every registered distribution: its `dist:` name, keys and constraints."""
+    rows = ["| `dist` | keys | constraints |", "|---|---|---|"]
+    rows += [f"| `{name}` | {cls.KEYS} | {cls.RULES} |" for name, cls in REGISTRY.items()]
     return "\n".join(rows)
 
 
@@ -131,7 +139,7 @@ def outcome_table() -> str:
 def replace(text: str, marker: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", flags=re.DOTALL)
     if not pattern.search(text):
-        raise SystemExit(f"model.md has no <!-- {marker}:start/end --> markers")
+        raise SystemExit(f"no <!-- {marker}:start/end --> markers")
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
@@ -142,6 +150,9 @@ def main(argv: list[str]) -> None:
         text = replace(text, "outcomes", outcome_table())
     MODEL_MD.write_text(text, encoding="utf-8")
     print(f"updated {MODEL_MD}")
+    text = LANGUAGE_MD.read_text(encoding="utf-8")
+    LANGUAGE_MD.write_text(replace(text, "distributions", distribution_table()), encoding="utf-8")
+    print(f"updated {LANGUAGE_MD}")
 
 
 if __name__ == "__main__":

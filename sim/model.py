@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sim.errors import Place, Problem, ScenarioError, did_you_mean, dotted
-from sim.sampling.distributions import support
 from sim.scenario.expr import RESERVED, Expr, ExprError, compile_expr, is_name
 from sim.scenario.loader import Document, PathKey, load_document
 from sim.scenario.schema import Distribution, Fixed, Scenario, parse, parse_month
@@ -317,7 +316,7 @@ class _Compiler:
                     ok = False
             rate = self.expr(path + ("rate",), flow.rate, names)
             if flow.noise is not None:
-                low, _ = support(flow.noise)
+                low, _ = flow.noise.support()
                 if low < 0:
                     self.problem(
                         path + ("noise",),

@@ -36,10 +36,10 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from sim.analysis.compare import CONFIDENCE
 from sim.engine.semantics import STATUS_OK
 from sim.errors import ScenarioError
 from sim.model import Model, check_outcomes, compile_scenario
-from sim.sampling.distributions import describe
 from sim.study.design import SOBOL_KEY, saltelli
 from sim.study.results import Results
 from sim.study.runner import DEFAULT_BLOCK, run
@@ -164,7 +164,7 @@ def sensitivity(
     outcomes: str | Sequence[str],
     runs: int = DEFAULT_RUNS,
     seed: int | None = None,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     resamples: int = DEFAULT_RESAMPLES,
     progress: Progress | None = None,
     *,
@@ -253,7 +253,7 @@ def sensitivity(
         mean=both.mean(axis=1),
         sd=both.std(axis=1, ddof=1),
         units={o.name: o.unit for o in model.outcomes if o.name in names},
-        distributions={p: describe(model.parameters[p]) for p in sampled},
+        distributions={p: model.parameters[p].describe() for p in sampled},
         noisy_flows=tuple(lean.noises),
     )
 

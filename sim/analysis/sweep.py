@@ -39,15 +39,14 @@ import pyarrow as pa
 from sim.engine.semantics import STATUS_OK
 from sim.errors import ScenarioError, did_you_mean
 from sim.model import Model, check_outcomes, compile_scenario
-from sim.sampling.distributions import describe, support
 from sim.scenario.expr import Expr
 from sim.scenario.schema import Distribution, Fixed, parse_month
 from sim.study.design import Grid
+from sim.study.results import QUANTILE_NAMES, QUANTILES
 from sim.study.runner import DEFAULT_BLOCK, plan, run
 
 MAX_VALUES = 200
-STATS = ("mean", "p05", "p25", "p50", "p75", "p95")
-_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+SUMMARY_COLUMNS = ("mean", *QUANTILE_NAMES)  # what a sweep reports of an outcome at each point
 _DATE = re.compile(r"^\d{4}-\d{1,2}$")
 
 Progress = Callable[[int, int], None]
@@ -104,7 +103,7 @@ class Sweep:
             s = s[self._by_index(by)]
         elif by is not None:
             raise KeyError("a one-lever sweep has one curve per outcome; leave out `by`")
-        return {"value": np.asarray(self.values), **{k: s[:, i] for i, k in enumerate(STATS)}}
+        return {"value": np.asarray(self.values), **{k: s[:, i] for i, k in enumerate(SUMMARY_COLUMNS)}}
 
     def _by_index(self, by: float | str | None) -> int:
         if by is None:
@@ -123,7 +122,7 @@ class Sweep:
         extra = ("by", "by_label") if self.by else ()
         columns: dict[str, list[Any]] = {
             k: []
-            for k in ("outcome", "unit", *extra, "value", "label", *STATS, "n", "empty", "nonfinite")
+            for k in ("outcome", "unit", *extra, "value", "label", *SUMMARY_COLUMNS, "n", "empty", "nonfinite")
         }
         for name in self.outcomes:
             for point, (at, by, by_label, value, label) in enumerate(self._grid()):
@@ -135,7 +134,7 @@ class Sweep:
                     columns["by_label"].append(by_label)
                 columns["value"].append(value)
                 columns["label"].append(label)
-                for i, stat in enumerate(STATS):
+                for i, stat in enumerate(SUMMARY_COLUMNS):
                     columns[stat].append(float(self.stats[name][at][i]))
                 n = int(np.sum(np.isfinite(x)))
                 columns["n"].append(n)
@@ -355,7 +354,7 @@ def sweep(
     for name in names:
         values_ = np.where(ok, res.outcome(name).reshape(len(cells), first.runs), np.nan)
         per_run[name] = values_.reshape(*shape, first.runs)
-        stats[name] = np.stack([_spread(row) for row in values_]).reshape(*shape, len(STATS))
+        stats[name] = np.stack([_spread(row) for row in values_]).reshape(*shape, len(SUMMARY_COLUMNS))
     spec = model.parameters[parameter]
     by_spec = model.parameters[by_name] if by_name else None
     return Sweep(
@@ -373,14 +372,14 @@ def sweep(
         nonfinite=tuple(nonfinite),
         units={o.name: o.unit for o in model.outcomes if o.name in names},
         parameter_unit=spec.unit,
-        prior=describe(spec),
+        prior=spec.describe(),
         outside=_outside(spec, points, labels),
         by=by_name,
         by_values=tuple(by_points),
         by_labels=tuple(by_labels),
         by_dates=by_dates,
         by_unit=by_spec.unit if by_spec else "",
-        by_prior=describe(by_spec) if by_spec else "",
+        by_prior=by_spec.describe() if by_spec else "",
         by_outside=_outside(by_spec, by_points, by_labels) if by_spec else (),
     )
 
@@ -433,15 +432,15 @@ def _outside(spec: Distribution, values: list[float], labels: list[str]) -> tupl
     """Labels of the values outside what the parameter's own distribution draws."""
     if isinstance(spec, Fixed):
         return ()
-    low, high = support(spec)
+    low, high = spec.support()
     return tuple(lab for v, lab in zip(values, labels, strict=True) if not low <= v <= high)
 
 
 def _spread(x: np.ndarray) -> np.ndarray:
     finite = x[np.isfinite(x)]
     if not len(finite):
-        return np.full(len(STATS), np.nan)
-    return np.concatenate([[np.mean(finite)], np.quantile(finite, _QUANTILES)])
+        return np.full(len(SUMMARY_COLUMNS), np.nan)
+    return np.concatenate([[np.mean(finite)], np.quantile(finite, QUANTILES)])
 
 
 def _number(model: Model, parameter: str, text: str, dates: bool, whole: str) -> float:

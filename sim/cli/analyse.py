@@ -23,7 +23,7 @@ from sim.analysis import saved as analyses
 from sim.analysis.discover import ALPHA, MIN_COVERAGE, MIN_MASS, PRUNE, Discovery
 from sim.analysis.discover import discover as run_discover
 from sim.analysis.sensitivity import DEFAULT_RESAMPLES, DEFAULT_RUNS, TOP, Sensitivity, sensitivity
-from sim.analysis.sweep import STATS, Sweep
+from sim.analysis.sweep import SUMMARY_COLUMNS, Sweep
 from sim.analysis.sweep import sweep as run_sweep
 from sim.cli.common import (
     FILE,
@@ -42,7 +42,7 @@ from sim.cli.common import (
 from sim.errors import ScenarioError
 from sim.model import load
 from sim.present.numbers import number
-from sim.sampling.draws import SAMPLERS
+from sim.sampling.samplers import SAMPLERS
 from sim.study.guards import parse_size
 from sim.study.results import Results
 
@@ -455,7 +455,7 @@ def _sweep_table(res: Sweep, name: str) -> Table:
     unit = res.units.get(name, "")
     table = Table(title=f"{name} ({unit}) against {res.parameter}", title_justify="left")
     table.add_column(res.parameter, justify="right")
-    for stat in STATS:
+    for stat in SUMMARY_COLUMNS:
         table.add_column(stat, justify="right")
     empty = res.runs - (res.outcome_values[name] == res.outcome_values[name]).sum(axis=1)
     if empty.any():
@@ -479,7 +479,7 @@ def _sweep_grid_table(res: Sweep, name: str) -> Table:
     by_unit = f" {res.by_unit}" if res.by_unit not in ("", "1") else ""
     for by_label in res.by_labels:
         table.add_column(f"{res.by} = {by_label}{by_unit}", justify="right")
-    p05, p50, p95 = (STATS.index(k) for k in ("p05", "p50", "p95"))
+    p05, p50, p95 = (SUMMARY_COLUMNS.index(k) for k in ("p05", "p50", "p95"))
     s = res.stats[name]
     for k, label in enumerate(res.labels):
         cells = [

@@ -25,7 +25,7 @@ from sim.cli.common import dump_json
 from sim.errors import ResultsError
 from sim.model import load
 from sim.present.tables import comparison_cells
-from sim.sampling.draws import SAMPLERS
+from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.results import Results
 from sim.study.runner import run as run_model

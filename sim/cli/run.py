@@ -29,7 +29,7 @@ from sim.errors import ScenarioError
 from sim.model import Model, load
 from sim.present import describe
 from sim.present.numbers import number
-from sim.sampling.draws import SAMPLERS
+from sim.sampling.samplers import SAMPLERS
 from sim.study.guards import parse_size
 from sim.study.results import Results
 from sim.study.runner import run as api_run
@@ -109,7 +109,7 @@ def _precision(
 @click.option("--runs", "-n", type=int, help="Number of runs (with --precision, the cap) [default: the scenario's runs].")
 @click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
 @click.option(
-    "--sampler", type=click.Choice(SAMPLERS), help="mc, lhs or sobol [default: the scenario's]."
+    "--sampler", type=click.Choice(SAMPLERS), help=f"{', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]} [default: the scenario's]."
 )
 @engine_option
 @click.option(

@@ -11,7 +11,6 @@ from rich.table import Table
 from rich.text import Text
 
 from sim.model import Model
-from sim.sampling.distributions import describe as describe_dist
 
 
 def as_data(model: Model) -> dict[str, Any]:
@@ -67,7 +66,7 @@ def as_rich(model: Model) -> Group:
     for col in ("name", "distribution", "unit", "source"):
         params.add_column(col, overflow="fold")
     for name, spec in model.parameters.items():
-        params.add_row(name, describe_dist(spec), spec.unit, spec.source or "[red]none given[/red]")
+        params.add_row(name, spec.describe(), spec.unit, spec.source or "[red]none given[/red]")
 
     stocks = Table(title="Stocks by unit", title_justify="left")
     for col in ("unit", "stock", "kind", "initial"):
@@ -87,7 +86,7 @@ def as_rich(model: Model) -> Group:
             f"{names[f.source]} → {names[f.target]}",
             f.rate.text,
             str(f.delay) if f.delay else "",
-            describe_dist(f.noise) if f.noise else "",
+            f.noise.describe() if f.noise else "",
         )
 
     parts: list[Any] = [head, params, stocks, flows]

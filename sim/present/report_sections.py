@@ -11,8 +11,10 @@ import math
 from html import escape
 from typing import Any
 
+from sim.analysis.compare import CONFIDENCE
 from sim.analysis.saved import Saved
 from sim.analysis.sensitivity import TOP
+from sim.analysis.sweep import SUMMARY_COLUMNS
 from sim.present.numbers import number
 
 
@@ -44,7 +46,7 @@ def _sensitivity(saved: Saved) -> tuple[str, str, str]:
     s = saved.settings
     outcomes = [str(o) for o in s.get("outcomes", [])]
     rows = saved.table.to_pylist()
-    confidence = float(s.get("confidence", 0.95))
+    confidence = float(s.get("confidence", CONFIDENCE))
     heading = f"Sensitivity: what drives {', '.join(outcomes)} in {saved.scenario}"
     what = (
         f"Sobol' indices over {len(s.get('parameters', []))} uncertain parameters, each drawn "
@@ -128,15 +130,16 @@ def _sweep(saved: Saved) -> tuple[str, str, str]:
             + f"<td>{escape(str(r['label']))}</td>"
             + "".join(
                 f"<td class='num'>{escape(number(_float(r[k])))}</td>"
-                for k in ("mean", "p05", "p25", "p50", "p75", "p95")
+                for k in SUMMARY_COLUMNS
             )
             + "</tr>"
             for r in mine
         )
         parts.append(
             f"<h3>{escape(str(outcome))}{_unit(unit)}</h3><div class='wide'><table><tr>"
-            f"{by_head}<th>{escape(parameter)}</th><th>mean</th><th>p05</th><th>p25</th>"
-            f"<th>p50</th><th>p75</th><th>p95</th></tr>{body}</table></div>"
+            f"{by_head}<th>{escape(parameter)}</th>"
+            + "".join(f"<th>{k}</th>" for k in SUMMARY_COLUMNS)
+            + f"</tr>{body}</table></div>"
         )
     return heading, what, "".join(parts)
 

@@ -11,29 +11,29 @@ A flow's noise for random block `b` is a (ticks, RANDOM_BLOCK) matrix from
 ``SeedSequence(seed, spawn_key=(NOISE, b, key(flow)))``, drawn whole, so a run's noise path
 is its column whatever the run count.
 
-Samplers: plain Monte Carlo, Latin hypercube and Sobol from `scipy.stats.qmc`, mapped through
-each distribution's inverse CDF. Latin hypercube stratifies each parameter within each random
-block. Sobol is joint over the sampled parameters in name order, so adding a parameter changes
-the others' Sobol draws (the price of low discrepancy); MC and LHS keep them.
+Samplers (`sim.sampling.samplers`: plain Monte Carlo, Latin hypercube, Sobol) lay out a random
+block's uniforms, mapped through each distribution's inverse CDF. A per-parameter sampler (MC,
+LHS) draws each parameter from its own stream, so LHS stratifies each parameter within each
+random block. A joint one (Sobol) is one stream over the sampled parameters in name order, so
+adding a parameter changes the others' Sobol draws (the price of low discrepancy); MC and LHS
+keep them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import qmc
 
-from sim.sampling.distributions import lognormal_mu_sigma, ppf
-from sim.scenario.schema import Distribution, Fixed, Lognormal
+from sim.sampling.distributions import Distribution, Fixed, Lognormal
+from sim.sampling.samplers import REGISTRY, SAMPLERS
 
 RANDOM_BLOCK = 4096
-SAMPLERS = ("mc", "lhs", "sobol")
 
-_PARAMETER, _NOISE, _SOBOL = 0, 1, 2
+# Stream purposes: a parameter's own stream, a flow's noise, a joint sampler's one stream.
+_PARAMETER, _NOISE, _JOINT = 0, 1, 2
 
 
 def name_key(name: str) -> int:
@@ -58,21 +58,16 @@ def _block_sizes(runs: int, start: int, stop: int) -> list[tuple[int, int, int, 
 
 @lru_cache(maxsize=64)
 def _uniforms(seed: int, sampler: str, rblock: int, size: int, name: str) -> np.ndarray:
-    rng = generator(seed, _PARAMETER, rblock, name)
-    if sampler == "lhs":
-        u = qmc.LatinHypercube(d=1, rng=rng).random(size)[:, 0]
-    else:
-        u = rng.random(size)
+    """A per-parameter sampler's uniforms for one parameter and random block."""
+    u = REGISTRY[sampler].random(generator(seed, _PARAMETER, rblock, name), size, 1)[:, 0]
     u.setflags(write=False)
     return u
 
 
 @lru_cache(maxsize=16)
-def _sobol(seed: int, rblock: int, size: int, names: tuple[str, ...]) -> np.ndarray:
-    engine = qmc.Sobol(d=len(names), scramble=True, rng=generator(seed, _SOBOL, rblock, ""))
-    with warnings.catch_warnings():  # a partial last block is not a power of two; fine
-        warnings.simplefilter("ignore", UserWarning)
-        u = engine.random(size)
+def _joint(seed: int, sampler: str, rblock: int, size: int, names: tuple[str, ...]) -> np.ndarray:
+    """A joint sampler's uniforms for one random block: a column per name."""
+    u = REGISTRY[sampler].random(generator(seed, _JOINT, rblock, ""), size, len(names))
     u.setflags(write=False)
     return u
 
@@ -98,12 +93,12 @@ def parameter_draws(
             continue
         parts = []
         for b, size, lo, hi in _block_sizes(runs, start, stop):
-            if sampler == "sobol":
-                u = _sobol(seed, b, size, tuple(sampled))[lo:hi, sampled.index(name)]
+            if REGISTRY[sampler].joint:
+                u = _joint(seed, sampler, b, size, tuple(sampled))[lo:hi, sampled.index(name)]
             else:
                 u = _uniforms(seed, sampler, b, size, name)[lo:hi]
             parts.append(u)
-        out[name] = ppf(spec, np.concatenate(parts))
+        out[name] = spec.ppf(np.concatenate(parts))
     return out
 
 
@@ -160,11 +155,11 @@ def noise_draws(
             values[:, at : at + hi - lo] = raw[:, lo:hi]
             at += hi - lo
         if isinstance(spec, Lognormal):
-            mu, sigma = lognormal_mu_sigma(spec)
+            mu, sigma = spec.mu_sigma()
             values *= sigma
             values += mu
             np.exp(values, out=values)
         else:
-            values = ppf(spec, values)
+            values = spec.ppf(values)
         out[name] = values
     return out

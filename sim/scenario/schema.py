@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import sys
-from typing import Annotated, Any, Literal
+import typing
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -23,13 +23,15 @@ from pydantic import (
 )
 
 from sim.errors import Problem, ScenarioError, did_you_mean, dotted
+from sim.sampling.distributions import REGISTRY, STRICT
+from sim.sampling.distributions import Distribution as Distribution  # re-exported
+from sim.sampling.distributions import Fixed as Fixed  # re-exported
+from sim.sampling.samplers import SamplerName
 from sim.scenario.loader import Document, PathKey
 
 Number = float
 Expr = float | str  # a number, or an expression in the safe language (sim.scenario.expr)
-_MAX_LOG = math.log(sys.float_info.max)  # exp() of anything larger overflows
-
-_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+_CONFIG = STRICT
 
 
 class _Spec(BaseModel):
@@ -37,135 +39,15 @@ class _Spec(BaseModel):
 
 
 # -- distributions -------------------------------------------------------------------------
+# Each distribution is one class in sim.sampling.distributions, registered there by name; the
+# union below, the names in messages and the valid keys all read that registry.
 
-
-class _Dist(_Spec):
-    unit: str = "1"
-    source: str | None = None
-    description: str | None = None
-
-
-class Fixed(_Dist):
-    dist: Literal["fixed"] = "fixed"
-    value: Number
-
-
-class Uniform(_Dist):
-    dist: Literal["uniform"]
-    low: Number
-    high: Number
-
-    @model_validator(mode="after")
-    def _order(self) -> Uniform:
-        if not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
-        return self
-
-
-class Triangular(_Dist):
-    dist: Literal["triangular"]
-    low: Number
-    mode: Number
-    high: Number
-
-    @model_validator(mode="after")
-    def _order(self) -> Triangular:
-        if not (self.low <= self.mode <= self.high and self.low < self.high):
-            raise ValueError(
-                f"need low <= mode <= high and low < high (got {self.low}, {self.mode}, {self.high})"
-            )
-        return self
-
-
-class Pert(_Dist):
-    dist: Literal["pert"]
-    low: Number
-    mode: Number
-    high: Number
-    lamb: Number = Field(4.0, gt=0)
-
-    @model_validator(mode="after")
-    def _order(self) -> Pert:
-        if not (self.low <= self.mode <= self.high and self.low < self.high):
-            raise ValueError(
-                f"need low <= mode <= high and low < high (got {self.low}, {self.mode}, {self.high})"
-            )
-        return self
-
-
-class Normal(_Dist):
-    dist: Literal["normal"]
-    mean: Number
-    sd: Number = Field(gt=0)
-    low: Number | None = None
-    high: Number | None = None
-
-    @model_validator(mode="after")
-    def _order(self) -> Normal:
-        if self.low is not None and self.high is not None and not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
-        return self
-
-
-class Lognormal(_Dist):
-    dist: Literal["lognormal"]
-    median: Number | None = Field(None, gt=0)
-    p95: Number | None = Field(None, gt=0)
-    mu: Number | None = None
-    sigma: Number | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _either(self) -> Lognormal:
-        by_quantiles = self.median is not None and self.p95 is not None
-        by_moments = self.mu is not None and self.sigma is not None
-        mixed = (self.median is not None or self.p95 is not None) and (
-            self.mu is not None or self.sigma is not None
-        )
-        if mixed or by_quantiles == by_moments:
-            raise ValueError("give either median and p95, or mu and sigma")
-        if by_quantiles and not self.p95 > self.median:  # type: ignore[operator]
-            raise ValueError(f"p95 ({self.p95}) must be above median ({self.median})")
-        if by_moments and self.mu > _MAX_LOG:  # type: ignore[operator]
-            raise ValueError(f"mu ({self.mu}) is too large: exp(mu) is beyond float range")
-        return self
-
-
-class Beta(_Dist):
-    dist: Literal["beta"]
-    a: Number = Field(gt=0)
-    b: Number = Field(gt=0)
-    low: Number = 0.0
-    high: Number = 1.0
-
-    @model_validator(mode="after")
-    def _order(self) -> Beta:
-        if not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
-        return self
-
-
-class Choice(_Dist):
-    dist: Literal["choice"]
-    values: list[Number] = Field(min_length=1)
-    weights: list[Number] | None = None
-
-    @model_validator(mode="after")
-    def _weights(self) -> Choice:
-        if self.weights is not None:
-            if len(self.weights) != len(self.values):
-                raise ValueError(
-                    f"{len(self.weights)} weights for {len(self.values)} values; give one each"
-                )
-            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError("weights must be non-negative and not all zero")
-        return self
-
-
-Distribution = Annotated[
-    Fixed | Uniform | Triangular | Pert | Normal | Lognormal | Beta | Choice,
-    Field(discriminator="dist"),
-]
-DIST_NAMES = ("fixed", "uniform", "triangular", "pert", "normal", "lognormal", "beta", "choice")
+DIST_NAMES = tuple(REGISTRY)
+if TYPE_CHECKING:
+    AnyDistribution = Distribution
+else:
+    _ANY = Union[tuple(REGISTRY.values())]  # noqa: UP007 - built from the registry at run time
+    AnyDistribution = Annotated[_ANY, Field(discriminator="dist")]
 
 
 def _as_distribution(value: Any) -> Any:
@@ -196,7 +78,7 @@ class Flow(_Spec):
     to: str
     rate: Expr
     delay: int = Field(0, ge=0)
-    noise: Distribution | None = None
+    noise: AnyDistribution | None = None
     description: str | None = None
     source: str | None = None
 
@@ -231,7 +113,7 @@ class Event(_Spec):
 
 
 Stat = Literal["final", "mean", "min", "max", "sum", "count", "first"]
-STATS = ("final", "mean", "min", "max", "sum", "count", "first")
+OUTCOME_STATS: tuple[str, ...] = typing.get_args(Stat)  # what an outcome's `stat:` may be
 
 
 class Outcome(_Spec):
@@ -265,8 +147,8 @@ class Scenario(_Spec):
     months: int = Field(gt=0, le=100_000)
     seed: int = Field(0, ge=0, lt=2**63)
     runs: int = Field(1000, gt=0)
-    sampler: Literal["mc", "lhs", "sobol"] = "mc"
-    parameters: dict[str, Distribution] = Field(default_factory=dict)
+    sampler: SamplerName = "mc"
+    parameters: dict[str, AnyDistribution] = Field(default_factory=dict)
     state: dict[str, Number] = Field(default_factory=dict)
     variables: dict[str, Expr] = Field(default_factory=dict)
     stocks: dict[str, Stock] = Field(default_factory=dict)
@@ -390,18 +272,6 @@ def _model_for(path: PathKey) -> type[BaseModel] | None:
     return None
 
 
-_DISTS: dict[str, type[BaseModel]] = {
-    "fixed": Fixed,
-    "uniform": Uniform,
-    "triangular": Triangular,
-    "pert": Pert,
-    "normal": Normal,
-    "lognormal": Lognormal,
-    "beta": Beta,
-    "choice": Choice,
-}
-
-
 def _get(data: Any, path: PathKey) -> Any:
     for part in path:
         data = data[part]
@@ -429,7 +299,7 @@ def _translate(exc: ValidationError, doc: Document) -> list[Problem]:
             if model is None and is_dist:
                 spec = _get(doc.data, parent)
                 dist = spec.get("dist", "fixed") if isinstance(spec, dict) else "fixed"
-                model = _DISTS.get(dist)
+                model = REGISTRY.get(dist)
             message = f"unknown key '{key}'"
             if model is not None:
                 hint = did_you_mean(key, _valid_keys(model)) or (

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from sim.model import Model
-from sim.sampling.distributions import ppf
+from sim.sampling import samplers
 from sim.sampling.draws import noise_draws, parameter_draws
 from sim.scenario.schema import Distribution, Fixed
 
@@ -141,9 +140,9 @@ class Saltelli:
         if 0 not in self._x:
             d, n = len(self.names), self.n
             rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(SOBOL_KEY,)))
-            u = qmc.Sobol(d=2 * d, scramble=True, rng=rng).random(n)
-            a = np.stack([ppf(s, u[:, i]) for i, s in enumerate(self.specs)])
-            b = np.stack([ppf(s, u[:, d + i]) for i, s in enumerate(self.specs)])
+            u = samplers.REGISTRY["sobol"].random(rng, n, 2 * d)
+            a = np.stack([s.ppf(u[:, i]) for i, s in enumerate(self.specs)])
+            b = np.stack([s.ppf(u[:, d + i]) for i, s in enumerate(self.specs)])
             ab = np.repeat(a[np.newaxis], d, axis=0)
             ab[np.arange(d), np.arange(d)] = b
             self._x[0] = np.concatenate([a, b, *ab], axis=1)

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 from sim.errors import ResultsError
 from sim.study.store import check_folder, read_manifest
 
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)  # a series' bands, a sweep point's spread
+QUANTILE_NAMES = tuple(f"p{round(100 * q):02d}" for q in QUANTILES)  # p05 ... p95: their columns
 STATUS_COLUMNS = ("status", "bad_tick", "bad_name")
 
 

@@ -37,20 +37,19 @@ from sim.engine.des import run_one
 from sim.engine.semantics import STATUS_OK, Block
 from sim.errors import ResultsError, ScenarioError, did_you_mean
 from sim.model import Model, compile_scenario
-from sim.sampling.distributions import describe as describe_dist
+from sim.sampling.distributions import Z_CI95
 from sim.sampling.draws import SAMPLERS
 from sim.scenario.schema import Fixed
 from sim.study import guards, store
 from sim.study.design import Design, Sampled
 from sim.study.executors import EXECUTORS, default_workers, open_executor
 from sim.study.provenance import build, scenario_sha256
-from sim.study.results import QUANTILES, Results
+from sim.study.results import QUANTILE_NAMES, QUANTILES, Results
 
 DEFAULT_BLOCK = 8192
 BAND_BUDGET_BYTES = 256 * 2**20  # recorded values kept for exact bands; beyond, a subsample
 AUTO_POOL_SECONDS = 3.0  # serial time left above which an unset --workers starts a pool
 MANIFEST_EVERY = 1.0  # seconds between progress notes in manifest.json while blocks land
-Z95 = 1.959963984540054  # two-sided 95% normal quantile, for precision half-widths
 
 Progress = Callable[[int, int], None]
 
@@ -404,7 +403,7 @@ class _Moments:
         """Half-width of the 95% confidence interval of the mean."""
         if self.n < 2:
             return math.inf
-        return Z95 * math.sqrt(self.m2 / (self.n - 1) / self.n)
+        return Z_CI95 * math.sqrt(self.m2 / (self.n - 1) / self.n)
 
 
 @dataclass(frozen=True)
@@ -718,7 +717,7 @@ class _Study:
             },
             "parameters": {
                 name: {
-                    "distribution": describe_dist(spec),
+                    "distribution": spec.describe(),
                     "unit": spec.unit,
                     "source": spec.source or "",
                     "sampled": not isinstance(spec, Fixed),
@@ -785,7 +784,7 @@ SeriesOf = Callable[[str, int], np.ndarray]  # (series, first k runs) -> (ticks,
 
 def _bands(m: Model, kept: int, series: SeriesOf) -> pa.Table:
     rows: dict[str, list[Any]] = {
-        k: [] for k in ("series", "tick", "date", "mean", "p05", "p25", "p50", "p75", "p95")
+        k: [] for k in ("series", "tick", "date", "mean", *QUANTILE_NAMES)
     }
     ticks = np.arange(m.ticks)
     dates = [m.date(int(t)) for t in ticks]
@@ -806,7 +805,7 @@ def _bands(m: Model, kept: int, series: SeriesOf) -> pa.Table:
         rows["tick"] += ticks.tolist()
         rows["date"] += dates
         rows["mean"] += mean.tolist()
-        for key, row in zip(("p05", "p25", "p50", "p75", "p95"), q, strict=True):
+        for key, row in zip(QUANTILE_NAMES, q, strict=True):
             rows[key] += row.tolist()
     return pa.table(rows)
 

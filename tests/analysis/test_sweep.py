@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import sim
 from sim.analysis import saved as analyses
-from sim.analysis.sweep import STATS, parse_values, sweep
+from sim.analysis.sweep import SUMMARY_COLUMNS, parse_values, sweep
 from sim.cli import cli
 from sim.errors import ScenarioError
 from tests.helpers import BAKERY, ROOT, scenario
@@ -278,7 +278,7 @@ def test_one_lever_sweep_is_unchanged_by_the_second_lever():
     res = sweep(toy(), "k", "1,2", runs=10)
     assert res.by == "" and res.by_values == () and res.stats["filled"].shape == (2, 6)
     assert res.table().column_names == [
-        "outcome", "unit", "value", "label", *STATS, "n", "empty", "nonfinite"
+        "outcome", "unit", "value", "label", *SUMMARY_COLUMNS, "n", "empty", "nonfinite"
     ]
     assert res.run_table().column_names == ["value", "label", "run", "filled", "other_out"]
     assert not any(k.startswith("by") for k in res.settings())

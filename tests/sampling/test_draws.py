@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.sampling.distributions import U_RESOLUTION, frozen, ppf
+from sim.sampling.distributions import U_RESOLUTION
 from sim.sampling.draws import RANDOM_BLOCK, noise_draws, parameter_draws
 from sim.scenario.schema import Scenario
 from tests.helpers import BAKERY
@@ -34,7 +34,7 @@ def test_mc_draws_follow_their_distribution():
     params = _params(SPECS)
     draws = parameter_draws(params, "mc", 11, 5000, 0, 5000)
     for name, spec in params.items():
-        result = stats.kstest(draws[name], frozen(spec).cdf)
+        result = stats.kstest(draws[name], spec.frozen().cdf)
         assert result.pvalue > 0.001, (name, result)
 
 
@@ -50,7 +50,7 @@ def test_lhs_puts_one_draw_in_each_stratum():
     n = 400
     draws = parameter_draws(params, "lhs", 5, n, 0, n)
     for name, spec in params.items():
-        strata = np.floor(frozen(spec).cdf(draws[name]) * n).astype(int)
+        strata = np.floor(spec.frozen().cdf(draws[name]) * n).astype(int)
         assert sorted(strata) == list(range(n)), name
 
 
@@ -94,9 +94,9 @@ def test_beta_family_inverse_cdf_is_within_its_stated_resolution(spec):
     # PINV stands in for the exact (slow) beta inverse CDF: CDF(draw) must be u to 1e-10.
     (dist,) = _params({"x": spec}).values()
     u = np.linspace(0, 1, 20001)[1:-1]
-    x = ppf(dist, u)
+    x = dist.ppf(u)
     assert np.all(np.diff(x) >= 0)
-    np.testing.assert_allclose(frozen(dist).cdf(x), u, rtol=0, atol=2 * U_RESOLUTION)
+    np.testing.assert_allclose(dist.frozen().cdf(x), u, rtol=0, atol=2 * U_RESOLUTION)
 
 
 NOISES = {k: SPECS[k] for k in ("lognormal", "lognormal_mu", "pert", "tnormal", "beta")}
@@ -108,9 +108,9 @@ def test_noise_follows_its_distribution_in_every_tick_and_run():
     for name, spec in noises.items():
         assert z[name].shape == (5, 3000)
         for sample in (z[name][2], z[name][:, 17]):  # across runs in a tick; a run's path
-            pvalue = stats.kstest(sample, frozen(spec).cdf).pvalue if sample.size > 5 else 1
+            pvalue = stats.kstest(sample, spec.frozen().cdf).pvalue if sample.size > 5 else 1
             assert pvalue > 0.001, name
-        assert stats.kstest(z[name].ravel(), frozen(spec).cdf).pvalue > 0.001, name
+        assert stats.kstest(z[name].ravel(), spec.frozen().cdf).pvalue > 0.001, name
 
 
 @settings(max_examples=15, deadline=None)
