@@ -349,7 +349,7 @@ def test_nonfinite_runs_are_counted_and_their_culprit_named(tmp_path):
         tmp_path,
         "bad.yaml",
         f"extends: {BAKERY}\nname: bad\nvariables:\n"
-        '  supply: "mill_output * open * log(t - 20 + 20 * (mill_output > 95))"\n',
+        '  supply: "mill_output * open * log(t + 1 - 21 * (mill_output <= 95))"\n',
     )
     r = CliRunner().invoke(cli, ["run", str(bad), "-n", "400", "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
