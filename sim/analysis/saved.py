@@ -32,10 +32,11 @@ from sim.analysis.sweep import Sweep
 from sim.errors import ResultsError
 from sim.model import Model
 from sim.study import store
+from sim.study.manifest import ANALYSIS_FORMAT
 from sim.study.runner import scenario_sha256
 
 KINDS = ("sensitivity", "sweep", "discover")
-FORMAT_VERSION = 1
+FORMAT_VERSION = ANALYSIS_FORMAT
 Analysis = Sensitivity | Sweep | Discovery
 
 

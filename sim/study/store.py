@@ -37,6 +37,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from sim.errors import ResultsError
+from sim.study import manifest
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -98,34 +99,39 @@ def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
+    """`folder`'s manifest, parsed within bounds and checked against its schema
+    (`sim.study.manifest`); a ResultsError naming the folder and the field if it is damaged."""
     path = folder / MANIFEST
     if not folder.exists():
         raise ResultsError(f"{folder}: no such results folder")
     if not path.is_file():
         raise ResultsError(f"{folder}: not a results folder (no {MANIFEST})")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: damaged manifest ({exc})") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: damaged manifest (not a JSON object)")
-    return data
+    data = manifest.read_json(path, folder)
+    return manifest.validate(folder, data, FORMAT_VERSION, manifest.ANALYSIS_FORMAT)
 
 
-def check_folder(folder: Path, manifest: dict[str, Any]) -> None:
+def check_folder(folder: Path, data: dict[str, Any]) -> None:
     """Refuse results that are incomplete, from another format version, or altered."""
-    version = manifest.get("format_version")
+    version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise ResultsError(
             f"{folder}: results format version {version!r}; this sim reads version {FORMAT_VERSION}"
         )
-    if not manifest.get("complete"):
-        done, total = manifest.get("blocks_done", "?"), manifest.get("blocks_total", "?")
+    if manifest.is_analysis(data):
+        raise ResultsError(f"{folder} holds an analysis, not a run's results")
+    if not data.get("complete"):
+        done, total = data.get("blocks_done", "?"), data.get("blocks_total", "?")
         raise ResultsError(
             f"{folder}: incomplete results ({done} of {total} blocks); "
             "finish it with the same `sim run` command plus --resume"
         )
-    for name, expected in manifest.get("sha256", {}).items():
+    check_checksums(folder, data)
+    manifest.check_data(folder, data)
+
+
+def check_checksums(folder: Path, data: dict[str, Any]) -> None:
+    """Refuse a folder whose files don't match the sha256 its manifest lists."""
+    for name, expected in data.get("sha256", {}).items():
         path = folder / name
         if not path.is_file():
             raise ResultsError(f"{folder}: {name} is missing")
@@ -147,8 +153,8 @@ def check_target(folder: Path, scenario_name: str, force: bool) -> None:
     manifest_path = folder / MANIFEST
     if manifest_path.is_file():
         try:
-            other = json.loads(manifest_path.read_text()).get("scenario", {}).get("name")
-        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+            other = manifest.read_json(manifest_path, folder).get("scenario", {}).get("name")
+        except (ResultsError, AttributeError):
             other = None
         if other != scenario_name:
             raise ResultsError(
@@ -169,6 +175,7 @@ def prepare_folder(folder: Path, scenario_name: str, force: bool) -> None:
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()
         shutil.rmtree(folder / "parts", ignore_errors=True)
+        clear_temporaries(folder)  # a killed run's half-written files, resumed or not
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "parts").mkdir(exist_ok=True)
 
