@@ -28,6 +28,7 @@ from sim.errors import ScenarioError
 from sim.model import load
 from sim.present.numbers import number
 from sim.sampling.draws import SAMPLERS
+from sim.study import store
 from sim.study.results import Results
 
 _out = click.option(
@@ -517,6 +518,9 @@ class _bar:
 def _save(res: Any, png: bytes, out: Path | None, force: bool, wall: float, model: Any) -> Path:
     """Write an analysis folder (default: named after the analysis); return where."""
     folder = out or analyses.default_folder(res)
+    inputs = model.files if model is not None else [res.source["folder"]]
+    writes = [store.MANIFEST, *analyses.tables(res), f"{res.kind}.png"]
+    store.check_output_folder(Path(folder), [p for p in inputs if p], writes)
     analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force)
     return Path(folder)
 

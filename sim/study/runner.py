@@ -221,7 +221,7 @@ def run(
             return Results(res.manifest, res.runs, res.bands, res.paths, None)
     folder = Path(out)
     if not resume:
-        store.check_target(folder, model.name, force)
+        store.check_target(folder, model.name, force, model.files)
     with store.lock(folder):
         try:
             return study.run(folder, force, resume)

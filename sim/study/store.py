@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -141,8 +141,15 @@ def check_checksums(folder: Path, data: dict[str, Any]) -> None:
             )
 
 
-def check_target(folder: Path, scenario_name: str, force: bool) -> None:
-    """Refuse to start a run in `folder` if it holds another scenario's or anything not ours."""
+RUN_WRITES = (MANIFEST, *DATA_FILES, "parts", LOCK)  # what a run writes or clears in its folder
+
+
+def check_target(
+    folder: Path, scenario_name: str, force: bool, inputs: Iterable[str | Path] = ()
+) -> None:
+    """Refuse to start a run in `folder` if it holds another scenario's or anything not ours,
+    or if starting would replace one of its `inputs` (the scenario files), whatever `force`."""
+    check_output_folder(folder, inputs, RUN_WRITES)
     if folder.exists() and not folder.is_dir():
         raise ResultsError(f"{folder}: exists and is not a folder")
     if not folder.is_dir() or force:
@@ -165,6 +172,136 @@ def check_target(folder: Path, scenario_name: str, force: bool) -> None:
         raise ResultsError(
             f"{folder} is not empty and holds no sim results; choose another --out or pass --force"
         )
+
+
+# What each kind of output starts with: an existing file that starts otherwise is not one of
+# ours (a scenario, a Parquet file, someone's notes) and is replaced only with --force.
+REPORT_MARK = b'<meta name="generator" content="sim report">'
+SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "pdf": (b"%PDF",),
+    "svg": (b"<?xml", b"<svg"),
+    "svgz": (b"\x1f\x8b",),
+    "eps": (b"%!PS",),
+    "ps": (b"%!PS",),
+    "jpg": (b"\xff\xd8\xff",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "tif": (b"II*\x00", b"MM\x00*"),
+    "tiff": (b"II*\x00", b"MM\x00*"),
+    "webp": (b"RIFF",),
+    "gif": (b"GIF87a", b"GIF89a"),
+}
+KIND_WORDS = {"html": "an HTML report written by sim report"}
+
+
+def check_output(
+    path: Path, kind: str, inputs: Iterable[str | Path], force: bool, option: str
+) -> None:
+    """Refuse to write a `kind` file ("html", or an image suffix such as "png") at `path` if
+    that is one of the command's `inputs` (or a file of an input folder), whatever --force
+    says, or an existing file that is not already such an output, unless `force`.
+
+    One rule for every option that writes a file (`sim report --out`, `sim compare --plot`,
+    `--fan`): paths are compared resolved, so a symlink or a hard link to an input counts."""
+    shown = f"{option} {path}"
+    for source, read in _read_files(inputs):
+        if same_file(path, read):
+            what = "" if read == source else f" (a file of {source})"
+            raise ResultsError(
+                f"{shown}: that is one of this command's inputs{what}; choose another file"
+            )
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise ResultsError(f"{shown}: is a folder; give a file name")
+    if force or _looks_like(path, kind):
+        return
+    what = KIND_WORDS.get(kind, f"a .{kind} image")
+    raise ResultsError(
+        f"{shown}: exists and is not {what}; choose another file, or pass --force to replace it"
+    )
+
+
+def check_output_folder(
+    folder: Path, inputs: Iterable[str | Path], replaces: Iterable[str], option: str = "--out"
+) -> None:
+    """Refuse an output folder that is one of the command's inputs, or would replace one:
+    an input at one of the names (`replaces`: files or subfolders) the command writes or
+    clears there. --force does not lift this."""
+    names = set(replaces)
+    for source, read in _read_files(inputs):
+        if same_file(folder, read):
+            raise ResultsError(
+                f"{option} {folder}: that is this command's input; choose another folder"
+            )
+        try:
+            inside = read.resolve().relative_to(folder.resolve())
+        except ValueError:
+            continue
+        if inside.parts and inside.parts[0] in names:
+            raise ResultsError(
+                f"{option} {folder}: writing there would replace {source}, one of this "
+                "command's inputs; choose another folder"
+            )
+
+
+def _read_files(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, Path]]:
+    """(input, a path it reads): the input itself and, for a results or analysis folder, its
+    manifest and the files that manifest lists."""
+    for source in map(Path, inputs):
+        yield source, source
+        if not source.is_dir():
+            continue
+        names = {MANIFEST, *DATA_FILES}
+        with contextlib.suppress(ResultsError, AttributeError, TypeError):
+            listed = manifest.read_json(source / MANIFEST, source)
+            names |= {str(n) for n in listed.get("sha256", {})}
+            names |= {str(n) for n in listed.get("files", []) if "/" not in str(n)}
+        for name in sorted(names):
+            yield source, source / name
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)  # symlinks and hard links
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _looks_like(path: Path, kind: str) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if kind == "html":
+        return head.lstrip().lower().startswith(b"<!doctype html>") and REPORT_MARK in head
+    return any(head.startswith(sig) for sig in SIGNATURES.get(kind, ()))
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for an OSError that says the disk (or the user's quota) is full: an errno, or
+    only the words when it comes through Arrow, which keeps the message and drops the errno."""
+    if not isinstance(exc, OSError):
+        return False
+    codes = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    if exc.errno in codes:
+        return True
+    text = str(exc)
+    return any(os.strerror(code) in text for code in codes)
+
+
+def disk_full(folder: Path, exc: OSError, resumable: bool = True) -> ResultsError:
+    """The error for a study whose disk filled up while it wrote `folder`."""
+    again = (
+        "free some space, then finish the study with the same `sim run` command plus --resume"
+        if resumable and (folder / MANIFEST).is_file()
+        else "free some space, then run it again"
+    )
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return ResultsError(f"{folder}: the disk is full{where}; {again}")
 
 
 def prepare_folder(folder: Path, scenario_name: str, force: bool) -> None:
