@@ -27,6 +27,7 @@ from sim.model import load
 from sim.present.tables import comparison_cells
 from sim.sampling.draws import SAMPLERS
 from sim.study import store
+from sim.study.manifest import is_analysis, read_json
 from sim.study.results import Results
 from sim.study.runner import run as run_model
 
@@ -158,8 +159,8 @@ def report(
     from sim.present.report import render
 
     store.check_output(out, "html", sources, force, "--out")  # before anything runs
-    studies = tuple(p for p in sources if not (p.is_dir() and kind_of(p)))
-    shown = [load_analysis(p) for p in sources if p.is_dir() and kind_of(p)]
+    studies = tuple(p for p in sources if not _analysis_folder(p))
+    shown = [load_analysis(p) for p in sources if _analysis_folder(p)]
     if len(studies) == 1:
         raise click.UsageError(
             "give at least two results folders or scenario files to compare, "
@@ -201,7 +202,8 @@ def _gather(
     loaded: dict[int, Results] = {}
     for k, path in enumerate(sources):
         if not is_scenario[k]:
-            if path.is_dir() and (kind := kind_of(path)):
+            if _analysis_folder(path):
+                kind = kind_of(path) or "damaged"
                 raise ResultsError(
                     f"{path} holds a {kind} analysis, not a run's results; "
                     "`sim report` can show it beside a comparison"
@@ -239,6 +241,15 @@ def _write_plots(
         if figure is not None:
             written.append(plots.save(figure, fan))
     return written
+
+
+def _analysis_folder(path: Path) -> bool:
+    """True for a folder whose manifest is an analysis's, even a damaged one: its reader
+    (`sim.analysis.saved.load`) then says what is wrong, rather than a run's reader."""
+    if not (path / store.MANIFEST).is_file():
+        return False
+    data = read_json(path / store.MANIFEST, path)  # unreadable: that is the error to show
+    return isinstance(data, dict) and is_analysis(data)
 
 
 def _fan_beside(plot: Path) -> Path:
