@@ -35,6 +35,7 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     "distributed.worker.preload": ["sim.study.runner"],
 }
+CONNECT_TIMEOUT = "20s"  # to reach a Dask scheduler given by address
 Job = Callable[[int], Any]
 WORKERS_IMPORT_THE_SCRIPT = (
     "a script that calls sim.run without `if __name__ == \"__main__\":`, or one read from "
@@ -224,6 +225,37 @@ def _check_workers(client: Any) -> None:
         )
 
 
+def check_scheduler(address: str, timeout: str | None = None) -> None:
+    """Refuse a Dask scheduler address that is malformed, or where no scheduler answers, with
+    one ScenarioError: called before a study writes anything to its results folder."""
+    Client = _dask_client()
+    try:
+        with Client(address, timeout=timeout or CONNECT_TIMEOUT):
+            pass
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise _unreachable(address, exc) from None
+
+
+def _dask_client() -> Any:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ScenarioError.one(
+            "--executor dask needs Dask distributed, which is not installed",
+            hint="install the dask extra: pip install -e '.[dask]' in a sim checkout",
+        ) from None
+    return Client
+
+
+def _unreachable(address: str, exc: BaseException) -> ScenarioError:
+    if isinstance(exc, ValueError | TypeError):
+        return ScenarioError.one(
+            f"--scheduler {address!r} is not a Dask scheduler address ({exc})",
+            hint="write it as tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786",
+        )
+    return ScenarioError.one(f"cannot reach the Dask scheduler at {address} ({exc})")
+
+
 class _Dask:
     def __init__(self, client: Any, workers: int):
         self.client = client
@@ -243,11 +275,9 @@ class _Dask:
         with contextlib.ExitStack() as stack:
             if scheduler:
                 try:
-                    client = stack.enter_context(Client(scheduler, timeout="20s"))
-                except (OSError, TimeoutError) as exc:
-                    raise ScenarioError.one(
-                        f"cannot reach the Dask scheduler at {scheduler} ({exc})"
-                    ) from None
+                    client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+                except (OSError, TimeoutError, ValueError, TypeError) as exc:
+                    raise _unreachable(scheduler, exc) from None
                 _check_workers(client)
                 size = len(client.scheduler_info().get("workers", {})) or workers
             else:
