@@ -163,7 +163,8 @@ def noise_draws(
             mu, sigma = lognormal_mu_sigma(spec)
             values *= sigma
             values += mu
-            np.exp(values, out=values)
+            with np.errstate(over="ignore"):  # inf noise: the run goes non-finite, and says so
+                np.exp(values, out=values)
         else:
             values = ppf(spec, values)
         out[name] = values

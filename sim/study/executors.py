@@ -181,12 +181,24 @@ def _died(message: str) -> ScenarioError:
     )
 
 
+STOP_SECONDS = 5.0  # a terminated worker gets this long to go before it is killed
+
+
 def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """End every worker process now, and wait until they have: none outlives the study."""
     # The pool keeps its processes private until Python 3.14 (terminate_workers()).
-    processes = getattr(pool, "_processes", None) or {}
-    for process in list(processes.values()):
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
         with contextlib.suppress(Exception):
             process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(STOP_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join(STOP_SECONDS)
+    with contextlib.suppress(Exception):
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 # -- Dask distributed -----------------------------------------------------------------------
