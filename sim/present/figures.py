@@ -46,8 +46,6 @@ ECDF_POINTS = 2001  # an ECDF drawn through this many quantiles looks exact and 
 HIST_BINS = 60
 DPI = 110
 
-# No math text, no TeX (a user's matplotlibrc may turn it on): text is shown literally.
-LITERAL_TEXT = {"text.parse_math": False, "text.usetex": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -59,7 +57,8 @@ def literal_text(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with mpl.rc_context(LITERAL_TEXT):
+        # No math text, no TeX (a user's matplotlibrc may turn it on): text as written.
+        with mpl.rc_context({"text.parse_math": False, "text.usetex": False}):
             return fn(*args, **kwargs)
 
     return cast(F, wrapper)
