@@ -229,20 +229,19 @@ def run(
     folder = Path(out)
     if not resume:
         store.check_target(folder, model.name, force, model.files)
-    try:
-        with store.lock(folder):
-            try:
-                return study.run(folder, force, resume)
-            except ScenarioError:
-                # A model that fails in every run is found after a block has landed: leave no
-                # folder that looks like the start of a study (unless it is one being resumed).
-                if not resume:
-                    store.discard(folder)
-                raise
-    except OSError as exc:
-        if store.is_disk_full(exc):  # the parts written so far stay, for --resume
-            raise store.disk_full(folder, exc) from None
-        raise
+    with store.lock(folder):
+        try:
+            return study.run(folder, force, resume)
+        except ScenarioError:
+            # A model that fails in every run is found after a block has landed: leave no
+            # folder that looks like the start of a study (unless it is one being resumed).
+            if not resume:
+                store.discard(folder)
+            raise
+        except OSError as exc:
+            if store.is_disk_full(exc):  # the parts written so far stay, for --resume
+                raise store.disk_full(folder, exc) from None
+            raise
 
 
 def draw(p: Plan, start: int, stop: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
