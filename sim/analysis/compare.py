@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 
 from sim.errors import ResultsError, did_you_mean
-from sim.study.results import OutcomeSummary, Results
+from sim.study.results import OutcomeSummary, Results, mean_sd
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
@@ -346,6 +346,10 @@ def _sampled(res: Results) -> set[str]:
     return {name for name, spec in res.parameters.items() if spec.get("sampled")}
 
 
+# Outcomes near 1e300 overflow a sum or a square: the statistics that can't be represented
+# come out infinite (shown as such), the mcse is recomputed scaled, and no raw numpy
+# RuntimeWarning reaches the terminal.
+@np.errstate(over="ignore", invalid="ignore")
 def difference(
     a: np.ndarray,
     b: np.ndarray,
@@ -384,6 +388,8 @@ def difference(
         p_greater = float(np.mean(d > 0)) if len(d) else math.nan
         p_equal = float(np.mean(d == 0)) if len(d) else math.nan
         mcse = float(np.std(d, ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
+        if len(d) > 1 and not math.isfinite(mcse) and np.isfinite(d).all():
+            mcse = mean_sd(d)[1] / math.sqrt(len(d))
     else:
         a, b = a_own, b_own
         center = (
@@ -401,6 +407,8 @@ def difference(
             if len(a) > 1 and len(b) > 1
             else math.nan
         )
+        if len(a) > 1 and len(b) > 1 and not math.isfinite(mcse):
+            mcse = math.hypot(mean_sd(a)[1] / math.sqrt(len(a)), mean_sd(b)[1] / math.sqrt(len(b)))
     return Difference(
         outcome=outcome,
         a=labels[0],

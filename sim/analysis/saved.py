@@ -35,10 +35,11 @@ from sim.analysis.sweep import Sweep
 from sim.errors import ResultsError
 from sim.model import Model
 from sim.study import store
+from sim.study.manifest import ANALYSIS_FORMAT
 from sim.study.provenance import scenario_sha256
 
 KINDS = ("sensitivity", "sweep", "discover")
-FORMAT_VERSION = 1
+FORMAT_VERSION = ANALYSIS_FORMAT
 Analysis = Sensitivity | Sweep | Discovery
 
 
@@ -64,6 +65,12 @@ def default_folder(result: Analysis) -> Path:
     if isinstance(result, Sweep):
         return sweep_folder(result.scenario, result.parameter, result.by)
     return Path("results") / f"{result.scenario}-discover"
+
+
+def names(kind: str) -> list[str]:
+    """The files an analysis of this kind writes (and clears) in its folder."""
+    stems = {"sensitivity": ("sensitivity",), "sweep": ("sweep", "sweep_runs"), "discover": ("discover", "trajectory")}
+    return [f"{stem}.parquet" for stem in stems[kind]] + [f"{kind}.png"]
 
 
 def tables(result: Analysis) -> dict[str, pa.Table]:

@@ -10,7 +10,7 @@ import contextlib
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from sim.errors import ScenarioError
 from sim.model import load
 from sim.present.numbers import number
 from sim.sampling.samplers import SAMPLERS
+from sim.study import store
 from sim.study.guards import parse_size
 from sim.study.results import Results
 
@@ -131,7 +132,7 @@ def sensitivity_command(
         raise click.UsageError("--top must be at least 1")
     model = load(file)
     folder = out or analyses.sensitivity_folder(model.name, outcomes)
-    analyses.check_target(folder, "sensitivity", force)
+    _check_folder(folder, "sensitivity", model.files, force)
     clock = time.perf_counter()
     with _interruptible(folder, out), _bar(progress, as_json, f"{model.name}: sensitivity") as tick:
         res = sensitivity(
@@ -235,7 +236,7 @@ def sweep_command(
     model = load(file)
     by = levers[1][0] if len(levers) == 2 else ""
     folder = out or analyses.sweep_folder(model.name, levers[0][0], by)
-    analyses.check_target(folder, "sweep", force)
+    _check_folder(folder, "sweep", model.files, force)
     clock = time.perf_counter()
     with _interruptible(folder, out), _bar(progress, as_json, f"{model.name}: sweep") as tick:
         res = run_sweep(
@@ -562,6 +563,12 @@ class _bar:
         self.context.__exit__(*exc)
 
 
+def _check_folder(folder: Path, kind: str, inputs: Sequence[str], force: bool) -> None:
+    """Before a study starts: the folder may take this analysis, and holds none of its inputs."""
+    analyses.check_target(folder, kind, force)
+    store.check_output_folder(folder, inputs, [store.MANIFEST, analyses.STUDY, *analyses.names(kind)])
+
+
 def _study(options: dict[str, Any], folder: Path, force: bool) -> dict[str, Any]:
     """The study options of a sweep or sensitivity command, its study in folder/study."""
     limit = options.pop("max_memory")
@@ -590,6 +597,9 @@ def _interruptible(folder: Path, out: Path | None) -> Iterator[None]:
 def _save(res: Any, png: bytes, out: Path | None, force: bool, wall: float, model: Any) -> Path:
     """Write an analysis folder (default: named after the analysis); return where."""
     folder = out or analyses.default_folder(res)
+    inputs = model.files if model is not None else [res.source["folder"]]
+    writes = [store.MANIFEST, *analyses.tables(res), f"{res.kind}.png"]
+    store.check_output_folder(Path(folder), [p for p in inputs if p], writes)
     analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force)
     return Path(folder)
 

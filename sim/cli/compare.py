@@ -27,6 +27,7 @@ from sim.model import load
 from sim.present.tables import comparison_cells
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
+from sim.study.manifest import is_analysis, read_json
 from sim.study.results import Results
 from sim.study.runner import run as run_model
 
@@ -66,6 +67,7 @@ _sampler = click.option(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write fan charts of the recorded series to this image file.",
 )
+@click.option("--force", is_flag=True, help="Replace existing files that are not sim figures.")
 def compare(
     sources: tuple[Path, ...],
     outcomes: tuple[str, ...],
@@ -76,6 +78,7 @@ def compare(
     as_csv: bool,
     plot: Path | None,
     fan: Path | None,
+    force: bool,
 ) -> None:
     """Compare the outcome distributions of SOURCES, each against the first.
 
@@ -94,9 +97,14 @@ def compare(
             image_path_problem,  # matplotlib only when a figure is asked for
         )
 
+        fan = fan or (_fan_beside(plot) if plot is not None else None)
+        if plot is not None and fan is not None and store.same_file(plot, fan):
+            raise click.UsageError("--plot and --fan name the same file")
         for flag, path in (("--plot", plot), ("--fan", fan)):
             if path is not None and (why := image_path_problem(path)):
                 raise ResultsError(f"{flag} {path}: {why}")  # before anything runs
+            if path is not None:
+                store.check_output(path, _image_kind(path), sources, force, flag)
     results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv)
     table = compare_results(*results, outcomes=outcomes or None)
     written = _write_plots(table, results, plot, fan)
@@ -128,6 +136,7 @@ def compare(
     help="The HTML file to write.",
 )
 @click.option("--title", help="Page title [default: 'Scenario comparison: A vs B'].")
+@click.option("--force", is_flag=True, help="Replace an existing file that is not a sim report.")
 def report(
     sources: tuple[Path, ...],
     outcomes: tuple[str, ...],
@@ -136,6 +145,7 @@ def report(
     sampler: str | None,
     out: Path,
     title: str | None,
+    force: bool,
 ) -> None:
     """Write one self-contained HTML report comparing SOURCES (figures embedded).
 
@@ -148,8 +158,9 @@ def report(
     from sim.analysis.saved import load as load_analysis
     from sim.present.report import render
 
-    studies = tuple(p for p in sources if not (p.is_dir() and kind_of(p)))
-    shown = [load_analysis(p) for p in sources if p.is_dir() and kind_of(p)]
+    store.check_output(out, "html", sources, force, "--out")  # before anything runs
+    studies = tuple(p for p in sources if not _analysis_folder(p))
+    shown = [load_analysis(p) for p in sources if _analysis_folder(p)]
     if len(studies) == 1:
         raise click.UsageError(
             "give at least two results folders or scenario files to compare, "
@@ -191,7 +202,8 @@ def _gather(
     loaded: dict[int, Results] = {}
     for k, path in enumerate(sources):
         if not is_scenario[k]:
-            if path.is_dir() and (kind := kind_of(path)):
+            if _analysis_folder(path):
+                kind = kind_of(path) or "damaged"
                 raise ResultsError(
                     f"{path} holds a {kind} analysis, not a run's results; "
                     "`sim report` can show it beside a comparison"
@@ -224,12 +236,29 @@ def _write_plots(
     written = []
     if plot is not None:
         written.append(plots.save(plots.outcome_figure(table, results), plot))
-        fan = fan or plot.with_name(f"{plot.stem}_fan{plot.suffix or '.png'}")
     if fan is not None:
         figure = plots.fan_figure(results, table.scenarios)
         if figure is not None:
             written.append(plots.save(figure, fan))
     return written
+
+
+def _analysis_folder(path: Path) -> bool:
+    """True for a folder whose manifest is an analysis's, even a damaged one: its reader
+    (`sim.analysis.saved.load`) then says what is wrong, rather than a run's reader."""
+    if not (path / store.MANIFEST).is_file():
+        return False
+    data = read_json(path / store.MANIFEST, path)  # unreadable: that is the error to show
+    return isinstance(data, dict) and is_analysis(data)
+
+
+def _fan_beside(plot: Path) -> Path:
+    """Where fan charts go when only --plot is given: <name>_fan<suffix> beside it."""
+    return plot.with_name(f"{plot.stem}_fan{plot.suffix or '.png'}")
+
+
+def _image_kind(path: Path) -> str:
+    return path.suffix.lstrip(".").lower() or "png"
 
 
 def _print_table(console: Console, table: Comparison, results: list[Results]) -> None:

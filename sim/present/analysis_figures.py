@@ -27,10 +27,11 @@ from matplotlib.patches import Patch
 from sim.analysis.discover import Discovery
 from sim.analysis.sensitivity import TOP, Sensitivity
 from sim.analysis.sweep import Sweep
-from sim.present.figures import COLORS, DPI, unit_label
+from sim.present.figures import COLORS, DPI, literal_text, unit_label
 from sim.present.numbers import number
 
 
+@literal_text
 def sensitivity_figure(res: Sensitivity, top: int = TOP) -> Figure:
     """Per outcome, the `top` parameters by total index: total and first-order bars with CIs."""
     n = len(res.outcomes)
@@ -72,6 +73,7 @@ def sensitivity_figure(res: Sensitivity, top: int = TOP) -> Figure:
     return fig
 
 
+@literal_text
 def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
     """Per outcome, its median (line), p25–p75 and p05–p95 (bands) against the lever.
 
@@ -159,6 +161,7 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
     return fig
 
 
+@literal_text
 def discover_figure(res: Discovery) -> Figure:
     """Left: the peeling trajectory (density against coverage). Right: each box's ranges."""
     restrictions = [(box.number, r) for box in res.boxes for r in box.restrictions]

@@ -1,8 +1,13 @@
 """Figures of a comparison, made to be opened by people: outcome distributions and fan charts.
 
 Every function returns a `matplotlib.figure.Figure` built without `pyplot`, so nothing here
-touches matplotlib's global state or needs a display: saving goes through the Agg canvas.
+touches matplotlib's global state (beyond the length of a call) or needs a display: saving
+goes through the Agg canvas.
 `save` writes a figure to a file; `png_bytes` gives the bytes for embedding in a report.
+
+Text from scenarios (names, units, descriptions) is shown as written: every figure is built
+and drawn under `literal_text`, with matplotlib's math text and TeX off, so a unit such as
+`$_$` or `$\\frac{` is characters, not a formula that fails to parse.
 
 >>> import sim
 >>> from sim.analysis.compare import compare
@@ -14,13 +19,15 @@ touches matplotlib's global state or needs a display: saving goes through the Ag
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
+import matplotlib as mpl
 import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -38,6 +45,24 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e3
 ECDF_POINTS = 2001  # an ECDF drawn through this many quantiles looks exact and stays light
 HIST_BINS = 60
 DPI = 110
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def literal_text(fn: F) -> F:
+    """`fn` run with every Text it creates, and every Text drawn, shown as written.
+
+    Applied to every function here and in `sim.present.analysis_figures` that builds or draws
+    a figure: the one place that decides how scenario text reaches matplotlib."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # No math text, no TeX (a user's matplotlibrc may turn it on): text as written.
+        with mpl.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return fn(*args, **kwargs)
+
+    return cast(F, wrapper)
+
 
 _STAT_WORDS = {
     "final": "value of {of} at the end",
@@ -63,6 +88,7 @@ def unit_label(unit: str) -> str:
     return "" if unit in ("", "1") else f" ({unit})"
 
 
+@literal_text
 def outcome_figure(comparison: Comparison, results: Sequence[Results]) -> Figure:
     """Per outcome, a row of two panels: the scenarios' ECDFs, and B − A.
 
@@ -91,6 +117,7 @@ def outcome_figure(comparison: Comparison, results: Sequence[Results]) -> Figure
     return fig
 
 
+@literal_text
 def fan_figure(results: Sequence[Results], labels: Sequence[str] | None = None) -> Figure | None:
     """Fan charts of every series recorded in all scenarios, scenarios overlaid, dates along x.
 
@@ -179,6 +206,7 @@ def series_meaning(res: Results, series: str) -> str:
     return ""
 
 
+@literal_text
 def save(fig: Figure, path: str | Path) -> Path:
     """Write a figure to `path` (format from the suffix, e.g. .png, .svg, .pdf; PNG without
     one), atomically: the file appears whole or not at all."""
@@ -200,6 +228,7 @@ def image_path_problem(path: Path) -> str | None:
     return None
 
 
+@literal_text
 def png_bytes(fig: Figure) -> bytes:
     """A figure as PNG bytes."""
     FigureCanvasAgg(fig)

@@ -27,6 +27,9 @@ from sim.present.figures import fan_figure, outcome_figure, outcome_meaning, png
 from sim.present.report_sections import section as analysis_section
 from sim.present.tables import comparison_cells
 from sim.study.results import Results
+from sim.study.store import REPORT_MARK as _MARK
+
+REPORT_MARK = _MARK.decode()
 
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
@@ -89,6 +92,7 @@ def render(
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        REPORT_MARK,  # how `sim report --out` knows a file it may replace without --force
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",

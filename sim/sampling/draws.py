@@ -158,7 +158,8 @@ def noise_draws(
             mu, sigma = spec.mu_sigma()
             values *= sigma
             values += mu
-            np.exp(values, out=values)
+            with np.errstate(over="ignore"):  # inf noise: the run goes non-finite, and says so
+                np.exp(values, out=values)
         else:
             values = spec.ppf(values)
         out[name] = values

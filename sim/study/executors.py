@@ -36,6 +36,7 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     "distributed.worker.preload": ["sim.study.runner"],
 }
+CONNECT_TIMEOUT = "20s"  # to reach a Dask scheduler given by address
 Job = Callable[[int], Any]
 WORKERS_IMPORT_THE_SCRIPT = (
     "a script that calls sim.run without `if __name__ == \"__main__\":`, or one read from "
@@ -181,12 +182,24 @@ def _died(message: str) -> ScenarioError:
     )
 
 
+STOP_SECONDS = 5.0  # a terminated worker gets this long to go before it is killed
+
+
 def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """End every worker process now, and wait until they have: none outlives the study."""
     # The pool keeps its processes private until Python 3.14 (terminate_workers()).
-    processes = getattr(pool, "_processes", None) or {}
-    for process in list(processes.values()):
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
         with contextlib.suppress(Exception):
             process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(STOP_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join(STOP_SECONDS)
+    with contextlib.suppress(Exception):
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 # -- Dask distributed -----------------------------------------------------------------------
@@ -223,6 +236,37 @@ def _check_workers(client: Any) -> None:
         )
 
 
+def check_scheduler(address: str, timeout: str | None = None) -> None:
+    """Refuse a Dask scheduler address that is malformed, or where no scheduler answers, with
+    one ScenarioError: called before a study writes anything to its results folder."""
+    Client = _dask_client()
+    try:
+        with Client(address, timeout=timeout or CONNECT_TIMEOUT):
+            pass
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise _unreachable(address, exc) from None
+
+
+def _dask_client() -> Any:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ScenarioError.one(
+            "--executor dask needs Dask distributed, which is not installed",
+            hint="install the dask extra: pip install -e '.[dask]' in a sim checkout",
+        ) from None
+    return Client
+
+
+def _unreachable(address: str, exc: BaseException) -> ScenarioError:
+    if isinstance(exc, ValueError | TypeError):
+        return ScenarioError.one(
+            f"--scheduler {address!r} is not a Dask scheduler address ({exc})",
+            hint="write it as tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786",
+        )
+    return ScenarioError.one(f"cannot reach the Dask scheduler at {address} ({exc})")
+
+
 class _Dask:
     def __init__(self, client: Any, workers: int):
         self.client = client
@@ -242,11 +286,9 @@ class _Dask:
         with contextlib.ExitStack() as stack:
             if scheduler:
                 try:
-                    client = stack.enter_context(Client(scheduler, timeout="20s"))
-                except (OSError, TimeoutError) as exc:
-                    raise ScenarioError.one(
-                        f"cannot reach the Dask scheduler at {scheduler} ({exc})"
-                    ) from None
+                    client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+                except (OSError, TimeoutError, ValueError, TypeError) as exc:
+                    raise _unreachable(scheduler, exc) from None
                 _check_workers(client)
                 size = len(client.scheduler_info().get("workers", {})) or workers
             else:

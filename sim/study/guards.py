@@ -1,8 +1,8 @@
 """Guards that refuse a study which can't end well, before it starts or after its first block.
 
 Before: `estimate` sizes a study from runs x ticks x what is kept (memory per block in flight,
-the series kept for bands and paths, the files written), and `check` refuses one that would
-not fit this machine, with the estimate and what to change. The memory limit can be raised
+the series kept for bands and paths, the files written, and the block parts that stay on disk
+until the study ends: the disk's peak), and `check` refuses one that would not fit this machine, with the estimate and what to change. The memory limit can be raised
 (`--max-memory`: the user may know of swap or a quieter machine); the disk can't.
 
 As blocks land: `Health` turns "every run went non-finite" into one located error, since a
@@ -32,6 +32,7 @@ from sim.sampling.draws import NOISE_CACHE, NOISE_CACHE_ITEM_BYTES, RANDOM_BLOCK
 FLOAT = 8  # bytes
 MEMORY_SHARE = 0.75  # of physical memory a study may plan to use unless told otherwise
 ROW_OVERHEAD = 24  # bytes a run costs in runs.parquet beyond its numbers (status, bad_name)
+PART_OVERHEAD = 16 * 2**10  # bytes per block of part headers (Arrow IPC schema, npz entries)
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
@@ -45,12 +46,18 @@ class Estimate:
     kept_bytes: int  # recorded series kept for bands and paths, in the parent
     workers: int
     block_size: int
+    parts_bytes: int = 0  # block parts, kept under parts/ until the study ends
+
+    @property
+    def disk_bytes(self) -> int:
+        """The results folder at its largest: every block's parts and the finished files."""
+        return self.parts_bytes + self.output_bytes
 
     def describe(self) -> str:
         return (
             f"about {size(self.memory_bytes)} of memory ({self.workers} x "
             f"{size(self.per_block_bytes)} per block of {self.block_size:,} runs, plus "
-            f"{size(self.kept_bytes)} of recorded series) and {size(self.output_bytes)} on disk"
+            f"{size(self.kept_bytes)} of recorded series) and {size(self.disk_bytes)} on disk"
         )
 
 
@@ -92,6 +99,11 @@ def estimate(
     kept_bytes = FLOAT * ticks * record * max(kept, keep_paths)
     output = (FLOAT * columns + ROW_OVERHEAD) * runs + FLOAT * keep_paths * ticks * (record + 2)
     output += FLOAT * ticks * record * 6  # bands: mean and five quantiles per tick
+    # Every block lands as parts (its rows uncompressed, its kept runs' series) that stay
+    # until runs.parquet, bands and paths are written from them: the disk's peak holds both.
+    blocks = -(-runs // max(1, block_size))
+    parts = (FLOAT * columns + ROW_OVERHEAD) * runs + FLOAT * ticks * record * min(kept, runs)
+    parts += PART_OVERHEAD * blocks
     return Estimate(
         memory_bytes=workers * per_block + kept_bytes,
         output_bytes=output,
@@ -99,6 +111,7 @@ def estimate(
         kept_bytes=kept_bytes,
         workers=workers,
         block_size=n,
+        parts_bytes=parts,
     )
 
 
@@ -115,11 +128,13 @@ def check(est: Estimate, folder: Path | None, max_memory: int | None = None) -> 
             "pass --max-memory SIZE (e.g. 40GiB) to run it anyway",
         )
     if folder is not None:
-        free = free_space(folder)
-        if est.output_bytes > free:
+        # Parts already there (a study being resumed, or replaced) are part of the peak.
+        free = free_space(folder) + folder_bytes(folder / "parts")
+        if est.disk_bytes > free:
             raise ScenarioError.one(
-                f"this study would write about {size(est.output_bytes)} to {folder}, "
-                f"which has {size(free)} free",
+                f"this study would need about {size(est.disk_bytes)} in {folder} at its peak "
+                f"({size(est.parts_bytes)} of block parts, kept until the end, and "
+                f"{size(est.output_bytes)} of results), which has {size(free)} free",
                 hint="choose another --out, or fewer --runs or --keep-paths",
             )
 
@@ -236,6 +251,13 @@ def physical_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
         return 8 * 2**30
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder` (0 if there is none)."""
+    if not folder.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def free_space(folder: Path) -> int:

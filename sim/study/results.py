@@ -44,6 +44,23 @@ class OutcomeSummary:
         return out
 
 
+def mean_sd(x: np.ndarray) -> tuple[float, float]:
+    """Mean and sample sd (ddof=1; 0 for one value) of finite `x`, finite whenever they are
+    representable: values near 1e300 overflow a plain sum or square, so then they are summed
+    scaled by a power of two (exact), and only the final numbers may be infinite."""
+    with np.errstate(all="ignore"):
+        mean = float(np.mean(x))
+        sd = float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+        if not (np.isfinite(mean) and np.isfinite(sd)):
+            scale = 2.0 ** int(np.frexp(np.max(np.abs(x)))[1])
+            y = x / scale
+            mean = float(np.mean(y) * scale)
+            sd = float(np.std(y, ddof=1) * scale) if len(x) > 1 else 0.0
+    if len(x) > 1 and np.all(x == x[0]):
+        sd = 0.0  # a constant outcome: no spread, whatever the rounding of its mean says
+    return mean, sd
+
+
 class Results:
     """A finished study of one scenario.
 
@@ -197,8 +214,7 @@ class Results:
             finite = x[np.isfinite(x)]
             n = len(finite)
             if n:
-                mean = float(np.mean(finite))
-                sd = float(np.std(finite, ddof=1)) if n > 1 else 0.0
+                mean, sd = mean_sd(finite)
                 p05, p50, p95 = (float(q) for q in np.quantile(finite, [0.05, 0.5, 0.95]))
             else:
                 mean = sd = p05 = p50 = p95 = float("nan")

@@ -42,7 +42,7 @@ from sim.sampling.draws import SAMPLERS
 from sim.scenario.schema import Fixed
 from sim.study import guards, store
 from sim.study.design import Design, Sampled
-from sim.study.executors import EXECUTORS, default_workers, open_executor
+from sim.study.executors import EXECUTORS, check_scheduler, default_workers, open_executor
 from sim.study.provenance import build, scenario_sha256
 from sim.study.results import QUANTILE_NAMES, QUANTILES, Results
 
@@ -222,18 +222,25 @@ def run(
         problems.append("resume needs the results folder (out) of the interrupted run")
     if problems:
         raise ScenarioError.one("; ".join(problems))
+    if executor == "dask" and scheduler:
+        check_scheduler(scheduler)  # before anything is written to the results folder
     need = guards.estimate(model, p.runs, p.block_size, workers, p.kept, p.keep_paths)
     # Without `out` the study still streams through a scratch folder.
     guards.check(need, Path(out if out is not None else tempfile.gettempdir()), max_memory)
     study = _Study(p, progress, workers, executor, scheduler, auto)
     if out is None:
         # The same streaming path through a scratch folder, then everything into memory.
-        with tempfile.TemporaryDirectory(prefix="sim-") as tmp:
-            res = study.run(Path(tmp), force=True, resume=False)
-            return Results(res.manifest, res.runs, res.bands, res.paths, None)
+        try:
+            with tempfile.TemporaryDirectory(prefix="sim-") as tmp:
+                res = study.run(Path(tmp), force=True, resume=False)
+                return Results(res.manifest, res.runs, res.bands, res.paths, None)
+        except OSError as exc:
+            if store.is_disk_full(exc):
+                raise store.disk_full(Path(tempfile.gettempdir()), exc, resumable=False) from None
+            raise
     folder = Path(out)
     if not resume:
-        store.check_target(folder, model.name, force)
+        store.check_target(folder, model.name, force, model.files)
     with store.lock(folder):
         try:
             return study.run(folder, force, resume)
@@ -242,6 +249,10 @@ def run(
             # folder that looks like the start of a study (unless it is one being resumed).
             if not resume:
                 store.discard(folder)
+            raise
+        except OSError as exc:
+            if store.is_disk_full(exc):  # the parts written so far stay, for --resume
+                raise store.disk_full(folder, exc) from None
             raise
 
 

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from sim.errors import ResultsError
+from sim.study import manifest
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -98,34 +99,39 @@ def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
+    """`folder`'s manifest, parsed within bounds and checked against its schema
+    (`sim.study.manifest`); a ResultsError naming the folder and the field if it is damaged."""
     path = folder / MANIFEST
     if not folder.exists():
         raise ResultsError(f"{folder}: no such results folder")
     if not path.is_file():
         raise ResultsError(f"{folder}: not a results folder (no {MANIFEST})")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: damaged manifest ({exc})") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: damaged manifest (not a JSON object)")
-    return data
+    data = manifest.read_json(path, folder)
+    return manifest.validate(folder, data, FORMAT_VERSION, manifest.ANALYSIS_FORMAT)
 
 
-def check_folder(folder: Path, manifest: dict[str, Any]) -> None:
+def check_folder(folder: Path, data: dict[str, Any]) -> None:
     """Refuse results that are incomplete, from another format version, or altered."""
-    version = manifest.get("format_version")
+    version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise ResultsError(
             f"{folder}: results format version {version!r}; this sim reads version {FORMAT_VERSION}"
         )
-    if not manifest.get("complete"):
-        done, total = manifest.get("blocks_done", "?"), manifest.get("blocks_total", "?")
+    if manifest.is_analysis(data):
+        raise ResultsError(f"{folder} holds an analysis, not a run's results")
+    if not data.get("complete"):
+        done, total = data.get("blocks_done", "?"), data.get("blocks_total", "?")
         raise ResultsError(
             f"{folder}: incomplete results ({done} of {total} blocks); "
             "finish it with the same `sim run` command plus --resume"
         )
-    for name, expected in manifest.get("sha256", {}).items():
+    check_checksums(folder, data)
+    manifest.check_data(folder, data)
+
+
+def check_checksums(folder: Path, data: dict[str, Any]) -> None:
+    """Refuse a folder whose files don't match the sha256 its manifest lists."""
+    for name, expected in data.get("sha256", {}).items():
         path = folder / name
         if not path.is_file():
             raise ResultsError(f"{folder}: {name} is missing")
@@ -135,8 +141,15 @@ def check_folder(folder: Path, manifest: dict[str, Any]) -> None:
             )
 
 
-def check_target(folder: Path, scenario_name: str, force: bool) -> None:
-    """Refuse to start a run in `folder` if it holds another scenario's or anything not ours."""
+RUN_WRITES = (MANIFEST, *DATA_FILES, "parts", LOCK)  # what a run writes or clears in its folder
+
+
+def check_target(
+    folder: Path, scenario_name: str, force: bool, inputs: Iterable[str | Path] = ()
+) -> None:
+    """Refuse to start a run in `folder` if it holds another scenario's or anything not ours,
+    or if starting would replace one of its `inputs` (the scenario files), whatever `force`."""
+    check_output_folder(folder, inputs, RUN_WRITES)
     if folder.exists() and not folder.is_dir():
         raise ResultsError(f"{folder}: exists and is not a folder")
     if not folder.is_dir() or force:
@@ -147,8 +160,8 @@ def check_target(folder: Path, scenario_name: str, force: bool) -> None:
     manifest_path = folder / MANIFEST
     if manifest_path.is_file():
         try:
-            other = json.loads(manifest_path.read_text()).get("scenario", {}).get("name")
-        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+            other = manifest.read_json(manifest_path, folder).get("scenario", {}).get("name")
+        except (ResultsError, AttributeError):
             other = None
         if other != scenario_name:
             raise ResultsError(
@@ -161,6 +174,136 @@ def check_target(folder: Path, scenario_name: str, force: bool) -> None:
         )
 
 
+# What each kind of output starts with: an existing file that starts otherwise is not one of
+# ours (a scenario, a Parquet file, someone's notes) and is replaced only with --force.
+REPORT_MARK = b'<meta name="generator" content="sim report">'
+SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "pdf": (b"%PDF",),
+    "svg": (b"<?xml", b"<svg"),
+    "svgz": (b"\x1f\x8b",),
+    "eps": (b"%!PS",),
+    "ps": (b"%!PS",),
+    "jpg": (b"\xff\xd8\xff",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "tif": (b"II*\x00", b"MM\x00*"),
+    "tiff": (b"II*\x00", b"MM\x00*"),
+    "webp": (b"RIFF",),
+    "gif": (b"GIF87a", b"GIF89a"),
+}
+KIND_WORDS = {"html": "an HTML report written by sim report"}
+
+
+def check_output(
+    path: Path, kind: str, inputs: Iterable[str | Path], force: bool, option: str
+) -> None:
+    """Refuse to write a `kind` file ("html", or an image suffix such as "png") at `path` if
+    that is one of the command's `inputs` (or a file of an input folder), whatever --force
+    says, or an existing file that is not already such an output, unless `force`.
+
+    One rule for every option that writes a file (`sim report --out`, `sim compare --plot`,
+    `--fan`): paths are compared resolved, so a symlink or a hard link to an input counts."""
+    shown = f"{option} {path}"
+    for source, read in _read_files(inputs):
+        if same_file(path, read):
+            what = "" if read == source else f" (a file of {source})"
+            raise ResultsError(
+                f"{shown}: that is one of this command's inputs{what}; choose another file"
+            )
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise ResultsError(f"{shown}: is a folder; give a file name")
+    if force or _looks_like(path, kind):
+        return
+    what = KIND_WORDS.get(kind, f"a .{kind} image")
+    raise ResultsError(
+        f"{shown}: exists and is not {what}; choose another file, or pass --force to replace it"
+    )
+
+
+def check_output_folder(
+    folder: Path, inputs: Iterable[str | Path], replaces: Iterable[str], option: str = "--out"
+) -> None:
+    """Refuse an output folder that is one of the command's inputs, or would replace one:
+    an input at one of the names (`replaces`: files or subfolders) the command writes or
+    clears there. --force does not lift this."""
+    names = set(replaces)
+    for source, read in _read_files(inputs):
+        if same_file(folder, read):
+            raise ResultsError(
+                f"{option} {folder}: that is this command's input; choose another folder"
+            )
+        try:
+            inside = read.resolve().relative_to(folder.resolve())
+        except ValueError:
+            continue
+        if inside.parts and inside.parts[0] in names:
+            raise ResultsError(
+                f"{option} {folder}: writing there would replace {source}, one of this "
+                "command's inputs; choose another folder"
+            )
+
+
+def _read_files(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, Path]]:
+    """(input, a path it reads): the input itself and, for a results or analysis folder, its
+    manifest and the files that manifest lists."""
+    for source in map(Path, inputs):
+        yield source, source
+        if not source.is_dir():
+            continue
+        names = {MANIFEST, *DATA_FILES}
+        with contextlib.suppress(ResultsError, AttributeError, TypeError):
+            listed = manifest.read_json(source / MANIFEST, source)
+            names |= {str(n) for n in listed.get("sha256", {})}
+            names |= {str(n) for n in listed.get("files", []) if "/" not in str(n)}
+        for name in sorted(names):
+            yield source, source / name
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)  # symlinks and hard links
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _looks_like(path: Path, kind: str) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if kind == "html":
+        return head.lstrip().lower().startswith(b"<!doctype html>") and REPORT_MARK in head
+    return any(head.startswith(sig) for sig in SIGNATURES.get(kind, ()))
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for an OSError that says the disk (or the user's quota) is full: an errno, or
+    only the words when it comes through Arrow, which keeps the message and drops the errno."""
+    if not isinstance(exc, OSError):
+        return False
+    codes = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    if exc.errno in codes:
+        return True
+    text = str(exc)
+    return any(os.strerror(code) in text for code in codes)
+
+
+def disk_full(folder: Path, exc: OSError, resumable: bool = True) -> ResultsError:
+    """The error for a study whose disk filled up while it wrote `folder`."""
+    again = (
+        "free some space, then finish the study with the same `sim run` command plus --resume"
+        if resumable and (folder / MANIFEST).is_file()
+        else "free some space, then run it again"
+    )
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return ResultsError(f"{folder}: the disk is full{where}; {again}")
+
+
 def prepare_folder(folder: Path, scenario_name: str, force: bool) -> None:
     """Make `folder` ready for a new run; refuse to clobber another scenario's results."""
     check_target(folder, scenario_name, force)
@@ -169,6 +312,7 @@ def prepare_folder(folder: Path, scenario_name: str, force: bool) -> None:
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()
         shutil.rmtree(folder / "parts", ignore_errors=True)
+        clear_temporaries(folder)  # a killed run's half-written files, resumed or not
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "parts").mkdir(exist_ok=True)
 

@@ -57,7 +57,7 @@ def test_a_long_horizon_with_noise_needs_a_smaller_block(tmp_path):
 
 def test_results_larger_than_the_free_disk_are_refused(tmp_path):
     est = estimate(bakery(), runs=10**15, block_size=8192)
-    with pytest.raises(ScenarioError, match=r"would write about .* free; choose another --out"):
+    with pytest.raises(ScenarioError, match=r"would need about .* at its peak .* free; choose another --out"):
         check(est, tmp_path / "not" / "yet" / "there", max_memory=2**62)
 
 
