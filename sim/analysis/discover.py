@@ -45,6 +45,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from sim.engine.semantics import STATUS_OK
 from sim.errors import ScenarioError, did_you_mean
 from sim.scenario.expr import ExprError, compile_expr
 from sim.study.results import Results
@@ -318,7 +319,7 @@ def cases_where(results: Results, where: str) -> tuple[np.ndarray, np.ndarray]:
             f'--where "{where}" gives numbers, not true or false',
             hint="make it a condition, e.g. with >, <, == or and/or",
         )
-    ok = np.asarray(results.status == "ok")
+    ok = np.asarray(results.status == STATUS_OK)
     return np.isfinite(y) & (y != 0), ok
 
 

@@ -85,6 +85,11 @@ def ration(
         return None, None
     factor = content / out
     given = [np.where(short, r * factor, r) for r in requests]
+    lost = short & (factor == 0) & (content > 0)
+    if lost.any():
+        # The share underflowed (a tiny stock asked for huge amounts): split what it holds
+        # by each flow's part of the request instead, or the stock would vanish.
+        given = [np.where(lost, r / out * content, g) for r, g in zip(requests, given, strict=True)]
     content[...] = np.where(short, 0.0, content - out)
     return given, short
 

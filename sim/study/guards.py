@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from sim.engine.semantics import STATUS_OK
 from sim.errors import Place, ScenarioError
 from sim.model import Model
 from sim.sampling.draws import NOISE_CACHE, NOISE_CACHE_ITEM_BYTES, RANDOM_BLOCK
@@ -163,7 +164,7 @@ class Health:
             return
         self.seen += rows.num_rows
         status = rows.column("status").to_numpy(zero_copy_only=False)
-        bad = status != "ok"
+        bad = status != STATUS_OK
         self.bad += int(bad.sum())
         if bad.any():
             names = rows.column("bad_name").to_numpy(zero_copy_only=False).astype(str)[bad]

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sim.engine.semantics import STATUS_OK
 from sim.errors import ResultsError
 from sim.study.store import check_folder, read_manifest
 
@@ -178,7 +179,7 @@ class Results:
         if "nonfinite" in self.manifest:
             return dict(self.manifest["nonfinite"])
         status = self.status
-        bad = np.flatnonzero(status != "ok")
+        bad = np.flatnonzero(status != STATUS_OK)
         names = self._column("bad_name")[bad]
         counts: dict[str, int] = {}
         for n in names:

@@ -137,3 +137,19 @@ def test_a_constant_nonfinite_expression_is_refused_by_validate(tmp_path, text):
     r = CliRunner().invoke(cli, ["validate", str(write(tmp_path, "c.yaml", data))])
     assert r.exit_code == 2, r.output
     assert "flows.f.rate" in r.output
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_a_tiny_stock_asked_for_huge_amounts_gives_what_it_holds(engine):
+    # content / requested underflows to 0: the stock still empties into its outflows.
+    m = scenario(
+        stocks={"a": {"unit": "u", "initial": 1e-250}, "x": {"unit": "u", "kind": "sink"},
+                "y": {"unit": "u", "kind": "sink"}},
+        flows={"f": {"from": "a", "to": "x", "rate": 1e300}, "g": {"from": "a", "to": "y", "rate": 3e300}},
+        outcomes={"x": {"of": "x", "stat": "final", "unit": "u"}, "y": {"of": "y", "stat": "final", "unit": "u"}},
+        months=2,
+    )
+    block = ENGINES[engine](m, *draws(m, 3), n=3)
+    total = block.outcomes["x"] + block.outcomes["y"]
+    np.testing.assert_allclose(total, 1e-250, rtol=1e-12)
+    np.testing.assert_allclose(block.outcomes["y"] / block.outcomes["x"], 3, rtol=1e-12)
