@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from sim.errors import Problem, ScenarioError, did_you_mean, dotted
+from sim.scenario.expr import MAX_NAME
 from sim.scenario.loader import Document, PathKey
 
 Number = float
@@ -278,6 +279,11 @@ class Scenario(_Spec):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
+        if len(value) > MAX_NAME:  # not quoted back: it would fill the screen
+            raise ValueError(
+                f"a name of {len(value):,} characters is too long (at most {MAX_NAME}; "
+                "it names the results folder)"
+            )
         if not _NAME.match(value):
             raise ValueError(
                 f"'{value}' is not a usable name (letters, digits, _ . -; it names the results folder)"
