@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sim.errors import Place, Problem, ScenarioError, did_you_mean, dotted
-from sim.scenario.expr import RESERVED, Expr, ExprError, compile_expr, is_name
+from sim.scenario.expr import MAX_NAME, RESERVED, Expr, ExprError, compile_expr, name_problem
 from sim.scenario.loader import Document, PathKey, load_document
 from sim.scenario.schema import Distribution, Fixed, Scenario, parse, parse_month
 
@@ -254,10 +254,9 @@ class _Compiler:
         for section in ("parameters", "state", "variables", "stocks", "flows"):
             for name in getattr(self.sc, section):
                 path: PathKey = (section, name)
-                if not is_name(name):
-                    self.problem(
-                        path, f"'{name}' is not a valid name (letters, digits, _)", key=True
-                    )
+                wrong = name_problem(name)
+                if wrong:
+                    self.problem(path, wrong, key=True)
                 elif name in RESERVED:
                     self.problem(path, f"'{name}' is reserved by the expression language", key=True)
                 if name in seen:
@@ -386,6 +385,9 @@ class _Compiler:
         out = []
         for name, event in self.sc.events.items():
             path: PathKey = ("events", name)
+            if len(name) > MAX_NAME:  # events are named in traces, not in expressions
+                too_long = f"a name of {len(name):,} characters is too long (at most {MAX_NAME})"
+                self.problem(path, too_long, key=True)
             kind: EventKind
             at: float | Expr | None
             if isinstance(event.at, str) and event.at.strip() == "never":
@@ -444,8 +446,9 @@ class _Compiler:
         out = []
         for name, outcome in self.sc.outcomes.items():
             path: PathKey = ("outcomes", name)
-            if not is_name(name):
-                self.problem(path, f"'{name}' is not a valid name (letters, digits, _)", key=True)
+            wrong = name_problem(name)
+            if wrong:
+                self.problem(path, wrong, key=True)
             elif name in self.sc.parameters or name in RESULT_COLUMNS:
                 self.problem(
                     path,

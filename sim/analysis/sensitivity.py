@@ -40,6 +40,7 @@ from sim.analysis.compare import CONFIDENCE
 from sim.engine.semantics import STATUS_OK
 from sim.errors import ScenarioError
 from sim.model import Model, check_outcomes, compile_scenario
+from sim.scenario.schema import SEED_LIMIT
 from sim.study.design import SOBOL_KEY, saltelli
 from sim.study.results import Results
 from sim.study.runner import DEFAULT_BLOCK, run
@@ -200,8 +201,8 @@ def sensitivity(
     if resamples < 100:
         problems.append(f"resamples must be at least 100 (got {resamples})")
     seed = model.scenario.seed if seed is None else seed
-    if seed < 0:
-        problems.append(f"--seed must be >= 0 (got {seed})")
+    if not 0 <= seed < SEED_LIMIT:
+        problems.append(f"--seed must be from 0 to 2**63-1 (got {seed})")
     if problems:
         raise ScenarioError.one("; ".join(problems))
     sampled = tuple(model.sampled)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+import warnings
 from typing import Any
 
 import click
@@ -54,6 +55,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """sim: scenario simulation with stocks, flows and events, run as Monte Carlo."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    warnings.formatwarning = _plain_warning
+
+
+def _plain_warning(message: Warning | str, *_: Any, **__: Any) -> str:
+    """A warning as the terminal shows it: `warning: ...`, not Python's file:line form."""
+    return f"warning: {message}\n"
 
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import itertools
 import keyword
+import unicodedata
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import numpy as np
 MAX_CHARS = 4000
 MAX_NODES = 1000
 MAX_DEPTH = 40
+MAX_NAME = 64  # names become Parquet columns, results folders and CLI arguments
 
 PREFIXES = ("flow", "cum", "transit")
 CALENDAR = ("t", "month", "year")
@@ -163,7 +165,35 @@ class Expr:
 
 def is_name(text: str) -> bool:
     """Whether `text` may name a parameter, stock, flow, state or variable."""
-    return text.isidentifier() and not keyword.iskeyword(text) and not text.startswith("__")
+    return name_problem(text) is None
+
+
+def name_problem(text: str) -> str | None:
+    """Why `text` may not be a name (too long, not ASCII, not an identifier), or None.
+
+    Names are ASCII only. Python reads identifiers after NFKC normalisation, so a ligature
+    `ﬁll` in an expression would silently mean `fill`, and no normalisation folds look-alikes
+    from other scripts (Cyrillic `а` and Latin `a`). With ASCII, a name is what it looks like.
+    """
+    if len(text) > MAX_NAME:
+        return f"a name of {len(text):,} characters is too long (at most {MAX_NAME})"
+    odd = next((ch for ch in text if not ch.isascii()), None)
+    if odd is not None:
+        return f"'{text}' is not a valid name: {_describe(odd)} is not an ASCII letter, digit or _"
+    if not text.isidentifier() or keyword.iskeyword(text) or text.startswith("__"):
+        return f"'{text}' is not a valid name (letters, digits, _)"
+    return None
+
+
+def _describe(ch: str) -> str:
+    return f"'{ch}' (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')})"
+
+
+def _ascii_hint(ch: str) -> str:
+    plain = unicodedata.normalize("NFKC", ch)
+    if plain != ch and plain.isascii():
+        return f"type '{plain}' instead; expressions are plain ASCII"
+    return "expressions are plain ASCII: names, numbers and + - * / ** < > = ( ) , ."
 
 
 def compile_expr(
@@ -192,6 +222,12 @@ def compile_expr(
         raise ExprError(f"expression longer than {MAX_CHARS} characters")
     if not text.strip():
         raise ExprError("empty expression")
+    # Before parsing: Python folds identifiers by NFKC, so `ﬁll` would parse as `fill`.
+    odd = next((i for i, ch in enumerate(text) if not ch.isascii()), None)
+    if odd is not None:
+        raise ExprError(
+            f"{_describe(text[odd])} is not allowed in an expression", odd, _ascii_hint(text[odd])
+        )
     try:
         with warnings.catch_warnings():  # e.g. "invalid escape sequence": refused below anyway
             warnings.simplefilter("ignore")

@@ -2,18 +2,34 @@
 
 The result is a `Document`: plain data (dicts, lists, scalars) plus a table from field paths to
 the place in which file the value was written, so that any later error can point at it.
+
+Files are read as YAML 1.2 (core schema, plus YYYY-MM-DD dates): `017` is refused rather than
+read as octal 15, `1:30` is text, only true/false are booleans, `1e300` and `.inf` are numbers.
+Only regular files are read, and `extends:` reaches only files in the naming file's folder tree
+(or under `SIM_EXTENDS_ROOT`).
 """
 
 from __future__ import annotations
 
+import errno
+import math
+import os
+import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.constructor import ConstructorError
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver, Resolver
+from yaml.scanner import Scanner
 
 from sim.errors import Place, Problem, ScenarioError, dotted
 
@@ -24,11 +40,80 @@ MAX_NODES = 200_000  # values once aliases expand; an alias bomb passes this ear
 MAX_DEPTH = 64
 MAX_EXTENDS = 32
 _CYCLE = "files extend each other in a cycle"
+EXTENDS_ROOT = "SIM_EXTENDS_ROOT"  # folders (joined like PATH) whose files extends may reach
+# The top-level keys of a scenario (sim.scenario.schema.Scenario's fields; a test keeps them
+# equal). A file named by `extends:` that has none of them is not a scenario.
+SCENARIO_KEYS = frozenset(
+    {"name", "description", "extends", "start", "months", "seed", "runs", "sampler",
+     "parameters", "state", "variables", "stocks", "flows", "events", "outcomes", "record"}
+)  # fmt: skip
 
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
 _STANDARD_TAG = "tag:yaml.org,2002:"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAP_TAG = _STANDARD_TAG + "map"
+_SEQ_TAG = _STANDARD_TAG + "seq"
+_MERGE_TAG = _STANDARD_TAG + "merge"
+_NULL_TAG = _STANDARD_TAG + "null"
+_BOOL_TAG = _STANDARD_TAG + "bool"
+_INT_TAG = _STANDARD_TAG + "int"
+_FLOAT_TAG = _STANDARD_TAG + "float"
+_STR_TAG = _STANDARD_TAG + "str"
+_DATE_TAG = _STANDARD_TAG + "timestamp"
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+$")
+
+
+class _Resolver12(BaseResolver):
+    """YAML 1.2 core schema's implicit types, plus merge keys and YYYY-MM-DD dates.
+
+    PyYAML implements YAML 1.1, whose implicit types turn `017` into 15, `1:30` into 90 and
+    `on`/`no` into booleans, and leave `1e300` a string. The regular expressions below are the
+    1.2 core schema's (yaml.org/spec/1.2.2, 10.3.2). Dates and `<<` are kept from 1.1, as
+    ruamel.yaml's 1.2 mode keeps them: `start: 2024-01-15` is documented, and merge keys are
+    how scenarios share a block.
+    """
+
+
+for _tag, _pattern, _first in (
+    (_NULL_TAG, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    (_BOOL_TAG, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    (_INT_TAG, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        _FLOAT_TAG,
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+0123456789."),
+    ),
+    (_MERGE_TAG, r"^(?:<<)$", ["<"]),
+):
+    _Resolver12.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+for _first, _resolvers in Resolver.yaml_implicit_resolvers.items():  # PyYAML's date pattern
+    for _tag, _regexp in _resolvers:
+        if _tag == _DATE_TAG:
+            _Resolver12.add_implicit_resolver(_tag, _regexp, [_first])
+
+
+class _Loader(Reader, Scanner, Parser, Composer, SafeConstructor, _Resolver12):
+    """PyYAML's pieces with the 1.2 resolver; remembers which nodes carried an explicit tag.
+
+    A composed node holds its resolved tag only, so `!!str 5` and `"5"` look alike afterwards;
+    the builder refuses every explicit tag, so they are noted while composing.
+    """
+
+    def __init__(self, text: str):
+        Reader.__init__(self, text)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        _Resolver12.__init__(self)
+        self.explicit: dict[int, str] = {}  # id(node) -> tag as written
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = None if self.check_event(AliasEvent) else self.peek_event()
+        node = super().compose_node(parent, index)
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            self.explicit[id(node)] = tag
+        return node
 
 
 @dataclass
@@ -102,7 +187,7 @@ def _refuse_bombs(file: str, root: Node) -> None:
 class _Builder:
     """Turns a composed YAML node tree into plain data, recording places; refuses unsafe tags."""
 
-    def __init__(self, file: str, loader: yaml.SafeLoader):
+    def __init__(self, file: str, loader: _Loader):
         self.file = file
         self.loader = loader
         self.places: dict[PathKey, Place] = {}
@@ -114,6 +199,8 @@ class _Builder:
                 f"nested deeper than {MAX_DEPTH} levels", _place(self.file, node)
             )
         self.places[path] = _place(self.file, node)
+        if id(node) in self.loader.explicit:
+            raise self._tag_error(node, path)
         if isinstance(node, MappingNode):
             if node.tag != _MAP_TAG:
                 raise self._tag_error(node, path)
@@ -162,12 +249,25 @@ class _Builder:
             )
         own: list[tuple[Node, Node, bool]] = []
         merged: list[tuple[Node, Node, bool]] = []
+        merge_keys = 0
         for key_node, value_node in node.value:
-            if key_node.tag != _MERGE_TAG:
+            if key_node.tag != _MERGE_TAG or id(key_node) in self.loader.explicit:
                 own.append((key_node, value_node, False))
                 continue
+            merge_keys += 1
+            if merge_keys > 1:  # YAML allows one; a second would silently lose the first
+                raise ScenarioError.one(
+                    "duplicate key '<<'",
+                    _place(self.file, key_node),
+                    dotted(path + ("<<",)),
+                    "merge several mappings with one key: <<: [*a, *b]",
+                )
+            if id(value_node) in self.loader.explicit:
+                raise self._tag_error(value_node, path)
             sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
             for source in sources:
+                if id(source) in self.loader.explicit:
+                    raise self._tag_error(source, path)
                 if not isinstance(source, MappingNode) or source.tag != _MAP_TAG:
                     raise ScenarioError.one(
                         "a merge key (<<) takes a mapping or a list of mappings",
@@ -186,13 +286,53 @@ class _Builder:
             raise ScenarioError.one(
                 "a key must be a plain name", _place(self.file, node), dotted(path)
             )
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except ConstructorError as exc:
-            raise self._tag_error(node, path) from exc
+        if id(node) in self.loader.explicit:
+            raise self._tag_error(node, path)
+        text, tag = node.value, node.tag
+        if tag == _STR_TAG:
+            return text
+        if tag == _NULL_TAG:
+            return None
+        if tag == _BOOL_TAG:
+            return text.lower() == "true"
+        if tag == _MERGE_TAG:  # `<<` as a value, not a key: just text
+            return text
+        if tag == _INT_TAG:
+            if _LEADING_ZERO.match(text):
+                decimal = ("-" if text.startswith("-") else "") + (text.lstrip("+-0") or "0")
+                raise ScenarioError.one(
+                    f"{text} has a leading zero: YAML 1.1 reads it as an octal number, "
+                    "YAML 1.2 as decimal",
+                    _place(self.file, node),
+                    dotted(path),
+                    f"write {decimal} for the decimal number, "
+                    "or 0o... for octal",
+                )
+            try:
+                return int(text, 0)
+            except ValueError:  # longer than Python's 4300-digit limit
+                raise ScenarioError.one(
+                    f"a whole number of {len(text)} digits is too long",
+                    _place(self.file, node),
+                    dotted(path),
+                ) from None
+        if tag == _FLOAT_TAG:
+            bare = text.lstrip("+-").lower()
+            if bare in (".inf", ".nan"):
+                value = math.inf if bare == ".inf" else math.nan
+                return -value if text.startswith("-") else value
+            return float(text)  # 1e999 is inf; the schema refuses non-finite numbers
+        if tag == _DATE_TAG:
+            try:
+                return self.loader.construct_yaml_timestamp(node)
+            except ValueError as exc:  # 2024-13-01
+                raise ScenarioError.one(
+                    f"not a valid date ({exc})", _place(self.file, node), dotted(path)
+                ) from None
+        raise self._tag_error(node, path)  # pragma: no cover - the resolver gives no other tag
 
     def _tag_error(self, node: Node, path: PathKey) -> ScenarioError:
-        tag = str(node.tag)
+        tag = self.loader.explicit.get(id(node), str(node.tag))
         if tag.startswith(_STANDARD_TAG):  # show it as written: !!python/object/apply:...
             tag = "!!" + tag.removeprefix(_STANDARD_TAG)
         return ScenarioError.one(
@@ -203,20 +343,80 @@ class _Builder:
         )
 
 
+class _Unreadable(Exception):
+    """A path that is not a readable regular file; the message says what it is instead."""
+
+
+_NOT_A_FILE = ", not a scenario file"
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file, at most MAX_FILE_BYTES + 1 of them.
+
+    Opened without blocking and checked on the open descriptor, so a FIFO cannot hang the read
+    and a file swapped for one between a check and the open is still caught.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise _Unreadable("no such file") from None
+    except IsADirectoryError:
+        raise _Unreadable("is a folder" + _NOT_A_FILE) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Unreadable("is a symlink loop" + _NOT_A_FILE) from None
+        raise _Unreadable(f"cannot read ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _Unreadable(_kind(mode) + _NOT_A_FILE)
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise _Unreadable(f"cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _Unreadable(f"larger than {MAX_FILE_BYTES} bytes; not a scenario")
+    return raw
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device"
+    if stat.S_ISSOCK(mode):
+        return "is a socket"
+    return "is not a regular file"  # pragma: no cover - doors, whiteouts
+
+
 def read_yaml(path: Path) -> Document:
     """One YAML file as a `Document`, without resolving `extends:`."""
-    file = str(path)
     try:
-        with path.open("rb") as fh:  # bounded: /dev/zero or a huge log must not hang us
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ScenarioError.one(f"{file}: no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError.one(f"{file}: is a folder, not a scenario file") from None
-    except OSError as exc:
-        raise ScenarioError.one(f"{file}: cannot read ({exc.strerror})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError.one(f"{file}: larger than {MAX_FILE_BYTES} bytes; not a scenario")
+        raw = _read_bytes(path)
+    except _Unreadable as exc:
+        raise ScenarioError.one(f"{path}: {exc}") from None
+    data, builder = _parse(path, raw)
+    if not isinstance(data, dict):
+        raise ScenarioError.one(
+            f"a scenario is a mapping of sections (name:, stocks:, ...), not a {_type(data)}",
+            builder.places.get(()),
+        )
+    return Document(data, builder.places, builder.key_places, [str(path)])
+
+
+def _type(data: Any) -> str:
+    kinds = ((list, "list"), (str, "string"), (bool, "boolean"), (int | float, "number"))
+    if data is None:
+        return "null"
+    return next((word for kind, word in kinds if isinstance(data, kind)), "date")
+
+
+def _parse(path: Path, raw: bytes) -> tuple[Any, _Builder]:
+    """A file's bytes as plain data, and the builder that holds each value's place."""
+    file = str(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -226,7 +426,7 @@ def read_yaml(path: Path) -> Document:
             f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", where, hint="save the file as UTF-8"
         ) from None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
     except yaml.reader.ReaderError as exc:  # it checks the first characters at once
         raise _unprintable(file, text, exc) from None
     try:
@@ -252,12 +452,7 @@ def read_yaml(path: Path) -> Document:
         raise ScenarioError.one("YAML nested too deeply", Place(file, 1, 1)) from None
     finally:
         loader.dispose()
-    if not isinstance(data, dict):
-        raise ScenarioError.one(
-            f"a scenario is a mapping of sections (name:, stocks:, ...), not a {type(data).__name__}",
-            builder.places.get(()),
-        )
-    return Document(data, builder.places, builder.key_places, [file])
+    return data, builder
 
 
 def _unprintable(file: str, text: str, exc: yaml.reader.ReaderError) -> ScenarioError:
@@ -272,46 +467,85 @@ def _unprintable(file: str, text: str, exc: yaml.reader.ReaderError) -> Scenario
 
 
 def load_document(path: str | Path) -> Document:
-    """A scenario file with its `extends:` chain merged in (base first, this file wins)."""
-    return _load(Path(path), [])
+    """A scenario file with its `extends:` chain merged in (base first, this file wins).
+
+    `extends:` may name only files in the folder of the file that names it, or below (after
+    following symlinks), or under a folder listed in the environment variable SIM_EXTENDS_ROOT
+    (several are joined by os.pathsep, as in PATH).
+    """
+    path = Path(path)
+    return _load(path, read_yaml(path), [])
 
 
-def _load(path: Path, stack: list[Path]) -> Document:
-    resolved = path.resolve()
-    if resolved in [p.resolve() for p in stack]:
-        # Name the files as the user named them, not by absolute paths that vary by machine.
-        chain = " -> ".join(str(p) for p in [*stack, path])
-        raise ScenarioError.one(f"{_CYCLE}: {chain}")
-    if len(stack) >= MAX_EXTENDS:
-        raise ScenarioError.one(f"extends chain longer than {MAX_EXTENDS} files")
-    doc = read_yaml(path)
+def _load(path: Path, doc: Document, stack: list[Path]) -> Document:
+    """`doc` (read from `path`) with its `extends:` chain merged in."""
     parent_ref = doc.data.get("extends")
     if parent_ref is None:
         doc.data.pop("extends", None)
         return doc
+    here = doc.places.get(("extends",))
+
+    def refuse(message: str, hint: str | None = None) -> ScenarioError:
+        return ScenarioError.one(message, here, "extends", hint)
+
     if not isinstance(parent_ref, str) or not parent_ref.strip():
-        raise ScenarioError.one(
-            f"expected a path to another scenario file, got {parent_ref!r}",
-            doc.places.get(("extends",)),
-            "extends",
-        )
+        raise refuse(f"expected a path to another scenario file, got {parent_ref!r}")
     parent_path = path.parent / parent_ref
-    if not parent_path.is_file():
-        raise ScenarioError.one(
-            f"no such file '{parent_ref}' (looked for {parent_path})",
-            doc.places.get(("extends",)),
-            "extends",
+    outside = _outside(path.parent, parent_path)
+    if outside:
+        raise refuse(
+            f"'{parent_ref}' {outside} ({path.parent}); extends may only name files in it "
+            "or below",
+            f"to allow another folder, set {EXTENDS_ROOT} to it",
         )
     try:
-        parent = _load(parent_path, [*stack, path])
+        raw = _read_bytes(parent_path)
+    except _Unreadable as exc:
+        if str(exc) == "no such file":
+            raise refuse(f"no such file '{parent_ref}' (looked for {parent_path})") from None
+        raise refuse(f"'{parent_ref}' {exc}") from None
+    chain = [*stack, path]
+    if parent_path.resolve() in [p.resolve() for p in chain]:
+        # Name the files as the user named them, not by absolute paths that vary by machine.
+        raise refuse(f"{_CYCLE}: " + " -> ".join(str(p) for p in [*chain, parent_path]))
+    if len(chain) >= MAX_EXTENDS:
+        raise refuse(f"extends chain longer than {MAX_EXTENDS} files")
+    # Nothing of a file that is not a scenario is quoted back: it may be anybody's file.
+    data, builder = _parse(parent_path, raw)
+    if not isinstance(data, dict):
+        raise refuse(f"'{parent_ref}' is not a scenario: its top level is a {_type(data)}")
+    if not SCENARIO_KEYS.intersection(data):
+        raise refuse(
+            f"'{parent_ref}' is not a scenario: none of its {len(data)} top-level keys is a "
+            "scenario's (name, start, months, parameters, stocks, ...)"
+        )
+    parent_doc = Document(data, builder.places, builder.key_places, [str(parent_path)])
+    try:
+        parent = _load(parent_path, parent_doc, chain)
     except ScenarioError as exc:
         if exc.problems and exc.problems[0].message.startswith(_CYCLE):
             # Point at this file's `extends:`; the outermost file's wins as this unwinds.
-            cycle = Problem(exc.problems[0].message, doc.places.get(("extends",)), "extends")
+            cycle = Problem(exc.problems[0].message, here, "extends")
             raise ScenarioError([cycle, *exc.problems[1:]]) from None
         raise
     doc.data.pop("extends")
     return _merge(parent, doc)
+
+
+def _outside(folder: Path, target: Path) -> str | None:
+    """Why `target` is out of bounds for a file in `folder`, or None if it may be read."""
+    roots = [folder.resolve()]
+    roots += [Path(p).resolve() for p in os.environ.get(EXTENDS_ROOT, "").split(os.pathsep) if p]
+    try:
+        real = target.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: the read names it
+        real = Path(os.path.abspath(target))
+    if any(real.is_relative_to(root) for root in roots):
+        return None
+    written = Path(os.path.abspath(target))  # .. folded, symlinks not followed
+    if any(written.is_relative_to(root) for root in roots):
+        return "leads, through a symlink, outside this file's folder"
+    return "is outside this file's folder"
 
 
 def _merge(parent: Document, child: Document) -> Document:

@@ -27,11 +27,14 @@ from sim.sampling.distributions import REGISTRY, STRICT
 from sim.sampling.distributions import Distribution as Distribution  # re-exported
 from sim.sampling.distributions import Fixed as Fixed  # re-exported
 from sim.sampling.samplers import SamplerName
+from sim.scenario.expr import MAX_NAME
 from sim.scenario.loader import Document, PathKey
 
 Number = float
 Expr = float | str  # a number, or an expression in the safe language (sim.scenario.expr)
 _CONFIG = STRICT
+
+SEED_LIMIT = 2**63  # seeds are 0 .. 2**63-1, in a file and on the command line
 
 
 class _Spec(BaseModel):
@@ -145,7 +148,7 @@ class Scenario(_Spec):
     description: str | None = None
     start: str
     months: int = Field(gt=0, le=100_000)
-    seed: int = Field(0, ge=0, lt=2**63)
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT)
     runs: int = Field(1000, gt=0)
     sampler: SamplerName = "mc"
     parameters: dict[str, AnyDistribution] = Field(default_factory=dict)
@@ -160,6 +163,11 @@ class Scenario(_Spec):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
+        if len(value) > MAX_NAME:  # not quoted back: it would fill the screen
+            raise ValueError(
+                f"a name of {len(value):,} characters is too long (at most {MAX_NAME}; "
+                "it names the results folder)"
+            )
         if not _NAME.match(value):
             raise ValueError(
                 f"'{value}' is not a usable name (letters, digits, _ . -; it names the results folder)"

@@ -22,6 +22,7 @@ import math
 import platform
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from sim.errors import ResultsError, ScenarioError, did_you_mean
 from sim.model import Model, compile_scenario
 from sim.sampling.distributions import Z_CI95
 from sim.sampling.draws import SAMPLERS
-from sim.scenario.schema import Fixed
+from sim.scenario.schema import SEED_LIMIT, Fixed
 from sim.study import guards, store
 from sim.study.design import Design, Sampled
 from sim.study.executors import EXECUTORS, check_scheduler, default_workers, open_executor
@@ -133,14 +134,20 @@ def plan(
     problems = []
     if runs < 1:
         problems.append(f"--runs must be at least 1 (got {runs})")
-    if seed < 0:
-        problems.append(f"--seed must be >= 0 (got {seed})")
+    if not 0 <= seed < SEED_LIMIT:  # the scenario file's limit
+        problems.append(f"--seed must be from 0 to 2**63-1 (got {seed})")
     if sampler not in SAMPLERS:
         problems.append(f"unknown sampler '{sampler}' (use {', '.join(SAMPLERS)})")
     if engine not in ENGINES:
         problems.append(f"unknown engine '{engine}' (use {', '.join(ENGINES)})")
     if block_size < 1:
         problems.append(f"block size must be at least 1 (got {block_size})")
+    elif block_size < min(256, runs):  # each block costs ~10 ms of set-up, more on a pool
+        warnings.warn(
+            f"block size {block_size} makes {math.ceil(runs / block_size):,} blocks of "
+            "set-up work; 256 or more is much faster (the results are the same bits)",
+            stacklevel=3,
+        )
     if keep_paths < 0:
         problems.append(f"--keep-paths must be >= 0 (got {keep_paths})")
     outcomes = [o.name for o in model.outcomes]

@@ -1,0 +1,24 @@
+"""Suite-wide settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shipped_scenarios_may_be_extended() -> Iterator[None]:
+    """Tests write variants of examples/bakery.yaml and scenarios/base.yaml in a temporary
+    folder that extend them by absolute path. `extends:` reaches outside its own folder only
+    where SIM_EXTENDS_ROOT allows (docs/language.md), so allow those two folders, and only them.
+    Session-wide, so that module-scoped fixtures see it too.
+    """
+    shipped = [str(ROOT / "examples"), str(ROOT / "scenarios")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SIM_EXTENDS_ROOT", os.pathsep.join(shipped))
+        yield
