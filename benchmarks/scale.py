@@ -149,7 +149,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--compare-runs", type=int, default=200_000)
     parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK)
-    parser.add_argument("--repeat", type=int, default=3, help="measurements of each compared figure")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="measurements of each compared figure"
+    )
     parser.add_argument("--no-dask", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # runs,workers,executor,block
     parser.add_argument("--step", help=argparse.SUPPRESS)  # blocks,block: stepping only
@@ -175,7 +177,9 @@ def main() -> None:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    print(f"machine: {platform.machine()}, {cores} cores, Python {platform.python_version()}, commit {commit}")
+    print(
+        f"machine: {platform.machine()}, {cores} cores, Python {platform.python_version()}, commit {commit}"
+    )
     print(
         f"scenario: {args.scenario} ({len(model.stocks)} stocks, {len(model.flows)} flows, "
         f"{model.ticks} ticks, {len(model.record)} recorded series); block size {block:,}, seed 1"
@@ -189,7 +193,9 @@ def main() -> None:
         show(f"{runs:>9,} runs", m)
         if runs >= 1_000_000:
             verdict = "met" if m["peak_tree"] < 1.5 * GIB else "NOT met"
-            print(f"{'':34} target: peak RSS < 1.5 GiB at 1M runs: {verdict}  (bands: {m['bands']})")
+            print(
+                f"{'':34} target: peak RSS < 1.5 GiB at 1M runs: {verdict}  (bands: {m['bands']})"
+            )
 
     # This virtual machine's speed drifts by 10-15% over minutes, so each comparison takes its
     # measurements in turns (serial, pool, Dask; serial, pool, Dask; ...) and reports medians.

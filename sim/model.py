@@ -26,6 +26,8 @@ MAX_PROBLEMS = 50
 
 class _TooMany(Exception):
     """Enough problems to report; the rest would only bury them."""
+
+
 _DATE = re.compile(r"^\s*\d{4}-\d{1,2}\s*$")
 
 
@@ -212,7 +214,9 @@ class _Compiler:
         def key(p: Problem) -> tuple[int, int, int]:
             if p.place is None:
                 return (len(files) + 1, 0, 0)
-            rank = len(files) - 1 - files.index(p.place.file) if p.place.file in files else len(files)
+            rank = (
+                len(files) - 1 - files.index(p.place.file) if p.place.file in files else len(files)
+            )
             return (rank, p.place.line, p.place.col)
 
         return sorted(self.problems, key=key)

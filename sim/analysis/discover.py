@@ -128,7 +128,15 @@ class Discovery:
 
     def table(self) -> pa.Table:
         """A row per box and restriction: the box's figures and the parameter's range."""
-        limits = ("low", "high", "full_low", "full_high", "density_without", "coverage_without", "qp")
+        limits = (
+            "low",
+            "high",
+            "full_low",
+            "full_high",
+            "density_without",
+            "coverage_without",
+            "qp",
+        )
         heads = ("box", "coverage", "density", "mass", "parameter", "unit")
         columns: dict[str, list[Any]] = {k: [] for k in (*heads, *limits)}
         for box in self.boxes:
@@ -227,7 +235,18 @@ def prim(
         if not cases[left].any() or cases[left].all():
             break
         box = _one_box(
-            data, cases, left, full, names, total, alpha, min_mass, min_coverage, prune, paste, number
+            data,
+            cases,
+            left,
+            full,
+            names,
+            total,
+            alpha,
+            min_mass,
+            min_coverage,
+            prune,
+            paste,
+            number,
         )
         if found and not box.restrictions:
             break  # nothing left to concentrate: the other cases are spread out
@@ -510,7 +529,9 @@ def _pruned(
     box = box.copy()
     level = level / box.size
     while True:
-        edges = [(j, side) for j in range(len(box)) for side in (0, 1) if box[j, side] != full[j, side]]
+        edges = [
+            (j, side) for j in range(len(box)) for side in (0, 1) if box[j, side] != full[j, side]
+        ]
         if len(edges) <= 1 or level <= 0:
             return box
         density, hits, k = _density(data, cases, left, box)

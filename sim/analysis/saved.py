@@ -69,7 +69,11 @@ def default_folder(result: Analysis) -> Path:
 
 def names(kind: str) -> list[str]:
     """The files an analysis of this kind writes (and clears) in its folder."""
-    stems = {"sensitivity": ("sensitivity",), "sweep": ("sweep", "sweep_runs"), "discover": ("discover", "trajectory")}
+    stems = {
+        "sensitivity": ("sensitivity",),
+        "sweep": ("sweep", "sweep_runs"),
+        "discover": ("discover", "trajectory"),
+    }
     return [f"{stem}.parquet" for stem in stems[kind]] + [f"{kind}.png"]
 
 

@@ -103,7 +103,10 @@ class Sweep:
             s = s[self._by_index(by)]
         elif by is not None:
             raise KeyError("a one-lever sweep has one curve per outcome; leave out `by`")
-        return {"value": np.asarray(self.values), **{k: s[:, i] for i, k in enumerate(SUMMARY_COLUMNS)}}
+        return {
+            "value": np.asarray(self.values),
+            **{k: s[:, i] for i, k in enumerate(SUMMARY_COLUMNS)},
+        }
 
     def _by_index(self, by: float | str | None) -> int:
         if by is None:
@@ -122,7 +125,17 @@ class Sweep:
         extra = ("by", "by_label") if self.by else ()
         columns: dict[str, list[Any]] = {
             k: []
-            for k in ("outcome", "unit", *extra, "value", "label", *SUMMARY_COLUMNS, "n", "empty", "nonfinite")
+            for k in (
+                "outcome",
+                "unit",
+                *extra,
+                "value",
+                "label",
+                *SUMMARY_COLUMNS,
+                "n",
+                "empty",
+                "nonfinite",
+            )
         }
         for name in self.outcomes:
             for point, (at, by, by_label, value, label) in enumerate(self._grid()):
@@ -151,9 +164,13 @@ class Sweep:
         columns: dict[str, Any] = {}
         if self.by:
             columns["by"] = np.repeat([g[1] for g in grid], self.runs)
-            columns["by_label"] = np.repeat(np.asarray([g[2] for g in grid], dtype=object), self.runs).tolist()
+            columns["by_label"] = np.repeat(
+                np.asarray([g[2] for g in grid], dtype=object), self.runs
+            ).tolist()
         columns["value"] = np.repeat([g[3] for g in grid], self.runs).astype(float)
-        columns["label"] = np.repeat(np.asarray([g[4] for g in grid], dtype=object), self.runs).tolist()
+        columns["label"] = np.repeat(
+            np.asarray([g[4] for g in grid], dtype=object), self.runs
+        ).tolist()
         columns["run"] = np.tile(np.arange(self.runs, dtype=np.int64), len(grid))
         for name in self.outcomes:
             x = self.outcome_values[name].reshape(-1)
@@ -354,7 +371,9 @@ def sweep(
     for name in names:
         values_ = np.where(ok, res.outcome(name).reshape(len(cells), first.runs), np.nan)
         per_run[name] = values_.reshape(*shape, first.runs)
-        stats[name] = np.stack([_spread(row) for row in values_]).reshape(*shape, len(SUMMARY_COLUMNS))
+        stats[name] = np.stack([_spread(row) for row in values_]).reshape(
+            *shape, len(SUMMARY_COLUMNS)
+        )
     spec = model.parameters[parameter]
     by_spec = model.parameters[by_name] if by_name else None
     return Sweep(

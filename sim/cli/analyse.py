@@ -566,7 +566,9 @@ class _bar:
 def _check_folder(folder: Path, kind: str, inputs: Sequence[str], force: bool) -> None:
     """Before a study starts: the folder may take this analysis, and holds none of its inputs."""
     analyses.check_target(folder, kind, force)
-    store.check_output_folder(folder, inputs, [store.MANIFEST, analyses.STUDY, *analyses.names(kind)])
+    store.check_output_folder(
+        folder, inputs, [store.MANIFEST, analyses.STUDY, *analyses.names(kind)]
+    )
 
 
 def _study(options: dict[str, Any], folder: Path, force: bool) -> dict[str, Any]:

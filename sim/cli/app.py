@@ -63,7 +63,6 @@ def _plain_warning(message: Warning | str, *_: Any, **__: Any) -> str:
     return f"warning: {message}\n"
 
 
-
 for command in (
     validate,
     show,

@@ -53,7 +53,6 @@ def progress_bar(enabled: bool) -> Any:
     )
 
 
-
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=str)
 

@@ -106,10 +106,17 @@ def _precision(
 
 @click.command("run")
 @click.argument("file", type=FILE)
-@click.option("--runs", "-n", type=int, help="Number of runs (with --precision, the cap) [default: the scenario's runs].")
+@click.option(
+    "--runs",
+    "-n",
+    type=int,
+    help="Number of runs (with --precision, the cap) [default: the scenario's runs].",
+)
 @click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
 @click.option(
-    "--sampler", type=click.Choice(SAMPLERS), help=f"{', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]} [default: the scenario's]."
+    "--sampler",
+    type=click.Choice(SAMPLERS),
+    help=f"{', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]} [default: the scenario's].",
 )
 @engine_option
 @click.option(
@@ -369,7 +376,9 @@ def trace(
         )
         last = date
         amount = (
-            f" {number(entry.amount)}" if entry.amount is not None and entry.kind != "ration" else ""
+            f" {number(entry.amount)}"
+            if entry.amount is not None and entry.kind != "ration"
+            else ""
         )
         console.print(f"{head}  {entry.kind:<8} {entry.name}{amount} {entry.detail}".rstrip())
     console.print(
@@ -378,5 +387,3 @@ def trace(
             f"{o.name} = {number(story.run.outcomes[o.name])} {o.unit}" for o in model.outcomes
         )
     )
-
-

@@ -208,9 +208,7 @@ class _Kernel:
                 slot[:] = A[f.index]
                 TR[f.index] += A[f.index]
 
-    def record(
-        self, t: int, outcomes: Outcomes, series: dict[str, np.ndarray], keep: int
-    ) -> None:
+    def record(self, t: int, outcomes: Outcomes, series: dict[str, np.ndarray], keep: int) -> None:
         """6. Record: this tick's amounts, then outcomes and series on the new state."""
         A, C, ns = self.A, self.C, self.ns
         for i in self.cum_rows:

@@ -129,7 +129,9 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
             Line2D([], [], color=COLORS[j % len(COLORS)], lw=2, marker="o", ms=3.5, label=lab)
             for j, lab in enumerate(res.by_labels)
         ]
-        handles.append(Patch(facecolor="0.9", edgecolor="0.4", ls=":", label="p05–p95, same colour"))
+        handles.append(
+            Patch(facecolor="0.9", edgecolor="0.4", ls=":", label="p05–p95, same colour")
+        )
         fig.legend(
             handles=handles,
             loc="outside lower center",

@@ -129,8 +129,7 @@ def _sweep(saved: Saved) -> tuple[str, str, str]:
             + (f"<td>{escape(str(r['by_label']))}</td>" if by else "")
             + f"<td>{escape(str(r['label']))}</td>"
             + "".join(
-                f"<td class='num'>{escape(number(_float(r[k])))}</td>"
-                for k in SUMMARY_COLUMNS
+                f"<td class='num'>{escape(number(_float(r[k])))}</td>" for k in SUMMARY_COLUMNS
             )
             + "</tr>"
             for r in mine

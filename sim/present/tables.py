@@ -29,9 +29,7 @@ def comparison_cells(cmp: Comparison) -> list[tuple[str, list[str]]]:
     blank = [""] * (len(head) - 1)
     for name in cmp.outcomes:
         unit = cmp.summaries[cmp.scenarios[0]][name].unit
-        body.append(
-            ("outcome", [name + (f" ({unit})" if unit and unit != "1" else ""), *blank])
-        )
+        body.append(("outcome", [name + (f" ({unit})" if unit and unit != "1" else ""), *blank]))
         for label, runs in zip(cmp.scenarios, cmp.runs, strict=True):
             s = cmp.summaries[label][name]
             never = (
@@ -66,8 +64,7 @@ def comparison_cells(cmp: Comparison) -> list[tuple[str, list[str]]]:
                         f"{number(d.mean, signed=True)}\n{interval(d.mean_low, d.mean_high)}",
                         number(d.mcse),
                         number(d.p05, signed=True),
-                        f"{number(d.median, signed=True)}\n"
-                        f"{interval(d.median_low, d.median_high)}",
+                        f"{number(d.median, signed=True)}\n{interval(d.median_low, d.median_high)}",
                         number(d.p95, signed=True),
                         number(d.p_greater),
                         f"{number(d.ks)}\n({pvalue(d.ks_pvalue)})",

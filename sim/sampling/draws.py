@@ -122,7 +122,9 @@ def _noise_block_cached(seed: int, rblock: int, ticks: int, name: str, normal: b
     return raw
 
 
-def _raw_noise(seed: int, rblock: int, ticks: int, name: str, normal: bool, whole: bool) -> np.ndarray:
+def _raw_noise(
+    seed: int, rblock: int, ticks: int, name: str, normal: bool, whole: bool
+) -> np.ndarray:
     # A work block that takes part of a random block (small blocks, single runs) comes back
     # for the rest: keep it, if it is small. A whole random block is used once.
     if whole or 8 * ticks * RANDOM_BLOCK > NOISE_CACHE_ITEM_BYTES:

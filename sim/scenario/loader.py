@@ -305,8 +305,7 @@ class _Builder:
                     "YAML 1.2 as decimal",
                     _place(self.file, node),
                     dotted(path),
-                    f"write {decimal} for the decimal number, "
-                    "or 0o... for octal",
+                    f"write {decimal} for the decimal number, or 0o... for octal",
                 )
             try:
                 return int(text, 0)
@@ -494,8 +493,7 @@ def _load(path: Path, doc: Document, stack: list[Path]) -> Document:
     outside = _outside(path.parent, parent_path)
     if outside:
         raise refuse(
-            f"'{parent_ref}' {outside} ({path.parent}); extends may only name files in it "
-            "or below",
+            f"'{parent_ref}' {outside} ({path.parent}); extends may only name files in it or below",
             f"to allow another folder, set {EXTENDS_ROOT} to it",
         )
     try:

@@ -39,7 +39,7 @@ LOCAL_CLUSTER_CONFIG = {
 CONNECT_TIMEOUT = "20s"  # to reach a Dask scheduler given by address
 Job = Callable[[int], Any]
 WORKERS_IMPORT_THE_SCRIPT = (
-    "a script that calls sim.run without `if __name__ == \"__main__\":`, or one read from "
+    'a script that calls sim.run without `if __name__ == "__main__":`, or one read from '
     "standard input (worker processes import the calling script; save it to a file)"
 )
 Finished = Generator[tuple[int, Any], None, None]
@@ -330,9 +330,7 @@ class _Dask:
         shared = self.client.scatter(job, broadcast=True, hash=False)
         todo = iter(blocks)
         first = [b for _, b in zip(range(window(self.workers)), todo, strict=False)]
-        futures = {
-            self.client.submit(_run_on_dask, shared, b, pure=False): b for b in first
-        }
+        futures = {self.client.submit(_run_on_dask, shared, b, pure=False): b for b in first}
         pending = as_completed(list(futures))
         clean = False
         try:

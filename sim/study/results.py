@@ -187,7 +187,11 @@ class Results:
         first = None
         if bad.size:
             k = int(bad[0])
-            first = {"run": int(self._column("run")[k]), "tick": int(self._column("bad_tick")[k]), "name": str(names[0])}
+            first = {
+                "run": int(self._column("run")[k]),
+                "tick": int(self._column("bad_tick")[k]),
+                "name": str(names[0]),
+            }
         by_name = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
         return {"runs": int(bad.size), "by_name": by_name, "first": first}
 

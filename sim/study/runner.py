@@ -154,9 +154,7 @@ def plan(
     for name, rel in precision.items():
         if name not in outcomes:
             hint = did_you_mean(name, outcomes)
-            problems.append(
-                f"--precision: no outcome '{name}'" + (f"; {hint}" if hint else "")
-            )
+            problems.append(f"--precision: no outcome '{name}'" + (f"; {hint}" if hint else ""))
         if not (isinstance(rel, float | int) and 0 < rel < 1):
             problems.append(f"--precision {name}: REL must be between 0 and 1 (got {rel})")
     design = design or Sampled()
@@ -328,8 +326,7 @@ class BlockJob:
                 raise ScenarioError.one(
                     f"a worker on {platform.node()} runs other code ({'; '.join(differ)}): "
                     "its blocks would not be the same bits",
-                    hint="install the same sim and the same numpy, scipy and simpy on every "
-                    "worker",
+                    hint="install the same sim and the same numpy, scipy and simpy on every worker",
                 )
             model = dataclasses.replace(compile_scenario(scenario), files=files, place=place)
             self._plan = Plan(**(settings | {"model": model}))
@@ -344,9 +341,7 @@ class BlockJob:
         block = execute(p, params, noise, start, stop, keep)
         extra = p.design.columns(p.sample_runs, start, stop)
         table = _rows(m, start, stop, extra | {n: params[n] for n in m.sampled}, block)
-        series = {
-            name: np.ascontiguousarray(block.series[name][:, :keep]) for name, _ in m.record
-        }
+        series = {name: np.ascontiguousarray(block.series[name][:, :keep]) for name, _ in m.record}
         return BlockResult(b, table, series)
 
 
@@ -507,7 +502,9 @@ class _Tally:
         return {
             "runs": sum(culprits.values()),
             "by_name": dict(culprits.most_common()),
-            "first": None if first is None else dict(zip(("run", "tick", "name"), first, strict=True)),
+            "first": None
+            if first is None
+            else dict(zip(("run", "tick", "name"), first, strict=True)),
         }
 
 
@@ -654,7 +651,9 @@ class _Study:
     def resumable(self, folder: Path) -> dict[str, Any]:
         """The interrupted study's manifest, if it is this study; else a ResultsError."""
         if not (folder / store.MANIFEST).is_file():
-            raise ResultsError(f"{folder}: nothing to resume (no {store.MANIFEST}); run without --resume")
+            raise ResultsError(
+                f"{folder}: nothing to resume (no {store.MANIFEST}); run without --resume"
+            )
         manifest = store.read_manifest(folder)
         if manifest.get("format_version") != store.FORMAT_VERSION:
             raise ResultsError(f"{folder}: written by another version of sim; run without --resume")
@@ -835,5 +834,3 @@ def _paths(m: Model, k: int, series: SeriesOf) -> pa.Table:
     for name, _ in m.record:
         columns[name] = series(name, k).T.reshape(-1)
     return pa.table(columns)
-
-

@@ -379,7 +379,9 @@ def read_part(folder: Path, block: int, columns: list[str] | None = None) -> pa.
     try:
         return feather.read_table(part_paths(folder, block)[0], columns=columns, memory_map=False)
     except (OSError, pa.ArrowException) as exc:
-        raise ResultsError(f"{folder}: block {block} is damaged ({exc}); run again without --resume") from None
+        raise ResultsError(
+            f"{folder}: block {block} is damaged ({exc}); run again without --resume"
+        ) from None
 
 
 def read_series_part(folder: Path, block: int, name: str) -> np.ndarray:
