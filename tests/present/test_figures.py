@@ -20,7 +20,7 @@ from sim.cli import cli
 from sim.present import figures as plots
 from sim.study.results import Results
 from tests.helpers import BAKERY
-from tests.test_compare import synthetic, variant_file
+from tests.analysis.test_compare import synthetic, variant_file
 
 
 @pytest.fixture(scope="module")

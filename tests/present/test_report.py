@@ -19,7 +19,7 @@ from sim.cli import cli
 from sim.present.report import render
 from sim.study.results import Results
 from tests.helpers import BAKERY
-from tests.test_compare import synthetic, variant_file
+from tests.analysis.test_compare import synthetic, variant_file
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL = '<script>document.body.setAttribute("data-owned", "yes")</script><b>bold?</b>'
