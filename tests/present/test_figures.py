@@ -19,8 +19,8 @@ from sim.analysis.compare import compare
 from sim.cli import cli
 from sim.present import figures as plots
 from sim.study.results import Results
-from tests.helpers import BAKERY
 from tests.analysis.test_compare import synthetic, variant_file
+from tests.helpers import BAKERY
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from sim.analysis.compare import compare
 from sim.cli import cli
 from sim.present.report import render
 from sim.study.results import Results
-from tests.helpers import BAKERY
 from tests.analysis.test_compare import synthetic, variant_file
+from tests.helpers import BAKERY
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL = '<script>document.body.setAttribute("data-owned", "yes")</script><b>bold?</b>'
