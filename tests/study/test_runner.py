@@ -63,6 +63,7 @@ def running(args: list[str]) -> Iterator[subprocess.Popen[str]]:
 
 
 def wait_for_parts(proc: subprocess.Popen[str], folder: Path, n: int) -> None:
+    # A hang guard, not a speed check: it only keeps a stuck study from stalling the suite.
     deadline = time.monotonic() + 60
     while len(list((folder / "parts").glob("runs-*.arrow"))) < n:
         assert proc.poll() is None, proc.communicate()
@@ -126,7 +127,9 @@ def test_workers_that_cannot_import_the_calling_script_are_a_clear_error(executo
     assert "read from standard input" in last and 'if __name__ == "__main__":' in last
 
 
-@pytest.mark.parametrize("executor", ["serial", "processes", "dask"])
+@pytest.mark.parametrize(
+    "executor", ["serial", "processes", pytest.param("dask", marks=pytest.mark.slow)]
+)
 def test_a_worker_running_other_code_refuses_with_a_clear_error(executor):
     # A Dask worker installed at another time: its numpy (or sim) differs from the parent's.
     from sim.study.executors import open_executor
