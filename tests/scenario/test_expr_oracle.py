@@ -173,7 +173,7 @@ def _points(node: ast.AST) -> list[float]:
         if isinstance(item, ast.UnaryOp):
             sign = -1.0 if isinstance(item.op, ast.USub) else 1.0
             item = item.operand
-        assert isinstance(item, ast.Constant)
+        assert isinstance(item, ast.Constant) and isinstance(item.value, int | float)
         out.append(sign * float(item.value))
     return out
 
@@ -198,7 +198,7 @@ def _ref(node: ast.AST, ns: Mapping[str, float]) -> float:
         return _ref(n, ns)
 
     match node:
-        case ast.Constant(value=value):
+        case ast.Constant(value=int() | float() as value):  # True is 1, False 0
             return float(value)
         case ast.Name(id=name):
             return ns[name]
@@ -236,20 +236,20 @@ def _ref(node: ast.AST, ns: Mapping[str, float]) -> float:
         case ast.Call(func=ast.Name(id=fn), args=args):
             if fn == "interp":
                 return _interp(r(args[0]), _points(args[1]), _points(args[2]))
-            values = [r(a) for a in args]
+            got = [r(a) for a in args]
             if fn == "min":
-                return _least(values)
+                return _least(got)
             if fn == "max":
-                return _most(values)
+                return _most(got)
             if fn == "clip":
-                x, low, high = values
-                return _least([_most([x, low]), high])
+                v, low, high = got
+                return _least([_most([v, low]), high])
             if fn == "abs":
-                return abs(values[0])
+                return abs(got[0])
             if fn == "where":
-                c, a, b = values
-                return a if _truth(c) else b
-            return elementary(fn, values[0])
+                cond, yes, no = got
+                return yes if _truth(cond) else no
+            return elementary(fn, got[0])
     raise AssertionError(f"the reference does not know {ast.dump(node)}")
 
 
@@ -280,9 +280,7 @@ def _wrap(x: str) -> str:
 
 def grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     operand = inner.map(_wrap)
-    binary = st.tuples(operand, st.sampled_from(["+", "-", "*", "/", "**"]), operand).map(
-        " ".join
-    )
+    binary = st.tuples(operand, st.sampled_from(["+", "-", "*", "/", "**"]), operand).map(" ".join)
     unary = st.tuples(st.sampled_from(["-", "+", "not "]), operand).map("".join)
     chain = st.lists(st.tuples(comparison, operand), min_size=1, max_size=3).flatmap(
         lambda rest: operand.map(lambda first: first + "".join(f" {o} {x}" for o, x in rest))
@@ -291,7 +289,9 @@ def grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.sampled_from([" and ", " or "]), st.lists(operand, min_size=2, max_size=3)
     ).map(lambda x: x[0].join(x[1]))
     variadic = st.tuples(st.sampled_from(["min", "max"]), st.lists(inner, min_size=2, max_size=4))
-    one = st.tuples(st.sampled_from(["abs", "exp", "log", "sqrt", "sin", "cos"]), inner.map(lambda x: [x]))
+    one = st.tuples(
+        st.sampled_from(["abs", "exp", "log", "sqrt", "sin", "cos"]), inner.map(lambda x: [x])
+    )
     three = st.tuples(st.sampled_from(["clip", "where"]), st.lists(inner, min_size=3, max_size=3))
     calls = st.one_of(variadic, one, three).map(lambda x: f"{x[0]}({', '.join(x[1])})")
     interp = st.tuples(
@@ -345,9 +345,7 @@ def check(text: str, ns: Mapping[str, Any]) -> None:
         assert same(on_float, want), (text, one, "floats", on_float, want)
 
 
-SETTINGS = settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -368,6 +366,7 @@ PINNED = [
     "p < s <= v",
     "0 < p < 1 != s",
     "p > s > v",
+    "(s <= v) + (s >= v == s) * 2 + (s < v) * 4 + (s != v) * 8",
     "where(p > 0, s, v)",
     "where(p, 1, 2)",
     "interp(p, [0, 1, 10], [5, -1, 3])",
