@@ -533,7 +533,14 @@ def test_cli_compare_figure_paths_that_cannot_be_written_exit_2(
 
 def test_cli_compare_writes_figures_whole(folders: dict[str, Path], tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli, ["compare", str(folders["bakery"]), str(folders["seed8"]), "--plot", str(tmp_path / "c.svg")]
+        cli,
+        [
+            "compare",
+            str(folders["bakery"]),
+            str(folders["seed8"]),
+            "--plot",
+            str(tmp_path / "c.svg"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.svg", "c_fan.svg"]

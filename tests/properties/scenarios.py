@@ -30,7 +30,11 @@ def distribution(draw: st.DrawFn, kind: str, low: float, noise: bool = False) ->
     if kind == "fixed":
         return draw(
             st.sampled_from(
-                [base, {"value": base, "unit": "1", "source": "test"}, {"dist": "fixed", "value": base}]
+                [
+                    base,
+                    {"value": base, "unit": "1", "source": "test"},
+                    {"dist": "fixed", "value": base},
+                ]
             )
         )
     if kind == "uniform":
@@ -68,10 +72,22 @@ def distribution(draw: st.DrawFn, kind: str, low: float, noise: bool = False) ->
     if kind == "lognormal":
         if draw(st.booleans()):
             median = round(draw(amount) + 0.1, 2)
-            return {"dist": "lognormal", "median": median, "p95": round(median * draw(st.floats(1.05, 3)), 3)}
-        return {"dist": "lognormal", "mu": draw(st.floats(-1, 2)), "sigma": draw(st.floats(0.05, 0.8))}
+            return {
+                "dist": "lognormal",
+                "median": median,
+                "p95": round(median * draw(st.floats(1.05, 3)), 3),
+            }
+        return {
+            "dist": "lognormal",
+            "mu": draw(st.floats(-1, 2)),
+            "sigma": draw(st.floats(0.05, 0.8)),
+        }
     if kind == "beta":
-        spec = {"dist": "beta", "a": draw(st.sampled_from([0.5, 1, 2, 5])), "b": draw(st.sampled_from([0.7, 1, 3]))}
+        spec = {
+            "dist": "beta",
+            "a": draw(st.sampled_from([0.5, 1, 2, 5])),
+            "b": draw(st.sampled_from([0.7, 1, 3])),
+        }
         if draw(st.booleans()):
             spec.update(low=base, high=round(base + draw(width), 2))
         return spec
@@ -79,7 +95,9 @@ def distribution(draw: st.DrawFn, kind: str, low: float, noise: bool = False) ->
     values = draw(st.lists(amount if low >= 0 else signed, min_size=1, max_size=4))
     spec = {"dist": "choice", "values": values}
     if draw(st.booleans()):
-        weights = draw(st.lists(st.sampled_from([0, 0.5, 1, 3]), min_size=len(values), max_size=len(values)))
+        weights = draw(
+            st.lists(st.sampled_from([0, 0.5, 1, 3]), min_size=len(values), max_size=len(values))
+        )
         spec["weights"] = weights if sum(weights) > 0 else [1] * len(values)
     return spec
 

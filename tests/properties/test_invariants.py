@@ -33,7 +33,9 @@ def both_engines(model: Model, sampler: str, observer: Any = None) -> tuple[Bloc
     params, noise = draws(model, RUNS, seed=3, sampler=sampler)
     block = run_block(model, params, noise, observer=observer, n=RUNS)
     runs = [
-        run_one(model, {k: v[i] for k, v in params.items()}, {k: v[:, i] for k, v in noise.items()}, i)
+        run_one(
+            model, {k: v[i] for k, v in params.items()}, {k: v[:, i] for k, v in noise.items()}, i
+        )
         for i in range(RUNS)
     ]
     return block, runs
@@ -59,7 +61,10 @@ def assert_conserved(
         held = stocks[s].sum(axis=0) + transit[f].sum(axis=0)
         scale = np.abs(stocks[s]).sum(axis=0) + np.abs(transit[f]).sum(axis=0)
         np.testing.assert_allclose(
-            held, totals[unit], rtol=0, atol=RTOL * np.maximum(scale, 1).max(),
+            held,
+            totals[unit],
+            rtol=0,
+            atol=RTOL * np.maximum(scale, 1).max(),
             err_msg=f"unit {unit!r}, tick {t}",
         )
 
@@ -124,7 +129,8 @@ def test_simpy_engine_agrees_with_the_kernel(data: dict[str, Any], sampler: str)
 def test_results_do_not_depend_on_block_size(data: dict[str, Any]) -> None:
     model = compile_dict(data)
     tables = [
-        run(model, runs=20, seed=5, sampler="lhs", block_size=b, workers=1).runs for b in (1, 7, 4096)
+        run(model, runs=20, seed=5, sampler="lhs", block_size=b, workers=1).runs
+        for b in (1, 7, 4096)
     ]
     assert tables[0].equals(tables[1])
     assert tables[0].equals(tables[2])
