@@ -32,7 +32,9 @@ def write(tmp: Path, name: str, data: dict[str, Any] | str) -> Path:
     return path
 
 
-def draws(model: Model, runs: int, seed: int = 1, sampler: str = "mc") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def draws(
+    model: Model, runs: int, seed: int = 1, sampler: str = "mc"
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     params = parameter_draws(model.parameters, sampler, seed, runs, 0, runs)
     noise = noise_draws(model.noises, seed, runs, model.ticks, 0, runs)
     return params, noise
@@ -47,7 +49,9 @@ def des_outcomes(model: Model, runs: int = 4, seed: int = 1) -> dict[str, np.nda
     params, noise = draws(model, runs, seed)
     out: dict[str, list[float]] = {o.name: [] for o in model.outcomes}
     for k in range(runs):
-        r = run_one(model, {a: v[k] for a, v in params.items()}, {a: v[:, k] for a, v in noise.items()}, k)
+        r = run_one(
+            model, {a: v[k] for a, v in params.items()}, {a: v[:, k] for a, v in noise.items()}, k
+        )
         for name, value in r.outcomes.items():
             out[name].append(value)
     return {k: np.array(v) for k, v in out.items()}

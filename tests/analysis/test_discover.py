@@ -213,7 +213,17 @@ def test_cli_prints_the_box_and_writes_a_folder(bakery_runs, tmp_path):
     assert saved.manifest["scenario"]["results"] == str(bakery_runs)
     assert "trajectory.parquet" in saved.tables
     r = CliRunner().invoke(
-        cli, ["discover", str(bakery_runs), "--where", "hungry_months > 3", "-o", str(out), "--json", "--no-paste"]
+        cli,
+        [
+            "discover",
+            str(bakery_runs),
+            "--where",
+            "hungry_months > 3",
+            "-o",
+            str(out),
+            "--json",
+            "--no-paste",
+        ],
     )
     assert json.loads(r.output)["boxes"][0]["parameter"] == "strike_month"
     assert analyses.load(out).settings["paste"] is False
@@ -221,7 +231,8 @@ def test_cli_prints_the_box_and_writes_a_folder(bakery_runs, tmp_path):
 
 def test_cli_bad_where_exits_2(bakery_runs, tmp_path):
     r = CliRunner().invoke(
-        cli, ["discover", str(bakery_runs), "--where", "hungry_month > 3", "-o", str(tmp_path / "d")]
+        cli,
+        ["discover", str(bakery_runs), "--where", "hungry_month > 3", "-o", str(tmp_path / "d")],
     )
     assert r.exit_code == 2
     assert "unknown name 'hungry_month'" in r.output and "did you mean 'hungry_months'" in r.output
@@ -233,12 +244,26 @@ def test_report_embeds_analysis_folders(bakery_runs, tmp_path):
     found = tmp_path / "found"
     swept = tmp_path / "swept"
     runner = CliRunner()
-    assert runner.invoke(
-        cli, ["discover", str(bakery_runs), "--where", "hungry_months > 3 and 1 < 2", "-o", str(found)]
-    ).exit_code == 0
-    assert runner.invoke(
-        cli, ["sweep", str(BAKERY), "--set", "price=400,500", "-n", "30", "-o", str(swept)]
-    ).exit_code == 0
+    assert (
+        runner.invoke(
+            cli,
+            [
+                "discover",
+                str(bakery_runs),
+                "--where",
+                "hungry_months > 3 and 1 < 2",
+                "-o",
+                str(found),
+            ],
+        ).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            cli, ["sweep", str(BAKERY), "--set", "price=400,500", "-n", "30", "-o", str(swept)]
+        ).exit_code
+        == 0
+    )
     page = tmp_path / "only.html"
     r = runner.invoke(cli, ["report", str(found), str(swept), "--out", str(page)])
     assert r.exit_code == 0, r.output
@@ -263,7 +288,9 @@ def test_report_embeds_analysis_folders(bakery_runs, tmp_path):
 
 def test_an_edited_analysis_folder_is_refused(bakery_runs, tmp_path):
     out = tmp_path / "d"
-    CliRunner().invoke(cli, ["discover", str(bakery_runs), "--where", "hungry_months > 3", "-o", str(out)])
+    CliRunner().invoke(
+        cli, ["discover", str(bakery_runs), "--where", "hungry_months > 3", "-o", str(out)]
+    )
     with (out / "discover.parquet").open("ab") as fh:
         fh.write(b"x")
     r = CliRunner().invoke(cli, ["report", str(out), "--out", str(tmp_path / "r.html")])

@@ -145,7 +145,8 @@ def test_an_outcome_without_a_value_in_some_runs_is_refused():
 def test_cli_writes_a_folder_and_prints_the_ranking(ishigami_file, tmp_path):
     out = tmp_path / "s"
     r = CliRunner().invoke(
-        cli, ["sensitivity", str(ishigami_file), "--outcome", "y", "--runs", "512", "--out", str(out)]
+        cli,
+        ["sensitivity", str(ishigami_file), "--outcome", "y", "--runs", "512", "--out", str(out)],
     )
     assert r.exit_code == 0, r.output
     assert "x2" in r.output and "ST (total)" in r.output and "wrote" in r.output
@@ -156,7 +157,17 @@ def test_cli_writes_a_folder_and_prints_the_ranking(ishigami_file, tmp_path):
     assert saved.table.column("parameter").to_pylist()[0] == "x1"
     r = CliRunner().invoke(
         cli,
-        ["sensitivity", str(ishigami_file), "--outcome", "y", "-n", "64", "--out", str(out), "--json"],
+        [
+            "sensitivity",
+            str(ishigami_file),
+            "--outcome",
+            "y",
+            "-n",
+            "64",
+            "--out",
+            str(out),
+            "--json",
+        ],
     )
     data = json.loads(r.output)
     assert data["kind"] == "sensitivity" and len(data["indices"]) == 3
@@ -173,7 +184,10 @@ def test_cli_refuses_an_unknown_outcome_with_exit_2(ishigami_file, tmp_path):
 
 def test_cli_does_not_write_over_a_runs_folder(ishigami_file, tmp_path):
     run = tmp_path / "run"
-    assert CliRunner().invoke(cli, ["run", str(ishigami_file), "-n", "10", "-o", str(run)]).exit_code == 0
+    assert (
+        CliRunner().invoke(cli, ["run", str(ishigami_file), "-n", "10", "-o", str(run)]).exit_code
+        == 0
+    )
     r = CliRunner().invoke(
         cli, ["sensitivity", str(ishigami_file), "--outcome", "y", "-n", "64", "-o", str(run)]
     )

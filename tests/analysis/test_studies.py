@@ -38,9 +38,36 @@ def same(a: Path, b: Path, name: str) -> None:
 @pytest.mark.parametrize(
     ("command", "table"),
     [
-        (["sweep", str(BAKERY), "--set", "strike_month=6:30:12", "-n", "600"], "sweep_runs.parquet"),
-        (["sweep", str(BAKERY), "--set", "strike_month=6,18", "--set", "mill_output=90,120", "-n", "300"], "sweep_runs.parquet"),
-        (["sensitivity", str(BAKERY), "--outcome", "bread_eaten", "-n", "256", "--resamples", "100"], "sensitivity.parquet"),
+        (
+            ["sweep", str(BAKERY), "--set", "strike_month=6:30:12", "-n", "600"],
+            "sweep_runs.parquet",
+        ),
+        (
+            [
+                "sweep",
+                str(BAKERY),
+                "--set",
+                "strike_month=6,18",
+                "--set",
+                "mill_output=90,120",
+                "-n",
+                "300",
+            ],
+            "sweep_runs.parquet",
+        ),
+        (
+            [
+                "sensitivity",
+                str(BAKERY),
+                "--outcome",
+                "bread_eaten",
+                "-n",
+                "256",
+                "--resamples",
+                "100",
+            ],
+            "sensitivity.parquet",
+        ),
     ],
     ids=["sweep", "sweep-grid", "sensitivity"],
 )
@@ -57,7 +84,9 @@ def test_two_workers_write_the_same_bits_as_one(tmp_path, command, table):
 def test_dask_writes_the_same_bits_as_serial(tmp_path):
     model = sim.load(BAKERY)
     one = sweep(model, "strike_month", "6,18", runs=500, block_size=200)
-    dask = sweep(model, "strike_month", "6,18", runs=500, block_size=200, workers=2, executor="dask")
+    dask = sweep(
+        model, "strike_month", "6,18", runs=500, block_size=200, workers=2, executor="dask"
+    )
     for name in one.outcomes:
         assert np.array_equal(one.outcome_values[name], dask.outcome_values[name], equal_nan=True)
 
@@ -75,7 +104,9 @@ def test_the_simpy_engine_gives_the_same_sweep_and_indices():
 
 def test_a_sweep_study_is_point_major_with_the_same_draws_at_every_point():
     model = sim.load(BAKERY)
-    points = tuple({"strike_month": Fixed(value=v, unit="month", source="test")} for v in (6.0, 18.0))
+    points = tuple(
+        {"strike_month": Fixed(value=v, unit="month", source="test")} for v in (6.0, 18.0)
+    )
     res = sim.run(model, runs=50, seed=2, design=Grid(points), workers=1)
     assert res.n_runs == 100
     point = res.runs.column("point").to_numpy()
@@ -109,8 +140,19 @@ def test_precision_needs_a_plain_study():
 def test_memory_guard_applies_to_a_sweep(tmp_path):
     r = CliRunner().invoke(
         cli,
-        ["sweep", str(BAKERY), "--set", "strike_month=6,18", "-n", "100000", "--max-memory", "1MiB",
-         "--out", str(tmp_path / "sw"), "--no-progress"],
+        [
+            "sweep",
+            str(BAKERY),
+            "--set",
+            "strike_month=6,18",
+            "-n",
+            "100000",
+            "--max-memory",
+            "1MiB",
+            "--out",
+            str(tmp_path / "sw"),
+            "--no-progress",
+        ],
     )
     assert r.exit_code == 2, r.output
     assert "this study needs about" in r.output
@@ -118,7 +160,13 @@ def test_memory_guard_applies_to_a_sweep(tmp_path):
 
 def test_progress_reaches_the_whole_study():
     seen: list[tuple[int, int]] = []
-    sweep(sim.load(BAKERY), "strike_month", "6,18,30", runs=100, progress=lambda d, t: seen.append((d, t)))
+    sweep(
+        sim.load(BAKERY),
+        "strike_month",
+        "6,18,30",
+        runs=100,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen[-1] == (300, 300)
 
 
@@ -137,7 +185,11 @@ def test_a_killed_study_resumes_to_the_same_bits(tmp_path, command):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "sim.cli", command, *common, "--out", str(folder)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120  # guards against a hang only; asserts no speed

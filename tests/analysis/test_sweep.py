@@ -99,7 +99,12 @@ def test_common_random_numbers_across_values():
     fixed = sim.run(
         sim.model.compile_scenario(
             toy().scenario.model_copy(
-                update={"parameters": {**toy().scenario.parameters, "k": sim.scenario.schema.Fixed(value=2.0)}}
+                update={
+                    "parameters": {
+                        **toy().scenario.parameters,
+                        "k": sim.scenario.schema.Fixed(value=2.0),
+                    }
+                }
             )
         )
     )
@@ -224,7 +229,9 @@ def test_two_levers_make_a_grid():
     # A curve per by-value, picked by label or value; the one-lever call needs `by` here.
     high = res.curve("bread_eaten", by="120")
     assert np.array_equal(high["p50"], res.stats["bread_eaten"][1, :, 3])
-    assert np.array_equal(res.curve("bread_eaten", by=70)["mean"], res.stats["bread_eaten"][0, :, 0])
+    assert np.array_equal(
+        res.curve("bread_eaten", by=70)["mean"], res.stats["bread_eaten"][0, :, 0]
+    )
     assert np.all(high["p50"] > res.curve("bread_eaten", by="70")["p50"])
     with pytest.raises(KeyError, match="give `by`"):
         res.curve("bread_eaten")
@@ -242,7 +249,10 @@ def test_two_levers_make_a_grid():
     runs = res.run_table()
     assert runs.num_rows == 2 * 3 * 20
     assert runs.column_names[:5] == ["by", "by_label", "value", "label", "run"]
-    assert runs.column("bread_eaten").to_pylist()[20:40] == res.outcome_values["bread_eaten"][0, 1].tolist()
+    assert (
+        runs.column("bread_eaten").to_pylist()[20:40]
+        == res.outcome_values["bread_eaten"][0, 1].tolist()
+    )
     settings = res.settings()
     assert settings["parameter"] == "strike_month" and settings["by"] == "mill_output"
     assert settings["by_labels"] == ["70", "120"] and settings["by_outside_prior"] == ["70"]
@@ -261,12 +271,18 @@ def test_common_random_numbers_across_the_grid():
     assert np.allclose(filled / scale, filled[0, 0] / scale[0, 0])
     # A grid point is the study with both levers fixed: same seed, sampler and runs.
     fixed = {"k": sim.scenario.schema.Fixed(value=2.0), "m": sim.scenario.schema.Fixed(value=1.5)}
-    scenario_ = model.scenario.model_copy(update={"parameters": {**model.scenario.parameters, **fixed}})
-    assert np.allclose(sim.run(sim.model.compile_scenario(scenario_)).outcome("filled"), filled[2, 1])
+    scenario_ = model.scenario.model_copy(
+        update={"parameters": {**model.scenario.parameters, **fixed}}
+    )
+    assert np.allclose(
+        sim.run(sim.model.compile_scenario(scenario_)).outcome("filled"), filled[2, 1]
+    )
     # A by-value's curve is the one-lever sweep of the scenario with that value fixed.
     one = sweep(
         sim.model.compile_scenario(
-            model.scenario.model_copy(update={"parameters": {**model.scenario.parameters, "m": fixed["m"]}})
+            model.scenario.model_copy(
+                update={"parameters": {**model.scenario.parameters, "m": fixed["m"]}}
+            )
         ),
         "k",
         "1,2,4",
@@ -278,7 +294,14 @@ def test_one_lever_sweep_is_unchanged_by_the_second_lever():
     res = sweep(toy(), "k", "1,2", runs=10)
     assert res.by == "" and res.by_values == () and res.stats["filled"].shape == (2, 6)
     assert res.table().column_names == [
-        "outcome", "unit", "value", "label", *SUMMARY_COLUMNS, "n", "empty", "nonfinite"
+        "outcome",
+        "unit",
+        "value",
+        "label",
+        *SUMMARY_COLUMNS,
+        "n",
+        "empty",
+        "nonfinite",
     ]
     assert res.run_table().column_names == ["value", "label", "run", "filled", "other_out"]
     assert not any(k.startswith("by") for k in res.settings())
@@ -289,7 +312,14 @@ def test_one_lever_sweep_is_unchanged_by_the_second_lever():
 
 def test_cli_two_levers_write_a_folder(tmp_path):
     out = tmp_path / "grid"
-    args = ["sweep", str(BAKERY), "--set", "strike_month=2024-07:2026-07:12", "--set", "mill_output=90,120"]
+    args = [
+        "sweep",
+        str(BAKERY),
+        "--set",
+        "strike_month=2024-07:2026-07:12",
+        "--set",
+        "mill_output=90,120",
+    ]
     r = CliRunner().invoke(cli, [*args, "--outcome", "bread_eaten", "-n", "30", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert "bread_eaten (t) against strike_month, by mill_output: median [p05, p95]" in r.output
@@ -330,8 +360,20 @@ def test_report_embeds_a_two_lever_sweep(tmp_path):
     out = tmp_path / "grid"
     r = CliRunner().invoke(
         cli,
-        ["sweep", str(BAKERY), "--set", "price=400,500", "--set", "mill_output=90,120",
-         "--outcome", "mean_till", "-n", "20", "-o", str(out)],
+        [
+            "sweep",
+            str(BAKERY),
+            "--set",
+            "price=400,500",
+            "--set",
+            "mill_output=90,120",
+            "--outcome",
+            "mean_till",
+            "-n",
+            "20",
+            "-o",
+            str(out),
+        ],
     )
     assert r.exit_code == 0, r.output
     page = tmp_path / "r.html"

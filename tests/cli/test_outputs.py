@@ -44,7 +44,9 @@ def test_report_never_writes_over_an_input(two, folder, tmp_path):
     hard = tmp_path / "hard.html"
     os.link(a, hard)
     for out in (a, link, hard, folder / "runs.parquet", folder / "manifest.json"):
-        sources = (a, b) if out.suffix != ".parquet" and out.name != "manifest.json" else (folder, a)
+        sources = (
+            (a, b) if out.suffix != ".parquet" and out.name != "manifest.json" else (folder, a)
+        )
         for force in ([], ["--force"]):
             code, output = invoke("report", *sources, "-n", "20", "--out", out, *force)
             assert code == 2, (out, output)
@@ -100,7 +102,9 @@ def test_run_and_analyses_never_replace_their_inputs(folder, tmp_path):
     assert code == 2 and "one of this command's inputs" in output
     assert scenario.read_text() == BAKERY.read_text()
     before = (folder / "manifest.json").read_bytes()
-    code, output = invoke("discover", folder, "--where", "hungry_months > 5", "--out", folder, "--force")
+    code, output = invoke(
+        "discover", folder, "--where", "hungry_months > 5", "--out", folder, "--force"
+    )
     assert code == 2 and "input" in output
     assert (folder / "manifest.json").read_bytes() == before
     sweep_input = tmp_path / "sweep.parquet"

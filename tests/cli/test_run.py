@@ -14,7 +14,21 @@ from tests.helpers import BAKERY, write
 
 def test_run_writes_a_complete_folder_and_prints_the_table(tmp_path):
     out = tmp_path / "res"
-    r = CliRunner().invoke(cli, ["run", str(BAKERY), "--runs", "300", "--seed", "2", "--out", str(out), "--keep-paths", "3"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(BAKERY),
+            "--runs",
+            "300",
+            "--seed",
+            "2",
+            "--out",
+            str(out),
+            "--keep-paths",
+            "3",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "bread_eaten" in r.output and "p95" in r.output
     for name in ("manifest.json", "runs.parquet", "bands.parquet", "paths.parquet"):
@@ -28,7 +42,9 @@ def test_run_writes_a_complete_folder_and_prints_the_table(tmp_path):
 
 
 def test_run_json_summary(tmp_path):
-    r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "50", "--out", str(tmp_path / "x"), "--json"])
+    r = CliRunner().invoke(
+        cli, ["run", str(BAKERY), "-n", "50", "--out", str(tmp_path / "x"), "--json"]
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert {row["name"] for row in data["outcomes"]} >= {"bread_eaten", "first_empty"}
@@ -36,11 +52,18 @@ def test_run_json_summary(tmp_path):
 
 def test_run_refuses_another_scenarios_folder(tmp_path):
     out = tmp_path / "res"
-    assert CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "20", "--out", str(out)]).exit_code == 0
+    assert (
+        CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "20", "--out", str(out)]).exit_code == 0
+    )
     other = write(tmp_path, "other.yaml", f"extends: {BAKERY}\nname: other\n")
     r = CliRunner().invoke(cli, ["run", str(other), "-n", "20", "--out", str(out)])
     assert r.exit_code == 2 and "holds results of scenario 'bakery'" in r.output
-    assert CliRunner().invoke(cli, ["run", str(other), "-n", "20", "--out", str(out), "--force"]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(cli, ["run", str(other), "-n", "20", "--out", str(out), "--force"])
+        .exit_code
+        == 0
+    )
 
 
 def test_edited_results_are_refused(tmp_path):
@@ -58,7 +81,9 @@ def test_edited_results_are_refused(tmp_path):
 
 def test_des_engine_gives_the_same_runs(tmp_path):
     a = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "20", "--out", str(tmp_path / "a")])
-    b = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "20", "--engine", "des", "--out", str(tmp_path / "b")])
+    b = CliRunner().invoke(
+        cli, ["run", str(BAKERY), "-n", "20", "--engine", "des", "--out", str(tmp_path / "b")]
+    )
     assert a.exit_code == b.exit_code == 0
     assert Results.load(tmp_path / "a").runs.equals(Results.load(tmp_path / "b").runs)
 

@@ -17,7 +17,9 @@ from tests.helpers import draws, scenario, write
 # k is 0.5, 1.5 or 2.5 by run: each case goes non-finite in the runs where k > 1 only, so a
 # study of them is a result (some runs non-finite), never a broken model.
 BASE = {
-    "parameters": {"k": {"dist": "choice", "values": [0.5, 1.5, 2.5], "unit": "1", "source": "test"}},
+    "parameters": {
+        "k": {"dist": "choice", "values": [0.5, 1.5, 2.5], "unit": "1", "source": "test"}
+    },
     "stocks": {"src": {"unit": "u", "kind": "source"}, "a": {"unit": "u", "initial": 10}},
     "flows": {"f": {"from": "src", "to": "a", "rate": 1}},
     "outcomes": {"end": {"of": "a", "stat": "final", "unit": "u"}},
@@ -32,20 +34,31 @@ CASES = {
     ),
     # a rate of -inf used to be clamped to a request of 0
     "rate": (
-        {"flows": {"f": {"from": "src", "to": "a", "rate": "where(k > 1 and t >= 5, -1 / 0 * k, 1)"}}},
+        {
+            "flows": {
+                "f": {"from": "src", "to": "a", "rate": "where(k > 1 and t >= 5, -1 / 0 * k, 1)"}
+            }
+        },
         5,
         "flows.f",
     ),
     # an event time that is NaN used to mean "never"
     "event": (
-        {"events": {"e": {"at": "where(k > 1, sqrt(0 - k), 2)", "set": {"on": 0}}}, "state": {"on": 1}},
+        {
+            "events": {"e": {"at": "where(k > 1, sqrt(0 - k), 2)", "set": {"on": 0}}},
+            "state": {"on": 1},
+        },
         0,
         "events.e",
     ),
     # an outcome's value
     "outcome": (
-        {"outcomes": {"end": {"of": "a", "stat": "final", "unit": "u"},
-                      "bad": {"of": "where(k > 1 and t >= 7, log(0), a)", "stat": "max", "unit": "u"}}},
+        {
+            "outcomes": {
+                "end": {"of": "a", "stat": "final", "unit": "u"},
+                "bad": {"of": "where(k > 1 and t >= 7, log(0), a)", "stat": "max", "unit": "u"},
+            }
+        },
         7,
         "outcomes.bad",
     ),
@@ -85,8 +98,13 @@ def test_both_engines_agree_on_nonfinite_runs(case):
 def test_the_earliest_stage_of_a_tick_names_the_culprit():
     # A NaN variable that feeds a rate: the variable, evaluated first, is the culprit.
     m = scenario(
-        **(BASE | {"variables": {"v": "where(k > 1 and t >= 2, log(0 - k), 1)"},
-                   "flows": {"f": {"from": "src", "to": "a", "rate": "v"}}})
+        **(
+            BASE
+            | {
+                "variables": {"v": "where(k > 1 and t >= 2, log(0 - k), 1)"},
+                "flows": {"f": {"from": "src", "to": "a", "rate": "v"}},
+            }
+        )
     )
     block = ENGINES["kernel"](m, *draws(m, 12), n=12)
     assert set(block.bad_name[block.bad_tick >= 0]) == {"variables.v"}
@@ -96,12 +114,16 @@ def test_the_earliest_stage_of_a_tick_names_the_culprit():
     ("section", "field"),
     [("variables", "variables.v"), ("events", "events.e.at"), ("outcomes", "outcomes.bad.of")],
 )
-def test_a_model_nonfinite_in_every_run_is_an_exit_2_error_naming_the_expression(tmp_path, section, field):
+def test_a_model_nonfinite_in_every_run_is_an_exit_2_error_naming_the_expression(
+    tmp_path, section, field
+):
     data = {
         "name": "boom",
         "start": "2024-01",
         "months": 6,
-        "parameters": {"k": {"dist": "uniform", "low": 1, "high": 2, "unit": "1", "source": "test"}},
+        "parameters": {
+            "k": {"dist": "uniform", "low": 1, "high": 2, "unit": "1", "source": "test"}
+        },
         "state": {"on": 1},
         "stocks": {"src": {"unit": "u", "kind": "source"}, "a": {"unit": "u"}},
         "flows": {"f": {"from": "src", "to": "a", "rate": 1}},
@@ -143,10 +165,19 @@ def test_a_constant_nonfinite_expression_is_refused_by_validate(tmp_path, text):
 def test_a_tiny_stock_asked_for_huge_amounts_gives_what_it_holds(engine):
     # content / requested underflows to 0: the stock still empties into its outflows.
     m = scenario(
-        stocks={"a": {"unit": "u", "initial": 1e-250}, "x": {"unit": "u", "kind": "sink"},
-                "y": {"unit": "u", "kind": "sink"}},
-        flows={"f": {"from": "a", "to": "x", "rate": 1e300}, "g": {"from": "a", "to": "y", "rate": 3e300}},
-        outcomes={"x": {"of": "x", "stat": "final", "unit": "u"}, "y": {"of": "y", "stat": "final", "unit": "u"}},
+        stocks={
+            "a": {"unit": "u", "initial": 1e-250},
+            "x": {"unit": "u", "kind": "sink"},
+            "y": {"unit": "u", "kind": "sink"},
+        },
+        flows={
+            "f": {"from": "a", "to": "x", "rate": 1e300},
+            "g": {"from": "a", "to": "y", "rate": 3e300},
+        },
+        outcomes={
+            "x": {"of": "x", "stat": "final", "unit": "u"},
+            "y": {"of": "y", "stat": "final", "unit": "u"},
+        },
         months=2,
     )
     block = ENGINES[engine](m, *draws(m, 3), n=3)

@@ -46,7 +46,9 @@ def test_every_figure_draws_hostile_text_literally(tmp_path, text):
     drawn = [
         figures.outcome_figure(compare(a, b), [a, b]),
         figures.fan_figure([a, b]),
-        analysis_figures.sensitivity_figure(sensitivity(model, "bread_eaten", runs=32, resamples=100)),
+        analysis_figures.sensitivity_figure(
+            sensitivity(model, "bread_eaten", runs=32, resamples=100)
+        ),
         analysis_figures.sweep_figure(sweep(model, "strike_month", "6,18", runs=32)),
         analysis_figures.sweep_figure(
             sweep(model, "strike_month", "6,18", runs=32, by=("mill_output", "90,110"))
@@ -65,10 +67,14 @@ def test_every_figure_draws_hostile_text_literally(tmp_path, text):
 @pytest.mark.parametrize("text", ["$_$", "$\\frac{"])
 def test_compare_plot_and_report_survive_hostile_units(tmp_path, text):
     a, b = hostile(tmp_path, text, "a"), hostile(tmp_path, text, "b")
-    r = CliRunner().invoke(cli, ["compare", str(a), str(b), "-n", "40", "--plot", str(tmp_path / "p.png")])
+    r = CliRunner().invoke(
+        cli, ["compare", str(a), str(b), "-n", "40", "--plot", str(tmp_path / "p.png")]
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "p.png").is_file() and (tmp_path / "p_fan.png").is_file()
-    r = CliRunner().invoke(cli, ["report", str(a), str(b), "-n", "40", "--out", str(tmp_path / "r.html")])
+    r = CliRunner().invoke(
+        cli, ["report", str(a), str(b), "-n", "40", "--out", str(tmp_path / "r.html")]
+    )
     assert r.exit_code == 0, r.output
 
 

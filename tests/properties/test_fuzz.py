@@ -29,13 +29,13 @@ from sim.scenario.expr import FUNCTIONS, ExprError, compile_expr
 from tests.properties.scenarios import scenarios
 
 BAKERY = Path(__file__).resolve().parents[2] / "examples" / "bakery.yaml"
-HARD_LIMIT = 5.0  # seconds; a hang fails the example instead of stalling CI
+HARD_LIMIT = 30.0  # seconds; only so a hang fails the example instead of stalling CI
 
 
 def fuzz(examples: int) -> Any:
     return settings(
         max_examples=examples,
-        deadline=2000,
+        deadline=None,  # speed is not a property here: a busy CI machine must not fail it
         database=None,  # nothing written to disk, so "no side effect" can be checked
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
@@ -218,7 +218,7 @@ def test_valid_scenarios_load(sandbox: tuple[Path, Path], data: dict[str, Any]) 
     assert load_or_refuse(sandbox, dump(data)) is not None
 
 
-@fuzz(400)
+@fuzz(200)
 @given(nearly_valid())
 def test_nearly_valid_scenarios_load_or_refuse(
     sandbox: tuple[Path, Path], data: dict[str, Any]
@@ -255,7 +255,7 @@ distributions = st.one_of(
 )
 
 
-@fuzz(300)
+@fuzz(150)
 @given(distributions, st.booleans())
 def test_distributions_with_extreme_numbers_load_or_refuse(
     sandbox: tuple[Path, Path], spec: dict[str, Any], as_noise: bool
@@ -306,7 +306,7 @@ def mutated_text(draw: st.DrawFn) -> str:
     return text
 
 
-@fuzz(300)
+@fuzz(150)
 @given(mutated_text())
 def test_mutated_yaml_text_loads_or_refuses(sandbox: tuple[Path, Path], text: str) -> None:
     load_or_refuse(sandbox, text)
@@ -480,7 +480,8 @@ def inputs(draw: st.DrawFn) -> dict[str, np.ndarray]:
     return ns
 
 
-@fuzz(400)
+# Few examples: tests/scenario/test_expr_oracle.py checks both forms against a reference.
+@fuzz(100)
 @given(expressions, inputs())
 def test_generated_expressions_agree_on_arrays_and_floats(
     sandbox: tuple[Path, Path], text: str, ns: dict[str, np.ndarray]

@@ -1,75 +1,160 @@
-"""DESIGN.md's invariants on generated scenarios: conservation, non-negativity, engine
-agreement and block-size independence."""
+"""DESIGN.md's invariants on generated scenarios, for both engines: conservation per unit at
+every tick, non-negativity of every stock but a source, engine agreement (outcomes and every
+recorded series, tick by tick) and independence of the block size.
+
+The kernel's stocks are watched through its observer. The SimPy engine has none, so its
+stocks are read from its recorded series: the generator records every stock and every flow's
+`transit.NAME`, which is all conservation needs.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-from hypothesis import HealthCheck, given, settings
+from typing import Any
 
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim.engine.des import Run, run_one
+from sim.engine.kernel import Block, run_block
+from sim.model import Model
 from sim.study.runner import run
-from tests.helpers import des_outcomes, kernel
+from tests.helpers import draws
 from tests.properties.scenarios import compile_dict, scenarios
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+RTOL = 1e-9
+RUNS = 4
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+samplers = st.sampled_from(["mc", "lhs", "sobol"])
 
 
-@SETTINGS
-@given(scenarios())
-def test_conservation_per_unit_at_every_tick(data):
-    model = compile_dict(data)
-    units = model.units
-    stock_unit = np.array([units.index(s.unit) for s in model.stocks])
-    flow_unit = np.array([units.index(f.unit) for f in model.flows])
-    totals: dict[int, np.ndarray] = {}
-
-    def check(t, S, TR):
-        for u in range(len(units)):
-            held = S[stock_unit == u].sum(axis=0) + TR[flow_unit == u].sum(axis=0)
-            scale = np.abs(S[stock_unit == u]).sum(axis=0) + np.abs(TR[flow_unit == u]).sum(axis=0)
-            if u not in totals:
-                totals[u] = initial[u]
-            np.testing.assert_allclose(held, totals[u], rtol=0, atol=1e-9 * np.maximum(scale, 1).max())
-
-    # The initial total per unit, from the same draws (stocks before any flow).
-    from tests.helpers import draws
-
-    params, _ = draws(model, 5)
-    ns = dict(params)
-    ns.update(model.state)
-    initial = {}
-    for u in range(len(units)):
-        initial[u] = sum(
-            np.broadcast_to(s.initial(ns), (5,)) for s in model.stocks if units.index(s.unit) == u
+def both_engines(model: Model, sampler: str, observer: Any = None) -> tuple[Block, list[Run]]:
+    params, noise = draws(model, RUNS, seed=3, sampler=sampler)
+    block = run_block(model, params, noise, observer=observer, n=RUNS)
+    runs = [
+        run_one(
+            model, {k: v[i] for k, v in params.items()}, {k: v[:, i] for k, v in noise.items()}, i
         )
-    kernel(model, runs=5, observer=check)
+        for i in range(RUNS)
+    ]
+    return block, runs
+
+
+def initial_totals(model: Model, sampler: str) -> dict[str, np.ndarray]:
+    """Per unit, what the stocks hold before the first tick (the same draws as both_engines)."""
+    params, _ = draws(model, RUNS, seed=3, sampler=sampler)
+    ns: dict[str, Any] = {**params, **model.state}
+    totals = {u: np.zeros(RUNS) for u in model.units}
+    for s in model.stocks:
+        totals[s.unit] = totals[s.unit] + np.broadcast_to(s.initial(ns), (RUNS,))
+    return totals
+
+
+def assert_conserved(
+    model: Model, t: int, stocks: np.ndarray, transit: np.ndarray, totals: dict[str, np.ndarray]
+) -> None:
+    """stocks: (stocks, runs) at tick t; transit: (flows, runs)."""
+    for unit in model.units:
+        s = np.array([x.unit == unit for x in model.stocks])
+        f = np.array([x.unit == unit for x in model.flows], dtype=bool)
+        held = stocks[s].sum(axis=0) + transit[f].sum(axis=0)
+        scale = np.abs(stocks[s]).sum(axis=0) + np.abs(transit[f]).sum(axis=0)
+        np.testing.assert_allclose(
+            held,
+            totals[unit],
+            rtol=0,
+            atol=RTOL * np.maximum(scale, 1).max(),
+            err_msg=f"unit {unit!r}, tick {t}",
+        )
+
+
+def des_paths(model: Model, runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:
+    """The SimPy engine's stocks (ticks, stocks, runs) and transit (ticks, flows, runs)."""
+    stocks = np.stack([np.stack([r.series[s.name] for s in model.stocks]) for r in runs], axis=-1)
+    transit = np.stack(
+        [np.stack([r.series[f"transit.{f.name}"] for f in model.flows]) for r in runs], axis=-1
+    )
+    return stocks.transpose(1, 0, 2), transit.transpose(1, 0, 2)
 
 
 @SETTINGS
-@given(scenarios())
-def test_no_stock_but_a_source_goes_below_zero(data):
+@given(scenarios(), samplers)
+def test_conservation_per_unit_at_every_tick(data: dict[str, Any], sampler: str) -> None:
+    model = compile_dict(data)
+    totals = initial_totals(model, sampler)
+    seen = []
+
+    def check(t: int, S: np.ndarray, TR: np.ndarray) -> None:
+        assert_conserved(model, t, S, TR, totals)
+        seen.append(t)
+
+    _, runs = both_engines(model, sampler, observer=check)
+    assert seen == list(range(model.ticks))
+    stocks, transit = des_paths(model, runs)
+    for t in range(model.ticks):
+        assert_conserved(model, t, stocks[t], transit[t], totals)
+
+
+@SETTINGS
+@given(scenarios(), samplers)
+def test_no_stock_but_a_source_goes_below_zero(data: dict[str, Any], sampler: str) -> None:
     model = compile_dict(data)
     holders = np.array([s.kind != "source" for s in model.stocks])
 
-    def check(t, S, TR):
-        assert (S[holders] >= 0).all(), f"tick {t}: {S[holders].min()}"
+    def check(t: int, S: np.ndarray, TR: np.ndarray) -> None:
+        assert (S[holders] >= 0).all(), f"kernel, tick {t}: {S[holders].min()}"
 
-    kernel(model, runs=5, observer=check)
+    _, runs = both_engines(model, sampler, observer=check)
+    stocks, _ = des_paths(model, runs)
+    assert (stocks[:, holders] >= 0).all(), f"SimPy engine: {stocks[:, holders].min()}"
 
 
 @SETTINGS
-@given(scenarios())
-def test_simpy_engine_agrees_with_the_kernel(data):
+@given(scenarios(), samplers)
+def test_simpy_engine_agrees_with_the_kernel(data: dict[str, Any], sampler: str) -> None:
     model = compile_dict(data)
-    k = kernel(model, runs=3).outcomes
-    d = des_outcomes(model, runs=3)
-    for name in k:
-        np.testing.assert_allclose(k[name], d[name], rtol=1e-9, atol=0, equal_nan=True, err_msg=name)
+    block, runs = both_engines(model, sampler)
+    for name, values in block.outcomes.items():
+        des = np.array([r.outcomes[name] for r in runs])
+        np.testing.assert_allclose(values, des, rtol=RTOL, atol=0, equal_nan=True, err_msg=name)
+    for name, values in block.series.items():  # every stock and transit, tick by tick
+        des = np.stack([r.series[name] for r in runs], axis=-1)
+        np.testing.assert_allclose(values, des, rtol=RTOL, atol=0, equal_nan=True, err_msg=name)
+    assert (block.bad_tick == [r.bad_tick for r in runs]).all()
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(max_units=2))
-def test_results_do_not_depend_on_block_size(data):
+def test_results_do_not_depend_on_block_size(data: dict[str, Any]) -> None:
     model = compile_dict(data)
-    tables = [run(model, runs=30, seed=5, sampler="lhs", block_size=b).runs for b in (1, 7, 4096)]
+    tables = [
+        run(model, runs=20, seed=5, sampler="lhs", block_size=b, workers=1).runs
+        for b in (1, 7, 4096)
+    ]
     assert tables[0].equals(tables[1])
     assert tables[0].equals(tables[2])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sim bug: support() of a truncated normal is loc + scale * ((low - loc) / scale), "
+    "which rounds to -1.1e-16 for low 0, mean 0.7, sd 0.15, so the noise check refuses it",
+)
+def test_normal_noise_with_low_zero_is_accepted() -> None:
+    """docs/language.md: a normal noise with `low: 0` is allowed (found by the generator)."""
+    data = {
+        "name": "noise",
+        "start": "2024-01",
+        "months": 3,
+        "stocks": {"shelf": {"unit": "t", "initial": 100}, "sold": {"unit": "t", "kind": "sink"}},
+        "flows": {
+            "sell": {
+                "from": "shelf",
+                "to": "sold",
+                "rate": 8,
+                "noise": {"dist": "normal", "mean": 0.7, "sd": 0.15, "low": 0},
+            }
+        },
+    }
+    assert compile_dict(data).flows[0].noise is not None

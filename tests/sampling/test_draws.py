@@ -70,7 +70,10 @@ def test_sobol_draws_cover_the_unit_square_evenly():
 def test_draws_do_not_depend_on_how_runs_are_cut(sampler, runs, cut):
     params = _params({"u": SPECS["uniform"], "t": SPECS["triangular"]})
     whole = parameter_draws(params, sampler, 9, runs, 0, runs)
-    parts = [parameter_draws(params, sampler, 9, runs, a, min(runs, a + cut)) for a in range(0, runs, cut)]
+    parts = [
+        parameter_draws(params, sampler, 9, runs, a, min(runs, a + cut))
+        for a in range(0, runs, cut)
+    ]
     for name in params:
         np.testing.assert_array_equal(whole[name], np.concatenate([p[name] for p in parts]))
 
@@ -87,8 +90,13 @@ def test_adding_a_parameter_does_not_change_the_others(sampler, seed):
 
 @pytest.mark.parametrize(
     "spec",
-    [SPECS["pert"], SPECS["beta"], {"dist": "pert", "low": 5e5, "mode": 1e6, "high": 3e6},
-     {"dist": "beta", "a": 0.5, "b": 0.5}, {"dist": "beta", "a": 1, "b": 0.4}],
+    [
+        SPECS["pert"],
+        SPECS["beta"],
+        {"dist": "pert", "low": 5e5, "mode": 1e6, "high": 3e6},
+        {"dist": "beta", "a": 0.5, "b": 0.5},
+        {"dist": "beta", "a": 1, "b": 0.4},
+    ],
 )
 def test_beta_family_inverse_cdf_is_within_its_stated_resolution(spec):
     # PINV stands in for the exact (slow) beta inverse CDF: CDF(draw) must be u to 1e-10.

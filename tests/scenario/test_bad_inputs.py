@@ -77,7 +77,9 @@ def test_many_unknown_names_stop_at_the_problem_cap(tmp_path: Path) -> None:
     assert code == 2, output
     shown = output.splitlines()
     assert len(shown) == MAX_PROBLEMS + 1
-    assert shown[-1].endswith(f"stopped after {MAX_PROBLEMS} problems; fix these and validate again")
+    assert shown[-1].endswith(
+        f"stopped after {MAX_PROBLEMS} problems; fix these and validate again"
+    )
 
 
 def test_a_foreign_file_named_by_extends_is_never_quoted() -> None:

@@ -202,7 +202,9 @@ def test_two_merge_keys_in_one_mapping_are_a_duplicate(tmp_path: Path) -> None:
 
 
 def test_merging_a_list_and_a_quoted_merge_key_still_work(tmp_path: Path) -> None:
-    doc = read_yaml(write(tmp_path, "a: &a {x: 1}\nb: &b {y: 2}\nc: {<<: [*a, *b]}\nd: {'<<': 1}\n"))
+    doc = read_yaml(
+        write(tmp_path, "a: &a {x: 1}\nb: &b {y: 2}\nc: {<<: [*a, *b]}\nd: {'<<': 1}\n")
+    )
     assert doc.data["c"] == {"x": 1, "y": 2}
     assert doc.data["d"] == {"<<": 1}
 
@@ -363,4 +365,3 @@ def test_a_partial_base_with_any_section_is_a_scenario(tmp_path: Path) -> None:
     write(tmp_path, "parameters:\n  p: 1\n", "library.yaml")
     child = write(tmp_path, "extends: library.yaml\n" + HEAD, "child.yaml")
     assert load_document(child).data["parameters"] == {"p": 1}
-

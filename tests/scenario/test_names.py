@@ -96,7 +96,9 @@ def test_a_non_ascii_name_in_an_expression_is_refused(
     assert "is not allowed in an expression" in message
 
 
-@pytest.mark.parametrize("text", ["ﬁll", "1 + ｔ", "x × 2", "a − b", "flow.ｇrind", "2 * fill # größe"])
+@pytest.mark.parametrize(
+    "text", ["ﬁll", "1 + ｔ", "x × 2", "a − b", "flow.ｇrind", "2 * fill # größe"]
+)
 def test_compile_expr_refuses_any_non_ascii_character(text: str) -> None:
     names = {"fill": "parameter", "x": "parameter", "a": "parameter", "b": "parameter"}
     with pytest.raises(ExprError) as err:

@@ -13,7 +13,10 @@ from sim.study import guards, runner, store
 from tests.helpers import BAKERY, scenario
 
 WIDE = dict(  # no recorded series, many outcomes: the rows are the parts
-    parameters={f"p{k}": {"dist": "uniform", "low": 0, "high": 1, "unit": "t", "source": "s"} for k in range(6)},
+    parameters={
+        f"p{k}": {"dist": "uniform", "low": 0, "high": 1, "unit": "t", "source": "s"}
+        for k in range(6)
+    },
     stocks={"a": {"unit": "t", "initial": 100}, "b": {"unit": "t", "kind": "sink"}},
     flows={"f": {"from": "a", "to": "b", "rate": "p0 + p1 + p2"}},
     outcomes={f"o{k}": {"of": f"b * p{k % 6}", "stat": "final", "unit": "t"} for k in range(12)},
@@ -36,11 +39,20 @@ def measured_peak(monkeypatch: pytest.MonkeyPatch, model, tmp: Path, **settings)
 
 @pytest.mark.parametrize(
     "which, runs, block, keep_paths",
-    [("bakery", 6000, 500, 0), ("bakery", 3000, 256, 40), ("bakery", 5000, 5000, 0), ("wide", 8000, 1000, 0)],
+    [
+        ("bakery", 6000, 500, 0),
+        ("bakery", 3000, 256, 40),
+        ("bakery", 5000, 5000, 0),
+        ("wide", 8000, 1000, 0),
+    ],
 )
-def test_the_estimate_covers_the_measured_peak(monkeypatch, tmp_path, which, runs, block, keep_paths):
+def test_the_estimate_covers_the_measured_peak(
+    monkeypatch, tmp_path, which, runs, block, keep_paths
+):
     model = sim.load(BAKERY) if which == "bakery" else scenario(**WIDE)
-    peak = measured_peak(monkeypatch, model, tmp_path, runs=runs, block_size=block, keep_paths=keep_paths)
+    peak = measured_peak(
+        monkeypatch, model, tmp_path, runs=runs, block_size=block, keep_paths=keep_paths
+    )
     p = runner.plan(model, runs, block_size=block, keep_paths=keep_paths)
     est = guards.estimate(model, runs, block, 1, p.kept, p.keep_paths)
     final = guards.folder_bytes(tmp_path / "r")

@@ -57,7 +57,9 @@ def test_a_long_horizon_with_noise_needs_a_smaller_block(tmp_path):
 
 def test_results_larger_than_the_free_disk_are_refused(tmp_path):
     est = estimate(bakery(), runs=10**15, block_size=8192)
-    with pytest.raises(ScenarioError, match=r"would need about .* at its peak .* free; choose another --out"):
+    with pytest.raises(
+        ScenarioError, match=r"would need about .* at its peak .* free; choose another --out"
+    ):
         check(est, tmp_path / "not" / "yet" / "there", max_memory=2**62)
 
 
@@ -68,7 +70,9 @@ def test_every_run_nonfinite_is_one_located_error(tmp_path):
         run(m, runs=5, out=out, workers=1)
     message = str(err.value)
     assert message.startswith(f"{tmp_path / 'boom.yaml'}:")
-    assert "variables.boom: non-finite (NaN or infinite) in every one of the 5 runs so far" in message
+    assert (
+        "variables.boom: non-finite (NaN or infinite) in every one of the 5 runs so far" in message
+    )
     assert "first at tick 3 (2024-04)" in message
     assert not out.exists()  # nothing half-written
 
@@ -107,9 +111,15 @@ def test_one_bad_run_in_a_block_of_one_is_not_a_broken_model(tmp_path):
 
 
 def test_an_outcome_nonfinite_in_every_run_is_one_located_error(tmp_path):
-    data = dict(BOOM, variables={"boom": "1"}, outcomes={"x": {"of": "log(d - d)", "stat": "mean", "unit": "u"}})
+    data = dict(
+        BOOM,
+        variables={"boom": "1"},
+        outcomes={"x": {"of": "log(d - d)", "stat": "mean", "unit": "u"}},
+    )
     m = load(write(tmp_path, "out.yaml", data))
-    with pytest.raises(ScenarioError, match=r"outcomes\.x\.of: non-finite .* in every one of the 3 runs so far"):
+    with pytest.raises(
+        ScenarioError, match=r"outcomes\.x\.of: non-finite .* in every one of the 3 runs so far"
+    ):
         run(m, runs=3, workers=1)
 
 
@@ -119,11 +129,15 @@ def test_sim_run_refuses_an_oversized_study_with_exit_2_and_writes_nothing(tmp_p
     from sim.cli import cli
 
     out = tmp_path / "res"
-    r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "100000", "--max-memory", "1MiB", "--out", str(out)])
+    r = CliRunner().invoke(
+        cli, ["run", str(BAKERY), "-n", "100000", "--max-memory", "1MiB", "--out", str(out)]
+    )
     assert r.exit_code == 2, r.output
     assert "this study needs about" in r.output and "limit you set (1.0 MiB)" in r.output
     assert not out.exists()
     r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", str(10**15), "--out", str(out)])
     assert r.exit_code == 2 and "free" in r.output and not out.exists()
-    r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "200", "--max-memory", "2GiB", "--out", str(out)])
+    r = CliRunner().invoke(
+        cli, ["run", str(BAKERY), "-n", "200", "--max-memory", "2GiB", "--out", str(out)]
+    )
     assert r.exit_code == 0, r.output

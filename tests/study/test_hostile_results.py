@@ -26,7 +26,9 @@ from tests.helpers import BAKERY
 def good(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     root = tmp_path_factory.mktemp("good")
     for name, seed in (("a", "1"), ("b", "2")):
-        r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "120", "-s", seed, "--out", str(root / name)])
+        r = CliRunner().invoke(
+            cli, ["run", str(BAKERY), "-n", "120", "-s", seed, "--out", str(root / name)]
+        )
         assert r.exit_code == 0, r.output
     r = CliRunner().invoke(
         cli, ["discover", str(root / "a"), "--where", "hungry_months > 5", "--out", str(root / "d")]
@@ -62,17 +64,34 @@ def _raw(text: str) -> Any:
 
 RUN_DAMAGE: dict[str, tuple[Any, str]] = {
     "deeply nested": (_raw('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"), "nested deeper"),
-    "runs 1e999": (lambda f: _replace(f, '"runs": 120', '"runs": 1e999'), "runs: Input should be a valid integer"),
+    "runs 1e999": (
+        lambda f: _replace(f, '"runs": 120', '"runs": 1e999'),
+        "runs: Input should be a valid integer",
+    ),
     "runs 1e999 alone": (_raw('{"format_version": 1, "runs": 1e999}'), "manifest.json"),
     "runs as text": (lambda f: _edit(f, _set("runs", "120")), "runs"),
     "runs edited": (lambda f: _edit(f, _set("runs", 50)), "runs.parquet holds 120"),
     "runs huge int": (_raw('{"runs": 1' + "0" * 5000 + "}"), "damaged manifest"),
     "seed negative": (lambda f: _edit(f, _set("seed", -3)), "seed"),
     "outcomes not a mapping": (lambda f: _edit(f, _set("outcomes", [1, 2])), "outcomes"),
-    "outcome unit a number": (lambda f: _edit(f, lambda d: d["outcomes"]["bread_eaten"].__setitem__("unit", 7)), "outcomes.bread_eaten.unit"),
-    "outcome not in runs": (lambda f: _edit(f, lambda d: d["outcomes"].__setitem__("ghost", {"unit": "t", "stat": "final"})), "ghost"),
-    "scenario name missing": (lambda f: _edit(f, lambda d: d["scenario"].pop("name")), "scenario.name"),
-    "sha256 path outside": (lambda f: _edit(f, lambda d: d["sha256"].__setitem__("../../etc/passwd", "0" * 64)), "sha256"),
+    "outcome unit a number": (
+        lambda f: _edit(f, lambda d: d["outcomes"]["bread_eaten"].__setitem__("unit", 7)),
+        "outcomes.bread_eaten.unit",
+    ),
+    "outcome not in runs": (
+        lambda f: _edit(
+            f, lambda d: d["outcomes"].__setitem__("ghost", {"unit": "t", "stat": "final"})
+        ),
+        "ghost",
+    ),
+    "scenario name missing": (
+        lambda f: _edit(f, lambda d: d["scenario"].pop("name")),
+        "scenario.name",
+    ),
+    "sha256 path outside": (
+        lambda f: _edit(f, lambda d: d["sha256"].__setitem__("../../etc/passwd", "0" * 64)),
+        "sha256",
+    ),
     "NaN": (lambda f: _replace(f, '"seed": 1', '"seed": NaN'), "NaN"),
     "huge file": (_raw(" " * (manifests.MAX_BYTES + 10) + "{}"), "larger than"),
     "not an object": (_raw("[1, 2]"), "not a JSON object"),
@@ -111,8 +130,14 @@ def test_a_manifest_edited_to_other_runs_is_not_compared_unpaired(good, tmp_path
 
 
 ANALYSIS_DAMAGE: dict[str, tuple[Any, str]] = {
-    "deeply nested": (_raw('{"kind": "discover", "x": ' + "{" * 5000 + "}" * 5000 + "}"), "nested deeper"),
-    "files outside": (lambda f: _edit(f, lambda d: d["sha256"].__setitem__("/etc/passwd", "0" * 64)), "sha256"),
+    "deeply nested": (
+        _raw('{"kind": "discover", "x": ' + "{" * 5000 + "}" * 5000 + "}"),
+        "nested deeper",
+    ),
+    "files outside": (
+        lambda f: _edit(f, lambda d: d["sha256"].__setitem__("/etc/passwd", "0" * 64)),
+        "sha256",
+    ),
     "settings a list": (lambda f: _edit(f, _set("settings", [1])), "settings"),
     "complete as text": (lambda f: _edit(f, _set("complete", "yes")), "complete"),
 }

@@ -27,7 +27,9 @@ def full(*_: Any, **__: Any) -> None:
 
 
 def full_arrow(*_: Any, **__: Any) -> None:
-    raise pa.lib.ArrowIOError("[Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device")
+    raise pa.lib.ArrowIOError(
+        "[Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device"
+    )
 
 
 def after(n: int, real: Any, fail: Any = full) -> Any:
@@ -65,7 +67,9 @@ def test_a_full_disk_is_a_user_error_and_the_study_resumes(tmp_path, monkeypatch
     monkeypatch.undo()
     resumable = (out / store.MANIFEST).is_file()
     assert ("--resume" in str(caught.value)) == resumable
-    done = sim.run(model, runs=RUNS, seed=3, block_size=BLOCK, workers=1, out=out, resume=resumable, force=True)
+    done = sim.run(
+        model, runs=RUNS, seed=3, block_size=BLOCK, workers=1, out=out, resume=resumable, force=True
+    )
     clean = sim.run(model, runs=RUNS, seed=3, block_size=BLOCK, workers=1)
     assert done.runs.equals(clean.runs)
     assert Results.load(out).n_runs == RUNS
@@ -80,13 +84,27 @@ def test_a_full_disk_while_streaming_runs_parquet(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert not list(out.glob(".*.tmp"))  # the half-written runs.parquet is gone
     done = sim.run(model, runs=RUNS, seed=3, block_size=BLOCK, workers=1, out=out, resume=True)
-    assert np.array_equal(done.outcome("bread_eaten"), sim.run(model, runs=RUNS, seed=3).outcome("bread_eaten"))
+    assert np.array_equal(
+        done.outcome("bread_eaten"), sim.run(model, runs=RUNS, seed=3).outcome("bread_eaten")
+    )
 
 
 def test_sim_run_says_the_disk_is_full_with_exit_2(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "write_part", after(1, store.write_part))
     r = CliRunner().invoke(
-        cli, ["run", str(BAKERY), "-n", str(RUNS), "--block-size", str(BLOCK), "-w", "1", "--out", str(tmp_path / "r")]
+        cli,
+        [
+            "run",
+            str(BAKERY),
+            "-n",
+            str(RUNS),
+            "--block-size",
+            str(BLOCK),
+            "-w",
+            "1",
+            "--out",
+            str(tmp_path / "r"),
+        ],
     )
     assert r.exit_code == 2, r.output
     assert "disk is full" in r.output and "--resume" in r.output and str(tmp_path / "r") in r.output
@@ -111,7 +129,19 @@ def test_a_bad_scheduler_address_writes_nothing(tmp_path, monkeypatch, address):
         sim.run(sim.load(BAKERY), runs=20, executor="dask", scheduler=address, out=out)
     assert not out.exists()
     r = CliRunner().invoke(
-        cli, ["run", str(BAKERY), "-n", "20", "--executor", "dask", "--scheduler", address, "--out", str(out)]
+        cli,
+        [
+            "run",
+            str(BAKERY),
+            "-n",
+            "20",
+            "--executor",
+            "dask",
+            "--scheduler",
+            address,
+            "--out",
+            str(out),
+        ],
     )
     assert r.exit_code == 2 and "internal error" not in r.output, r.output
     assert not out.exists()

@@ -63,6 +63,7 @@ def running(args: list[str]) -> Iterator[subprocess.Popen[str]]:
 
 
 def wait_for_parts(proc: subprocess.Popen[str], folder: Path, n: int) -> None:
+    # A hang guard, not a speed check: it only keeps a stuck study from stalling the suite.
     deadline = time.monotonic() + 60
     while len(list((folder / "parts").glob("runs-*.arrow"))) < n:
         assert proc.poll() is None, proc.communicate()
@@ -82,7 +83,9 @@ def test_serial_two_workers_and_dask_give_the_same_bits(tmp_path):
     assert dask.manifest["executor"] == {"kind": "dask", "workers": 2}
     same_results(tmp_path / "serial", tmp_path / "two")
     same_results(tmp_path / "serial", tmp_path / "dask")
-    assert table(tmp_path / "serial", "paths.parquet").equals(table(tmp_path / "dask", "paths.parquet"))
+    assert table(tmp_path / "serial", "paths.parquet").equals(
+        table(tmp_path / "dask", "paths.parquet")
+    )
     # and the same as one block held in memory, with no folder at all
     whole = sim.run(model, runs=3000, seed=4, block_size=3000)
     assert whole.runs.equals(table(tmp_path / "two"))
@@ -118,7 +121,9 @@ def test_workers_that_cannot_import_the_calling_script_are_a_clear_error(executo
     else:
         (tmp_path / "study.py").write_text(script)
         command, given = [sys.executable, str(tmp_path / "study.py")], None
-    done = subprocess.run(command, input=given, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    done = subprocess.run(
+        command, input=given, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert not out.exists()
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
@@ -126,7 +131,9 @@ def test_workers_that_cannot_import_the_calling_script_are_a_clear_error(executo
     assert "read from standard input" in last and 'if __name__ == "__main__":' in last
 
 
-@pytest.mark.parametrize("executor", ["serial", "processes", "dask"])
+@pytest.mark.parametrize(
+    "executor", ["serial", "processes", pytest.param("dask", marks=pytest.mark.slow)]
+)
 def test_a_worker_running_other_code_refuses_with_a_clear_error(executor):
     # A Dask worker installed at another time: its numpy (or sim) differs from the parent's.
     from sim.study.executors import open_executor
@@ -177,7 +184,10 @@ def test_the_worker_probe_travels_to_a_worker_without_sim():
         "try:\n    probe()\nexcept ImportError as exc:\n    print('no sim:', exc)\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], input=cloudpickle.dumps(_PROBE), capture_output=True, timeout=60
+        [sys.executable, "-c", code],
+        input=cloudpickle.dumps(_PROBE),
+        capture_output=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().startswith("no sim:")
@@ -269,7 +279,21 @@ def test_sigkill_mid_run_then_resume_gives_the_same_bits(tmp_path):
     assert not manifest["complete"]
     r = CliRunner().invoke(cli, ["run", *args, "--workers", "2", "--resume"])
     assert r.exit_code == 0, r.output
-    ref = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "60000", "--seed", "3", "--out", str(tmp_path / "ref"), "-w", "1"])
+    ref = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(BAKERY),
+            "-n",
+            "60000",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / "ref"),
+            "-w",
+            "1",
+        ],
+    )
     assert ref.exit_code == 0, ref.output
     same_results(out, tmp_path / "ref")
 
@@ -277,7 +301,21 @@ def test_sigkill_mid_run_then_resume_gives_the_same_bits(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
     out = tmp_path / "stopped"
-    with running([str(BAKERY), "-n", "60000", "--seed", "8", "--block-size", "500", "--out", str(out), "-w", "2"]) as proc:
+    with running(
+        [
+            str(BAKERY),
+            "-n",
+            "60000",
+            "--seed",
+            "8",
+            "--block-size",
+            "500",
+            "--out",
+            str(out),
+            "-w",
+            "2",
+        ]
+    ) as proc:
         wait_for_parts(proc, out, 2)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -296,10 +334,26 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
 @pytest.mark.slow
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "busy"
-    with running([str(BAKERY), "-n", "40000", "--seed", "2", "--block-size", "400", "--out", str(out), "-w", "1"]) as proc:
+    with running(
+        [
+            str(BAKERY),
+            "-n",
+            "40000",
+            "--seed",
+            "2",
+            "--block-size",
+            "400",
+            "--out",
+            str(out),
+            "-w",
+            "1",
+        ]
+    ) as proc:
         wait_for_parts(proc, out, 1)
         for extra in ([], ["--force"], ["--resume"]):
-            r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "100", "--out", str(out), *extra])
+            r = CliRunner().invoke(
+                cli, ["run", str(BAKERY), "-n", "100", "--out", str(out), *extra]
+            )
             assert r.exit_code == 2, r.output
             assert "being written by another sim run" in r.output
         _, err = proc.communicate(timeout=60)
@@ -333,13 +387,28 @@ def test_precision_stops_at_the_first_precise_prefix_whatever_the_workers(tmp_pa
 def test_precision_on_the_command_line(tmp_path):
     r = CliRunner().invoke(
         cli,
-        ["run", str(BAKERY), "-n", "20000", "--block-size", "1000", "--precision", "bread_eaten:2%", "--out", str(tmp_path / "p")],
+        [
+            "run",
+            str(BAKERY),
+            "-n",
+            "20000",
+            "--block-size",
+            "1000",
+            "--precision",
+            "bread_eaten:2%",
+            "--out",
+            str(tmp_path / "p"),
+        ],
     )
     assert r.exit_code == 0, r.output
     assert "precision met after" in r.output and "bread_eaten ±" in r.output
-    bad = CliRunner().invoke(cli, ["run", str(BAKERY), "--precision", "bread:0.01", "--out", str(tmp_path / "q")])
+    bad = CliRunner().invoke(
+        cli, ["run", str(BAKERY), "--precision", "bread:0.01", "--out", str(tmp_path / "q")]
+    )
     assert bad.exit_code == 2 and "no outcome 'bread'" in bad.output
-    bad = CliRunner().invoke(cli, ["run", str(BAKERY), "--precision", "bread_eaten", "--out", str(tmp_path / "q")])
+    bad = CliRunner().invoke(
+        cli, ["run", str(BAKERY), "--precision", "bread_eaten", "--out", str(tmp_path / "q")]
+    )
     assert bad.exit_code == 2 and "OUTCOME:REL" in bad.output
 
 
@@ -354,7 +423,9 @@ def test_nonfinite_runs_are_counted_and_their_culprit_named(tmp_path):
     r = CliRunner().invoke(cli, ["run", str(bad), "-n", "400", "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
     assert "runs went non-finite" in r.output and "variables.supply" in r.output
-    j = CliRunner().invoke(cli, ["run", str(bad), "-n", "400", "--out", str(tmp_path / "a"), "--json"])
+    j = CliRunner().invoke(
+        cli, ["run", str(bad), "-n", "400", "--out", str(tmp_path / "a"), "--json"]
+    )
     data = json.loads(j.output)
     res = Results.load(tmp_path / "a")
     count = int(np.sum(res.status != "ok"))
@@ -368,6 +439,8 @@ def test_nonfinite_runs_are_counted_and_their_culprit_named(tmp_path):
 
 def test_dask_not_installed_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
-    r = CliRunner().invoke(cli, ["run", str(BAKERY), "-n", "10", "--executor", "dask", "--out", str(tmp_path / "d")])
+    r = CliRunner().invoke(
+        cli, ["run", str(BAKERY), "-n", "10", "--executor", "dask", "--out", str(tmp_path / "d")]
+    )
     assert r.exit_code == 2, r.output
     assert "pip install -e '.[dask]'" in r.output

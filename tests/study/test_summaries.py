@@ -26,8 +26,12 @@ HUGE = dict(
     },
     flows={
         "f": {"from": "a", "to": "b", "rate": "0 * x"},
-        "g": {"from": "huge", "to": "gone", "rate": "huge * 0.5 * x",
-              "noise": {"dist": "lognormal", "median": 1, "p95": 1.0e200}},
+        "g": {
+            "from": "huge",
+            "to": "gone",
+            "rate": "huge * 0.5 * x",
+            "noise": {"dist": "lognormal", "median": 1, "p95": 1.0e200},
+        },
     },
     outcomes={
         "constant": {"of": "a", "stat": "final", "unit": "t"},
@@ -76,7 +80,9 @@ def test_sim_run_json_has_no_nulls_and_stderr_no_warnings(tmp_path):
     import yaml
 
     path.write_text(yaml.safe_dump({"name": "toy", "start": "2024-01", "months": 12, **HUGE}))
-    r = CliRunner().invoke(cli, ["run", str(path), "-n", "200", "--out", str(tmp_path / "r"), "--json"])
+    r = CliRunner().invoke(
+        cli, ["run", str(path), "-n", "200", "--out", str(tmp_path / "r"), "--json"]
+    )
     assert r.exit_code == 0, r.output
     assert "RuntimeWarning" not in r.output
     import json
