@@ -220,7 +220,9 @@ def _standard_beta_pinv(a: float, b: float) -> Any:
     miss its resolution: a density unbounded at an end (a or b below 1) gives PINV errors a
     hundred times the bound. Built on [0, 1] and mapped after: PINV's search for the domain
     stalls on a beta stretched over millions."""
-    if a < 1 or b < 1:
+    if a < 1 or b < 1 or 1 < b < 2:
+        # 1 < b < 2: a density with an infinite slope at 1 makes PINV's set-up stall for
+        # minutes (at 0 it doesn't); _beta_ppf mirrors those.
         return None
     mode = (a - 1) / (a + b - 2) if a > 1 and b > 1 else 0.5
     with warnings.catch_warnings():  # "center moved into domain": informational
@@ -241,9 +243,12 @@ def _beta_ppf(
     the block it was drawn in."""
     u = _inside(u)
     fast = _standard_beta_pinv(float(a), float(b))
-    if fast is None:
-        return np.asarray(spec.frozen().ppf(u), dtype=float)
-    return np.asarray(low + (high - low) * fast.ppf(u), dtype=float)
+    if fast is not None:
+        return np.asarray(low + (high - low) * fast.ppf(u), dtype=float)
+    if 1 < b < 2 and (mirror := _standard_beta_pinv(float(b), float(a))) is not None:
+        # beta(a, b) is 1 - beta(b, a): the steep end at 0, where PINV copes.
+        return np.asarray(low + (high - low) * (1.0 - mirror.ppf(1.0 - u)), dtype=float)
+    return np.asarray(spec.frozen().ppf(u), dtype=float)
 
 
 class Pert(Distribution):
@@ -314,7 +319,17 @@ class Normal(Distribution):
     def ppf(self, u: np.ndarray) -> np.ndarray:
         if self.low is None and self.high is None:
             return self.mean + self.sd * special.ndtri(_inside(u))
-        return super().ppf(u)
+        # loc + scale * x can round a hair past a bound (-1e-16 for low 0): keep inside.
+        lo = -math.inf if self.low is None else self.low
+        hi = math.inf if self.high is None else self.high
+        return np.clip(super().ppf(u), lo, hi)
+
+    def support(self) -> tuple[float, float]:
+        # The bounds themselves: scipy's support goes through loc + scale * a, which rounds.
+        low, high = super().support()
+        return (low if self.low is None else float(self.low)), (
+            high if self.high is None else float(self.high)
+        )
 
     def describe(self) -> str:
         lo, hi = self.low, self.high
