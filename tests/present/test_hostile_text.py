@@ -21,26 +21,33 @@ from tests.helpers import BAKERY
 HOSTILE = ("$_$", "$\\frac{", "a $x^$ b", "$$", "\\$ $\\sqrt{")
 
 
-def hostile(tmp: Path, text: str, name: str = "bakery") -> Path:
-    """The bakery with `text` in its units, descriptions and outcome descriptions."""
+def hostile(tmp: Path, text: str | tuple[str, ...], name: str = "bakery") -> Path:
+    """The bakery with hostile text in its units, descriptions and outcome descriptions: one
+    text everywhere, or a tuple of five, one per place (so one study draws them all)."""
+    texts = (text,) * 5 if isinstance(text, str) else text
     data = yaml.safe_load(BAKERY.read_text())
     data["name"] = name
-    data["description"] = f"costs {text}"
-    units = {"t": text, "t/month": f"{text}/month", "usd": f"{text}usd"}
+    data["description"] = f"costs {texts[3]}"
+    units = {"t": texts[0], "t/month": f"{texts[1]}/month", "usd": f"{texts[2]}usd"}
     for section in ("parameters", "stocks", "outcomes"):
         for spec in data[section].values():
             if isinstance(spec, dict) and spec.get("unit") in units:
                 spec["unit"] = units[spec["unit"]]
-    data["outcomes"]["bread_eaten"]["description"] = f"bread {text} eaten"
-    data["stocks"]["silo"]["description"] = f"the silo {text}"
+    data["outcomes"]["bread_eaten"]["description"] = f"bread {texts[4]} eaten"
+    data["stocks"]["silo"]["description"] = f"the silo {texts[4]}"
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-@pytest.mark.parametrize("text", HOSTILE)
-def test_every_figure_draws_hostile_text_literally(tmp_path, text):
-    model = sim.load(hostile(tmp_path, text))
+# Every hostile text in every place, in two studies: each is a unit in one of them.
+ROTATIONS = [HOSTILE, HOSTILE[2:] + HOSTILE[:2]]
+
+
+@pytest.mark.parametrize("texts", ROTATIONS, ids=["rotation-0", "rotation-2"])
+def test_every_figure_draws_hostile_text_literally(tmp_path, texts):
+    text = texts[0]  # the outcomes' unit, drawn on the outcome figure's axes
+    model = sim.load(hostile(tmp_path, texts))
     a = sim.run(model, runs=64, seed=1)
     b = sim.run(model, runs=64, seed=2)
     drawn = [
@@ -64,9 +71,8 @@ def test_every_figure_draws_hostile_text_literally(tmp_path, text):
     figures.save(drawn[0], tmp_path / "out.svg")
 
 
-@pytest.mark.parametrize("text", ["$_$", "$\\frac{"])
-def test_compare_plot_and_report_survive_hostile_units(tmp_path, text):
-    a, b = hostile(tmp_path, text, "a"), hostile(tmp_path, text, "b")
+def test_compare_plot_and_report_survive_hostile_units(tmp_path):
+    a, b = hostile(tmp_path, HOSTILE, "a"), hostile(tmp_path, HOSTILE[1:] + HOSTILE[:1], "b")
     r = CliRunner().invoke(
         cli, ["compare", str(a), str(b), "-n", "40", "--plot", str(tmp_path / "p.png")]
     )
