@@ -178,9 +178,9 @@ class _Kernel:
         """3. Requests: max(0, rate) times the tick's noise."""
         R, ns = self.R, self.ns
         for i, rate in self.rates:
-            value = rate(ns)
-            self.health.see(t, self.flow_labels[i], value)  # before max(0, .) hides a -inf
-            np.maximum(value, 0.0, out=R[i])
+            R[i] = rate(ns)
+        self.health.check_rows(t, self.flow_labels, R)  # before max(0, .) hides a -inf
+        np.maximum(R, 0.0, out=R)
         for i, noise in self.noisy:
             R[i] *= noise[t]
 
