@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ from sim.model import Model, check_outcomes, compile_scenario
 from sim.scenario.schema import SEED_LIMIT
 from sim.study.design import SOBOL_KEY, saltelli
 from sim.study.results import Results
-from sim.study.runner import DEFAULT_BLOCK, run
+from sim.study.runner import Execution, run
 
 DEFAULT_RUNS = 1024
 DEFAULT_RESAMPLES = 1000
@@ -169,23 +168,14 @@ def sensitivity(
     resamples: int = DEFAULT_RESAMPLES,
     progress: Progress | None = None,
     *,
-    engine: str = "kernel",
-    workers: int = 1,
-    executor: str = "processes",
-    scheduler: str | None = None,
-    block_size: int = DEFAULT_BLOCK,
-    out: str | Path | None = None,
-    resume: bool = False,
-    force: bool = False,
-    max_memory: int | None = None,
+    execution: Execution | None = None,
 ) -> Sensitivity:
     """First-order and total Sobol' indices of `outcomes` for every sampled parameter.
 
     `runs` is N, the base sample (a power of 2); the model runs N·(d+2) times for d sampled
     parameters. `seed` defaults to the scenario's. The runs are one study of the study
-    runner, with its options as `sim.run` takes them (`workers=None` lets the runner
-    choose); `out` is the study's folder (runs.parquet of every run), which `resume=True`
-    finishes.
+    runner; `execution` says how it runs (engine, workers, executor, its folder and whether
+    to resume it; serial and in memory by default).
     """
     names = (outcomes,) if isinstance(outcomes, str) else tuple(dict.fromkeys(outcomes))
     check_outcomes(model, names)
@@ -219,16 +209,8 @@ def sensitivity(
         n,
         seed,
         None,
-        engine,
-        block_size,
-        out,
-        force=force,
         progress=progress,
-        workers=workers,
-        executor=executor,
-        scheduler=scheduler,
-        resume=resume,
-        max_memory=max_memory,
+        **(execution or Execution()).options(),
         design=saltelli(lean, n, seed, sampled),
     )
     y = _outcomes(res, names)

@@ -30,7 +30,6 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ from sim.scenario.expr import Expr
 from sim.scenario.schema import Distribution, Fixed, parse_month
 from sim.study.design import Grid
 from sim.study.results import QUANTILE_NAMES, QUANTILES
-from sim.study.runner import DEFAULT_BLOCK, plan, run
+from sim.study.runner import Execution, plan, run
 
 MAX_VALUES = 200
 SUMMARY_COLUMNS = ("mean", *QUANTILE_NAMES)  # what a sweep reports of an outcome at each point
@@ -291,15 +290,7 @@ def sweep(
     progress: Progress | None = None,
     *,
     by: tuple[str, str | Sequence[float | str]] | None = None,
-    engine: str = "kernel",
-    workers: int = 1,
-    executor: str = "processes",
-    scheduler: str | None = None,
-    block_size: int = DEFAULT_BLOCK,
-    out: str | Path | None = None,
-    resume: bool = False,
-    force: bool = False,
-    max_memory: int | None = None,
+    execution: Execution | None = None,
 ) -> Sweep:
     """Run `model` with `parameter` fixed at each of `values`, with common random numbers.
 
@@ -308,9 +299,9 @@ def sweep(
     lever and its values, e.g. `("cash_share", "0.1,0.3,0.5")`: the study then runs at every
     (by, value) pair, at most MAX_VALUES of them, with one curve per by-value.
 
-    Every point's runs go through the study runner as one study (`sim.study.design.Grid`),
-    with its options as `sim.run` takes them (`workers=None` lets the runner choose); `out`
-    is the study's folder (runs.parquet of every point), which `resume=True` finishes.
+    Every point's runs go through the study runner as one study (`sim.study.design.Grid`);
+    `execution` says how it runs (engine, workers, executor, its folder and whether to
+    resume it; serial and in memory by default).
     """
     by_name = by[0] if by is not None else ""
     if by_name == parameter:
@@ -349,16 +340,8 @@ def sweep(
         first.runs,
         first.seed,
         first.sampler,
-        engine,
-        block_size,
-        out,
-        force=force,
         progress=progress,
-        workers=workers,
-        executor=executor,
-        scheduler=scheduler,
-        resume=resume,
-        max_memory=max_memory,
+        **(execution or Execution()).options(),
         design=Grid(tuple(fixed)),
     )
     shape = (len(by_points), len(points)) if by_name else (len(points),)

@@ -27,17 +27,11 @@ from sim.analysis.sweep import SUMMARY_COLUMNS, Sweep
 from sim.analysis.sweep import sweep as run_sweep
 from sim.cli.common import (
     FILE,
-    block_size_option,
     dump_json,
-    engine_option,
-    executor_option,
     finite,
-    max_memory_option,
     out_console,
     progress_bar,
-    resume_option,
-    scheduler_option,
-    workers_option,
+    study_options,
 )
 from sim.errors import ScenarioError
 from sim.model import load
@@ -46,6 +40,7 @@ from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.guards import parse_size
 from sim.study.results import Results
+from sim.study.runner import Execution
 
 _out = click.option(
     "--out",
@@ -98,13 +93,7 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
 )
 @_out
 @_force
-@engine_option
-@block_size_option
-@workers_option
-@executor_option
-@scheduler_option
-@resume_option("study")
-@max_memory_option
+@study_options("study")
 @_json
 @_progress
 def sensitivity_command(
@@ -142,7 +131,7 @@ def sensitivity_command(
             seed=seed,
             resamples=resamples,
             progress=tick,
-            **_study(study, folder, force),
+            execution=_study(study, folder, force),
         )
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sensitivity_figure
@@ -196,13 +185,7 @@ def sensitivity_command(
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: the scenario's sampler].")
 @_out
 @_force
-@engine_option
-@block_size_option
-@workers_option
-@executor_option
-@scheduler_option
-@resume_option("study")
-@max_memory_option
+@study_options("study")
 @_json
 @_progress
 def sweep_command(
@@ -248,7 +231,7 @@ def sweep_command(
             outcomes=outcomes or None,
             progress=tick,
             by=levers[1] if len(levers) == 2 else None,
-            **_study(study, folder, force),
+            execution=_study(study, folder, force),
         )
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sweep_figure
@@ -571,14 +554,15 @@ def _check_folder(folder: Path, kind: str, inputs: Sequence[str], force: bool) -
     )
 
 
-def _study(options: dict[str, Any], folder: Path, force: bool) -> dict[str, Any]:
-    """The study options of a sweep or sensitivity command, its study in folder/study."""
+def _study(options: dict[str, Any], folder: Path, force: bool) -> Execution:
+    """How a sweep or sensitivity command's study runs, its folder folder/study."""
     limit = options.pop("max_memory")
-    return options | {
-        "out": folder / analyses.STUDY,
-        "force": force,
-        "max_memory": parse_size(limit) if limit is not None else None,
-    }
+    return Execution(
+        **options,
+        out=folder / analyses.STUDY,
+        force=force,
+        max_memory=parse_size(limit) if limit is not None else None,
+    )
 
 
 @contextlib.contextmanager

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -22,6 +23,8 @@ from rich.progress import (
 from sim.engine import ENGINES
 from sim.study.executors import EXECUTORS
 from sim.study.runner import DEFAULT_BLOCK
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 USER_ERROR = 2
 OUR_ERROR = 1
@@ -117,3 +120,23 @@ def resume_option(what: str) -> Any:
         is_flag=True,
         help=f"Finish an interrupted {what} in its folder (same options as it started with).",
     )
+
+
+def study_options(what: str) -> Callable[[F], F]:
+    """Every option of how a study runs, for a command whose runs are a study of `what`."""
+    options = [
+        engine_option,
+        block_size_option,
+        workers_option,
+        executor_option,
+        scheduler_option,
+        resume_option(what),
+        max_memory_option,
+    ]
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply

@@ -105,6 +105,28 @@ class Plan:
         } | ({"design": design} if (design := self.design.identity()) else {})
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How an analysis's study runs, as `run` takes it: which engine, how many workers, on
+    which executor, in blocks of what size, under what memory limit; `out` is the study's
+    folder, which `resume` finishes and `force` may replace. None of it changes the results
+    (the engines agree to 1e-9)."""
+
+    engine: str = "kernel"
+    workers: int | None = 1
+    executor: str = "processes"
+    scheduler: str | None = None
+    block_size: int = DEFAULT_BLOCK
+    max_memory: int | None = None
+    out: str | Path | None = None
+    resume: bool = False
+    force: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of `run`."""
+        return dataclasses.asdict(self)
+
+
 def keep_runs(model: Model, runs: int, keep_paths: int) -> int:
     """How many leading runs keep their recorded series: all while they fit the budget."""
     if not model.record:
@@ -142,7 +164,7 @@ def plan(
         problems.append(f"unknown engine '{engine}' (use {', '.join(ENGINES)})")
     if block_size < 1:
         problems.append(f"block size must be at least 1 (got {block_size})")
-    elif block_size < min(256, runs):  # each block costs ~10 ms of set-up, more on a pool
+    elif block_size < min(256, runs) and runs > 16 * block_size:  # ~10 ms set-up a block
         warnings.warn(
             f"block size {block_size} makes {math.ceil(runs / block_size):,} blocks of "
             "set-up work; 256 or more is much faster (the results are the same bits)",

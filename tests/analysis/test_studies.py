@@ -22,6 +22,7 @@ from sim.cli import cli
 from sim.errors import ScenarioError
 from sim.scenario.schema import Fixed
 from sim.study.design import Grid, Sampled, saltelli
+from sim.study.runner import Execution
 from tests.helpers import BAKERY, ROOT
 
 
@@ -83,9 +84,13 @@ def test_two_workers_write_the_same_bits_as_one(tmp_path, command, table):
 @pytest.mark.slow
 def test_dask_writes_the_same_bits_as_serial(tmp_path):
     model = sim.load(BAKERY)
-    one = sweep(model, "strike_month", "6,18", runs=500, block_size=200)
+    one = sweep(model, "strike_month", "6,18", runs=500, execution=Execution(block_size=200))
     dask = sweep(
-        model, "strike_month", "6,18", runs=500, block_size=200, workers=2, executor="dask"
+        model,
+        "strike_month",
+        "6,18",
+        runs=500,
+        execution=Execution(block_size=200, workers=2, executor="dask"),
     )
     for name in one.outcomes:
         assert np.array_equal(one.outcome_values[name], dask.outcome_values[name], equal_nan=True)
@@ -94,11 +99,11 @@ def test_dask_writes_the_same_bits_as_serial(tmp_path):
 def test_the_simpy_engine_gives_the_same_sweep_and_indices():
     model = sim.load(BAKERY)
     kernel = sweep(model, "strike_month", "6,18", runs=20)
-    des = sweep(model, "strike_month", "6,18", runs=20, engine="des")
+    des = sweep(model, "strike_month", "6,18", runs=20, execution=Execution(engine="des"))
     for name in kernel.outcomes:
         np.testing.assert_allclose(des.outcome_values[name], kernel.outcome_values[name], rtol=1e-9)
     a = sensitivity(model, "bread_eaten", runs=8, resamples=100)
-    b = sensitivity(model, "bread_eaten", runs=8, resamples=100, engine="des")
+    b = sensitivity(model, "bread_eaten", runs=8, resamples=100, execution=Execution(engine="des"))
     np.testing.assert_allclose(a.total, b.total, rtol=1e-9)
 
 
