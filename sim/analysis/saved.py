@@ -102,7 +102,7 @@ def save(
         store.write_table(table, folder / name)
     written = list(files)
     if png is not None:
-        _write_bytes(png, folder / f"{result.kind}.png")
+        store.write_bytes(png, folder / f"{result.kind}.png")
         written.append(f"{result.kind}.png")
     manifest = {
         "analysis_format": FORMAT_VERSION,
@@ -238,12 +238,6 @@ def _prepare(folder: Path, kind: str, force: bool) -> None:
     for name in names:
         with contextlib.suppress(FileNotFoundError):
             (folder / name).unlink()
-
-
-def _write_bytes(data: bytes, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def _scenario(result: Analysis, model: Model | None) -> dict[str, Any]:

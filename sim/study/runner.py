@@ -212,7 +212,7 @@ def run(
     keep_paths: int = 0,
     force: bool = False,
     progress: Progress | None = None,
-    workers: int | None = None,
+    workers: int | None = 1,
     executor: str = "processes",
     scheduler: str | None = None,
     resume: bool = False,
@@ -222,8 +222,10 @@ def run(
 ) -> Results:
     """Run a study of `model` and return its `Results`; with `out`, also write the folder.
 
-    `workers` (default: every core, once the first block shows the study is long enough to
-    repay a pool's start-up; 1 = serial) run blocks in a local process pool, or on Dask with
+    `workers` (default 1, serial: safe from a plain script or a notebook, where worker
+    processes would need an `if __name__ == "__main__":` guard; None: every core, once the
+    first block shows the study is long enough to repay a pool's start-up, as `sim run`
+    does) run blocks in a local process pool, or on Dask with
     `executor="dask"` (a LocalCluster, or the cluster at `scheduler`); the results are the
     same bits either way. `resume=True` finishes an interrupted study in `out`. `precision`
     maps outcomes to a relative 95% half-width of their mean: blocks are added until every

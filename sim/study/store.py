@@ -69,11 +69,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# The process's umask, read once (os.umask both sets and returns it). mkstemp makes files
+# 0600 whatever the umask; what sim writes should be as readable as any file the user makes.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def temporary(path: Path) -> Path:
+    """A new, empty temporary file beside `path` (hidden, `.tmp`), with the permissions a
+    file made under the user's umask has, ready to be renamed onto `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic(path: Path) -> Iterator[Path]:
     """A temporary path beside `path`; renamed onto it only if the block succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temporary(path)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -91,6 +107,11 @@ def write_table(table: pa.Table, path: Path) -> None:
 def write_json(data: Any, path: Path) -> None:
     with atomic(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def write_bytes(data: bytes, path: Path) -> None:
+    with atomic(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
@@ -397,9 +418,7 @@ class TableWriter:
 
     def __init__(self, path: Path):
         self.path = path
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temporary(path)
         self.writer: pq.ParquetWriter | None = None
 
     def append(self, table: pa.Table) -> None:

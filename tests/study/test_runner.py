@@ -444,3 +444,31 @@ def test_dask_not_installed_is_a_clear_error(tmp_path, monkeypatch):
     )
     assert r.exit_code == 2, r.output
     assert "pip install -e '.[dask]'" in r.output
+
+
+def test_the_library_runs_serially_unless_asked_and_sim_run_chooses(tmp_path, monkeypatch):
+    # From a plain script (no __main__ guard) worker processes would re-run the script, so
+    # sim.run stays serial by default however slow the first block looks; `sim run` (and
+    # workers=None) still starts a pool when the rest would take a while.
+    monkeypatch.setattr(runner, "AUTO_POOL_SECONDS", -1.0)  # every study "takes a while"
+    res = sim.run(bakery(), runs=600, seed=1, block_size=200)
+    assert res.manifest["executor"] == {"kind": "serial", "workers": 1}
+    chosen = sim.run(bakery(), runs=600, seed=1, block_size=200, workers=None)
+    assert chosen.manifest["executor"]["kind"] == "processes"
+    assert chosen.runs.equals(res.runs)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(BAKERY),
+            "-n",
+            "600",
+            "--block-size",
+            "200",
+            "--out",
+            str(tmp_path / "c"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["executor"]["kind"] == "processes"
