@@ -321,8 +321,8 @@ class Comparison:
         if self.given is not None:
             lines.insert(
                 0,
-                f"Only the runs {self.given.text()}; every number below is over those runs, "
-                "the same runs in every scenario.",
+                f"Only the runs {self.given.text()}; every number in the tables is over those "
+                "runs, the same runs in every scenario.",
             )
         lines.append(f"B − A: each scenario minus the first ({self.scenarios[0]}).")
         lines.append(
@@ -543,6 +543,13 @@ def subset(res: Results, index: np.ndarray) -> Results:
     manifest["runs"] = len(index)
     manifest.pop("nonfinite", None)  # counted over every run; recounted from the kept ones
     return Results(manifest, res.runs.take(pa.array(index)), res.bands, None, res.folder)
+
+
+def kept_runs(results: Sequence[Results], given: Given | None) -> list[Results]:
+    """The studies as a comparison with `given` saw them: only the kept runs (all if None)."""
+    if given is None:
+        return list(results)
+    return [subset(res, given.index) for res in results]
 
 
 def threshold(
