@@ -427,18 +427,18 @@ def compare(
         if not res.manifest.get("complete"):
             raise ResultsError(f"{label}: incomplete results; finish the run before comparing")
     names, notes = _shared_outcomes(results, labels, outcomes)
+    pairings = tuple(
+        pairing(results[0], res, (labels[0], label))
+        for label, res in zip(labels[1:], results[1:], strict=True)
+    )
     kept: Given | None = None
-    if given is not None:
+    if given is not None:  # paired as whole studies; the kept runs are then the same worlds
         kept = keep_given(results, given, labels)
         results = tuple(subset(res, kept.index) for res in results)
     summaries = {
         label: {s.name: s for s in res.summary() if s.name in names}
         for label, res in zip(labels, results, strict=True)
     }
-    pairings = tuple(
-        pairing(results[0], res, (labels[0], label))
-        for label, res in zip(labels[1:], results[1:], strict=True)
-    )
     differences = []
     for name in names:
         a = results[0].outcome(name)

@@ -106,7 +106,9 @@ def compare(
     mean, p05, p50, p95 and Monte Carlo standard error, and each scenario minus the first:
     the mean and median difference with 95% bootstrap intervals, P(B > A), the two-sample
     KS statistic and the Wasserstein distance. Runs are paired (common random numbers) when
-    the results share their seed, sampler and run count; the output says so.
+    the results share their seed, sampler and run count; the output says so. --given keeps
+    the paired runs where a condition on parameters holds; --threshold adds P(condition)
+    per scenario and its paired difference, with Newcombe's interval.
     """
 
     if as_json and as_csv:
@@ -138,7 +140,8 @@ def compare(
             rows = threshold_cells(table)
             console.print(
                 _rich_table(
-                    "Threshold probabilities" + (f" ({table.given.text()})" if table.given else ""),
+                    "Threshold probabilities"
+                    + (f" ({table.given.kept:,} kept runs)" if table.given else ""),
                     rows,
                     list(range(len(rows[0][1]))),
                     {"outcome", "scenario", "difference"},
