@@ -29,9 +29,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from scipy import stats
 
-from sim.errors import ResultsError, did_you_mean
+from sim.engine.semantics import STATUS_OK
+from sim.errors import ResultsError, ScenarioError, did_you_mean
+from sim.scenario.expr import Expr, ExprError, compile_expr
 from sim.study.results import OutcomeSummary, Results, mean_sd
 
 CONFIDENCE = 0.95
@@ -89,6 +92,75 @@ class Difference:
 
 
 @dataclass(frozen=True)
+class Given:
+    """The condition on parameters a comparison was restricted to, and the runs it kept.
+
+    `index` holds the kept runs' positions (0-based rows of runs.parquet), the same in every
+    study: paired run i is the same world in each, so the condition is evaluated once.
+    """
+
+    condition: str
+    kept: int
+    of: int
+    index: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def share(self) -> float:
+        return self.kept / self.of if self.of else math.nan
+
+    def text(self) -> str:
+        """ "given war_end_month <= 35: 412 of 1,000 runs kept (41%)", for titles and legends."""
+        return f"given {self.condition}: {self.kept:,} of {self.of:,} runs kept ({self.share:.0%})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"condition": self.condition, "kept": self.kept, "of": self.of, "share": self.share}
+
+
+@dataclass(frozen=True)
+class Probability:
+    """P(condition) in one scenario: `hits` of `n` usable runs, with a Wilson score interval."""
+
+    condition: str
+    scenario: str
+    hits: int
+    n: int
+    p: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class ProbabilityDifference:
+    """P_B(condition) − P_A(condition) with Newcombe's hybrid score interval.
+
+    Paired: over the runs usable in both, with the correlation of the paired outcomes
+    (Newcombe 1998, method 10). Unpaired: the same with zero correlation (his method 10 for
+    independent proportions).
+    """
+
+    condition: str
+    a: str
+    b: str
+    paired: bool
+    n_a: int
+    n_b: int
+    p_a: float
+    p_b: float
+    diff: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One `--threshold` condition: its probability per scenario and each B − A."""
+
+    condition: str
+    probabilities: tuple[Probability, ...]
+    differences: tuple[ProbabilityDifference, ...]
+
+
+@dataclass(frozen=True)
 class Comparison:
     """The comparison table: each scenario's outcome distributions, and each B − A vs the first.
 
@@ -106,6 +178,8 @@ class Comparison:
     runs: tuple[int, ...]
     confidence: float = CONFIDENCE
     notes: tuple[str, ...] = field(default_factory=tuple)
+    given: Given | None = None
+    thresholds: tuple[Threshold, ...] = ()
 
     def summary(self, outcome: str, scenario: str) -> OutcomeSummary:
         """One scenario's distribution of one outcome."""
@@ -174,7 +248,46 @@ class Comparison:
                     resamples=d.resamples,
                 )
                 out.append(row)
+        out += self._threshold_rows()
+        if self.given is not None:
+            for row in out:
+                row.update(
+                    given=self.given.condition, given_kept=self.given.kept, given_of=self.given.of
+                )
         return [{k: _plain(v) for k, v in row.items()} for row in out]
+
+    def _threshold_rows(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for t in self.thresholds:
+            for pr in t.probabilities:
+                row = dict.fromkeys(ROW_FIELDS)
+                row.update(
+                    kind="probability",
+                    condition=t.condition,
+                    scenario=pr.scenario,
+                    n=pr.n,
+                    hits=pr.hits,
+                    p=pr.p,
+                    p_low=pr.low,
+                    p_high=pr.high,
+                )
+                out.append(row)
+            for d in t.differences:
+                row = dict.fromkeys(ROW_FIELDS)
+                row.update(
+                    kind="probability difference",
+                    condition=t.condition,
+                    scenario=f"{d.b} - {d.a}",
+                    a=d.a,
+                    b=d.b,
+                    paired=d.paired,
+                    n=min(d.n_a, d.n_b),
+                    p=d.diff,
+                    p_low=d.low,
+                    p_high=d.high,
+                )
+                out.append(row)
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready (NaN and infinity become None)."""
@@ -190,12 +303,27 @@ class Comparison:
             "outcomes": list(self.outcomes),
             "confidence": self.confidence,
             "notes": list(self.notes),
+            "given": self.given.as_dict() if self.given is not None else None,
+            "thresholds": [
+                {
+                    "condition": t.condition,
+                    "probabilities": [_plain_dict(asdict(p)) for p in t.probabilities],
+                    "differences": [_plain_dict(asdict(d)) for d in t.differences],
+                }
+                for t in self.thresholds
+            ],
             "rows": self.rows(),
         }
 
     def legend(self) -> list[str]:
         """What the table's columns and pairing mean, one sentence each, for under the table."""
         lines = [f"{p.reason}." for p in self.pairings]
+        if self.given is not None:
+            lines.insert(
+                0,
+                f"Only the runs {self.given.text()}; every number in the tables is over those "
+                "runs, the same runs in every scenario.",
+            )
         lines.append(f"B − A: each scenario minus the first ({self.scenarios[0]}).")
         lines.append(
             f"mean, p05, p50, p95: over the runs with a value. ± mcse: Monte Carlo standard "
@@ -217,6 +345,12 @@ class Comparison:
             "with its p-value; Wasserstein: average distance the values must move to turn one "
             "distribution into the other, in the outcome's unit."
         )
+        if self.thresholds:
+            lines.append(
+                f"P(condition): share of runs where it holds, with a {self.confidence:.0%} "
+                "Wilson interval; B − A: the difference of shares with Newcombe's hybrid score "
+                "interval (paired: using the run-by-run correlation)."
+            )
         return lines + list(self.notes)
 
 
@@ -247,6 +381,14 @@ ROW_FIELDS = (
     "ks_pvalue",
     "wasserstein",
     "resamples",
+    "condition",
+    "hits",
+    "p",
+    "p_low",
+    "p_high",
+    "given",
+    "given_kept",
+    "given_of",
 )
 
 
@@ -255,6 +397,8 @@ def compare(
     outcomes: Iterable[str] | None = None,
     confidence: float = CONFIDENCE,
     n_resamples: int = N_RESAMPLES,
+    given: str | None = None,
+    thresholds: Iterable[str] = (),
 ) -> Comparison:
     """Compare the outcome distributions of two or more studies, each against the first.
 
@@ -262,6 +406,13 @@ def compare(
     study's order). Studies run with the same seed, sampler and run count are paired run by
     run; the result says which were. Raises `ResultsError` for fewer than two studies, an
     incomplete one, no shared outcome, or a requested outcome not in every study.
+
+    `given` (e.g. "war_end_month <= 35") keeps only the runs where a condition on parameters
+    holds: it is evaluated on the first study and the same runs are kept in every study,
+    which must be paired and agree on the parameters it names (`keep_given`). `thresholds`
+    (e.g. "food_shortfall_months > 24") are conditions over each run's outcomes and
+    parameters: the comparison gives P(condition) per scenario and each B − A
+    (`threshold`), on the kept runs when `given` is set.
 
     >>> import sim
     >>> a = sim.run(sim.load("examples/bakery.yaml"), runs=200, seed=1)
@@ -276,14 +427,18 @@ def compare(
         if not res.manifest.get("complete"):
             raise ResultsError(f"{label}: incomplete results; finish the run before comparing")
     names, notes = _shared_outcomes(results, labels, outcomes)
-    summaries = {
-        label: {s.name: s for s in res.summary() if s.name in names}
-        for label, res in zip(labels, results, strict=True)
-    }
     pairings = tuple(
         pairing(results[0], res, (labels[0], label))
         for label, res in zip(labels[1:], results[1:], strict=True)
     )
+    kept: Given | None = None
+    if given is not None:  # paired as whole studies; the kept runs are then the same worlds
+        kept = keep_given(results, given, labels)
+        results = tuple(subset(res, kept.index) for res in results)
+    summaries = {
+        label: {s.name: s for s in res.summary() if s.name in names}
+        for label, res in zip(labels, results, strict=True)
+    }
     differences = []
     for name in names:
         a = results[0].outcome(name)
@@ -310,6 +465,242 @@ def compare(
         runs=tuple(r.runs.num_rows for r in results),
         confidence=confidence,
         notes=tuple(notes),
+        given=kept,
+        thresholds=tuple(
+            threshold(results, text, labels, pairings, confidence)
+            for text in dict.fromkeys(thresholds)
+        ),
+    )
+
+
+# -- conditions: --given and --threshold ----------------------------------------------------
+
+
+def keep_given(
+    results: Sequence[Results], condition: str, labels: Sequence[str] | None = None
+) -> Given:
+    """The runs of the first study where `condition`, over parameters, holds.
+
+    Refused (`ScenarioError`, a user's mistake) for an expression that isn't a condition or
+    names something that is not a parameter of every study, for studies that are not paired
+    with the first or whose values of a named parameter differ (then run i is not the same
+    world in each), and for a condition no run meets.
+    """
+    labels = list(labels or _labels(results))
+    first = results[0]
+    known = {name: "parameter" for res in results for name in res.parameters}
+    known.update({name: "outcome" for name in first.outcomes if name not in known})
+    expr = _compiled(condition, known, "--given")
+    for name in sorted(expr.names):
+        missing = [
+            lab for lab, res in zip(labels, results, strict=True) if name not in res.parameters
+        ]
+        if not missing:
+            continue
+        if known[name] == "outcome":
+            why = f"'{name}' is an outcome, not a parameter"
+            hint = "--given conditions on parameters; for outcomes use --threshold"
+        else:
+            why = f"'{name}' is not a parameter of {', '.join(missing)}"
+            shared = [n for n in first.parameters if all(n in r.parameters for r in results)]
+            hint = did_you_mean(name, shared) or "parameters of every study: " + ", ".join(shared)
+        raise ScenarioError.one(f'--given "{condition}": {why}', hint=hint)
+    for lab, res in zip(labels[1:], results[1:], strict=True):
+        p = pairing(first, res, (labels[0], lab))
+        if not p.paired:
+            raise ScenarioError.one(
+                f'--given "{condition}": the studies must be paired run by run ({p.reason})',
+                hint="run them with the same --seed, --sampler and --runs",
+            )
+        for name in sorted(expr.names):
+            va, vb = first.parameter(name), res.parameter(name)
+            differ = np.flatnonzero(~((va == vb) | (np.isnan(va) & np.isnan(vb))))
+            if differ.size:
+                k = int(differ[0])
+                raise ScenarioError.one(
+                    f'--given "{condition}": parameter {name} differs between {labels[0]} and '
+                    f"{lab} in {differ.size:,} runs (e.g. row {k}: {va[k]:g} vs {vb[k]:g}), "
+                    "so the condition would not pick the same worlds in both",
+                    hint="condition on a parameter the scenarios share unchanged",
+                )
+    holds = _truth(expr, condition, "--given", first)
+    index = np.flatnonzero(holds)
+    if not index.size:
+        raise ScenarioError.one(
+            f'--given "{condition}" holds in none of the {first.n_runs:,} runs',
+            hint="loosen the condition",
+        )
+    return Given(condition, int(index.size), first.n_runs, index)
+
+
+def subset(res: Results, index: np.ndarray) -> Results:
+    """The study restricted to the runs at `index` (rows of runs.parquet), in memory.
+
+    Bands (per-tick quantiles over all runs) are kept as they are: they can't be recomputed
+    from the kept runs, so fan charts of a subset still show every run.
+    """
+    manifest = dict(res.manifest)
+    manifest["runs"] = len(index)
+    manifest.pop("nonfinite", None)  # counted over every run; recounted from the kept ones
+    return Results(manifest, res.runs.take(pa.array(index)), res.bands, None, res.folder)
+
+
+def kept_runs(results: Sequence[Results], given: Given | None) -> list[Results]:
+    """The studies as a comparison with `given` saw them: only the kept runs (all if None)."""
+    if given is None:
+        return list(results)
+    return [subset(res, given.index) for res in results]
+
+
+def threshold(
+    results: Sequence[Results],
+    condition: str,
+    labels: Sequence[str] | None = None,
+    pairings: Sequence[Pairing] | None = None,
+    confidence: float = CONFIDENCE,
+) -> Threshold:
+    """P(condition) in each study, and each one's difference from the first's.
+
+    The condition is an expression over the run's outcomes and parameters, evaluated in each
+    study on its own values; runs that went non-finite are left out. A condition on a `first`
+    outcome that never happened is false (NaN compares false). Intervals: Wilson score for
+    each probability; for a difference, Newcombe's hybrid score interval (Newcombe 1998),
+    built from the two Wilson intervals and, for paired studies, the correlation between the
+    paired runs' 0/1 results (his method 10), so a shift that few runs make is not swamped
+    by the spread shared by both. Deterministic, and sound near 0 and 1 where a bootstrap of
+    a rare event is not.
+    """
+    labels = list(labels or _labels(results))
+    if pairings is None:
+        pairings = [
+            pairing(results[0], r, (labels[0], lab))
+            for lab, r in zip(labels[1:], results[1:], strict=True)
+        ]
+    hits: list[np.ndarray] = []
+    usable: list[np.ndarray] = []
+    for lab, res in zip(labels, results, strict=True):
+        known = {name: "outcome" for name in res.outcomes}
+        known.update({name: "parameter" for name in res.parameters})
+        try:
+            expr = compile_expr(condition, known, calendar=False, label="--threshold")
+        except ExprError as exc:
+            raise _located(exc, condition, "--threshold", f" in {lab}") from None
+        hits.append(_truth(expr, condition, "--threshold", res))
+        usable.append(np.asarray(res.status == STATUS_OK))
+    probabilities = tuple(
+        _probability(condition, lab, int(np.sum(y & ok)), int(np.sum(ok)), confidence)
+        for lab, y, ok in zip(labels, hits, usable, strict=True)
+    )
+    differences = []
+    for k, p in enumerate(pairings, start=1):
+        ya, yb, oka, okb = hits[0], hits[k], usable[0], usable[k]
+        if p.paired:
+            both = oka & okb
+            ya, yb = ya[both], yb[both]
+            table = (
+                int(np.sum(ya & yb)),
+                int(np.sum(ya & ~yb)),
+                int(np.sum(~ya & yb)),
+                int(np.sum(~ya & ~yb)),
+            )
+            n_a = n_b = int(both.sum())
+        else:
+            table = None
+            n_a, n_b = int(oka.sum()), int(okb.sum())
+            ya, yb = ya[oka], yb[okb]
+        differences.append(
+            _newcombe(condition, (labels[0], labels[k]), ya, yb, n_a, n_b, table, confidence)
+        )
+    return Threshold(condition, probabilities, tuple(differences))
+
+
+def _compiled(condition: str, known: dict[str, str], flag: str) -> Expr:
+    try:
+        return compile_expr(condition, known, calendar=False, label=flag)
+    except ExprError as exc:
+        raise _located(exc, condition, flag) from None
+
+
+def _located(exc: ExprError, condition: str, flag: str, where: str = "") -> ScenarioError:
+    pointer = f" (at column {exc.offset + 1})" if exc.offset else ""
+    return ScenarioError.one(
+        f'{flag} "{condition}"{where}: {exc.message}{pointer}',
+        hint=exc.hint or "a condition over outcome and parameter names, e.g. x > 24",
+    )
+
+
+def _values(res: Results, expr: Expr) -> dict[str, np.ndarray]:
+    return {
+        name: res.outcome(name) if name in res.outcomes else res.parameter(name)
+        for name in expr.names
+    }
+
+
+def _truth(expr: Expr, condition: str, flag: str, res: Results) -> np.ndarray:
+    """True where the condition holds, per run; refused if it gives numbers, as discover does."""
+    values = _values(res, expr)
+    n = res.n_runs
+    with np.errstate(all="ignore"):
+        y = np.broadcast_to(np.asarray(expr(values), dtype=float), (n,))
+    finite = y[np.isfinite(y)]
+    if not np.all((finite == 0) | (finite == 1)):
+        raise ScenarioError.one(
+            f'{flag} "{condition}" gives numbers, not true or false',
+            hint="make it a condition over run values, e.g. with >, <, == or and/or",
+        )
+    return np.isfinite(y) & (y != 0)
+
+
+def _wilson(hits: int, n: int, confidence: float) -> tuple[float, float]:
+    if n == 0:
+        return math.nan, math.nan
+    ci = stats.binomtest(hits, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _probability(condition: str, label: str, hits: int, n: int, confidence: float) -> Probability:
+    low, high = _wilson(hits, n, confidence)
+    return Probability(condition, label, hits, n, hits / n if n else math.nan, low, high)
+
+
+def _newcombe(
+    condition: str,
+    labels: tuple[str, str],
+    ya: np.ndarray,
+    yb: np.ndarray,
+    n_a: int,
+    n_b: int,
+    table: tuple[int, int, int, int] | None,
+    confidence: float,
+) -> ProbabilityDifference:
+    """P_B − P_A with Newcombe's hybrid score interval; `table` = (both, A only, B only,
+    neither) for paired runs, None for independent samples (correlation 0)."""
+    ha, hb = int(ya.sum()), int(yb.sum())
+    pa_, pb_ = (ha / n_a if n_a else math.nan), (hb / n_b if n_b else math.nan)
+    la, ua = _wilson(ha, n_a, confidence)
+    lb, ub = _wilson(hb, n_b, confidence)
+    phi = 0.0
+    if table is not None:
+        n11, n10, n01, n00 = table
+        denominator = math.sqrt(float((n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)))
+        phi = (n11 * n00 - n10 * n01) / denominator if denominator else 0.0
+    diff = pb_ - pa_
+    down = math.sqrt(
+        max(0.0, (pb_ - lb) ** 2 - 2 * phi * (pb_ - lb) * (ua - pa_) + (ua - pa_) ** 2)
+    )
+    up = math.sqrt(max(0.0, (ub - pb_) ** 2 - 2 * phi * (ub - pb_) * (pa_ - la) + (pa_ - la) ** 2))
+    return ProbabilityDifference(
+        condition,
+        labels[0],
+        labels[1],
+        table is not None,
+        n_a,
+        n_b,
+        pa_,
+        pb_,
+        diff,
+        max(-1.0, diff - down),
+        min(1.0, diff + up),
     )
 
 
@@ -576,6 +967,10 @@ def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
     if not len(x):
         return tuple(math.nan for _ in qs)
     return tuple(float(v) for v in np.quantile(x, qs))
+
+
+def _plain_dict(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in d.items()}
 
 
 def _plain(v: Any) -> Any:

@@ -18,13 +18,13 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from sim.analysis.compare import ROW_FIELDS, Comparison
+from sim.analysis.compare import ROW_FIELDS, Comparison, kept_runs
 from sim.analysis.compare import compare as compare_results
 from sim.analysis.saved import kind_of
 from sim.cli.common import dump_json
 from sim.errors import ResultsError
 from sim.model import load
-from sim.present.tables import comparison_cells
+from sim.present.tables import comparison_cells, threshold_cells
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.manifest import is_analysis, read_json
@@ -41,6 +41,21 @@ _outcome = click.option(
     metavar="NAME",
     help="Compare only this outcome (repeatable) [default: every shared outcome].",
 )
+_given = click.option(
+    "--given",
+    metavar="EXPR",
+    help="Compare only the runs where this condition on parameters holds, e.g. "
+    '"war_end_month <= 35": evaluated on the first study, the same runs kept in every study '
+    "(they must be paired). Output says how many runs were kept.",
+)
+_threshold = click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="EXPR",
+    help='P(condition) per scenario and its difference B − A, e.g. "food_shortfall_months '
+    "> 24\": a condition over each run's outcomes and parameters (repeatable).",
+)
 _runs = click.option("--runs", "-n", type=int, help="Runs for scenario files given as SOURCES.")
 _seed = click.option("--seed", "-s", type=int, help="Seed for scenario files given as SOURCES.")
 _sampler = click.option(
@@ -51,6 +66,8 @@ _sampler = click.option(
 @click.command()
 @_sources
 @_outcome
+@_given
+@_threshold
 @_runs
 @_seed
 @_sampler
@@ -71,6 +88,8 @@ _sampler = click.option(
 def compare(
     sources: tuple[Path, ...],
     outcomes: tuple[str, ...],
+    given: str | None,
+    thresholds: tuple[str, ...],
     runs: int | None,
     seed: int | None,
     sampler: str | None,
@@ -87,7 +106,9 @@ def compare(
     mean, p05, p50, p95 and Monte Carlo standard error, and each scenario minus the first:
     the mean and median difference with 95% bootstrap intervals, P(B > A), the two-sample
     KS statistic and the Wasserstein distance. Runs are paired (common random numbers) when
-    the results share their seed, sampler and run count; the output says so.
+    the results share their seed, sampler and run count; the output says so. --given keeps
+    the paired runs where a condition on parameters holds; --threshold adds P(condition)
+    per scenario and its paired difference, with Newcombe's interval.
     """
 
     if as_json and as_csv:
@@ -106,7 +127,7 @@ def compare(
             if path is not None:
                 store.check_output(path, _image_kind(path), sources, force, flag)
     results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv)
-    table = compare_results(*results, outcomes=outcomes or None)
+    table = compare_results(*results, outcomes=outcomes or None, given=given, thresholds=thresholds)
     written = _write_plots(table, results, plot, fan)
     if as_json:
         click.echo(dump_json(table.as_dict()))
@@ -115,6 +136,17 @@ def compare(
     else:
         console = _console()
         _print_table(console, table, results)
+        if table.thresholds:
+            rows = threshold_cells(table)
+            console.print(
+                _rich_table(
+                    "Threshold probabilities"
+                    + (f" ({table.given.kept:,} kept runs)" if table.given else ""),
+                    rows,
+                    list(range(len(rows[0][1]))),
+                    {"outcome", "scenario", "difference"},
+                )
+            )
         for line in table.legend():
             console.print(f"[dim]{line}[/dim]", soft_wrap=True)
     for path in written:
@@ -124,6 +156,8 @@ def compare(
 @click.command()
 @_sources
 @_outcome
+@_given
+@_threshold
 @_runs
 @_seed
 @_sampler
@@ -140,6 +174,8 @@ def compare(
 def report(
     sources: tuple[Path, ...],
     outcomes: tuple[str, ...],
+    given: str | None,
+    thresholds: tuple[str, ...],
     runs: int | None,
     seed: int | None,
     sampler: str | None,
@@ -168,11 +204,21 @@ def report(
         )
     if studies:
         results = _gather(studies, runs, seed, sampler, quiet=False)
-        table: Comparison | None = compare_results(*results, outcomes=outcomes or None)
+        table: Comparison | None = compare_results(
+            *results, outcomes=outcomes or None, given=given, thresholds=thresholds
+        )
     else:
-        if runs is not None or seed is not None or sampler is not None or outcomes:
+        if (
+            runs is not None
+            or seed is not None
+            or sampler is not None
+            or outcomes
+            or given is not None
+            or thresholds
+        ):
             raise click.UsageError(
-                "--runs, --seed, --sampler and --outcome apply only to a comparison"
+                "--runs, --seed, --sampler, --outcome, --given and --threshold apply only "
+                "to a comparison"
             )
         results, table = [], None
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -235,9 +281,10 @@ def _write_plots(
 
     written = []
     if plot is not None:
-        written.append(plots.save(plots.outcome_figure(table, results), plot))
+        studies = kept_runs(results, table.given)
+        written.append(plots.save(plots.outcome_figure(table, studies), plot))
     if fan is not None:
-        figure = plots.fan_figure(results, table.scenarios)
+        figure = plots.fan_figure(results, table.scenarios, given=table.given)
         if figure is not None:
             written.append(plots.save(figure, fan))
     return written
@@ -267,6 +314,8 @@ def _print_table(console: Console, table: Comparison, results: list[Results]) ->
     kinds = {p.paired for p in table.pairings}
     how = "paired" if kinds == {True} else "unpaired" if kinds == {False} else "partly paired"
     title = f"{' vs '.join(table.scenarios)}: {runs} runs, {how}"
+    if table.given is not None:
+        title += f"; {table.given.text()}"
     rows = comparison_cells(table)
     every = list(range(len(rows[0][1])))
     whole = _rich_table(title, rows, every, {"outcome", "scenario", "difference"})

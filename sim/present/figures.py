@@ -36,7 +36,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from sim.analysis.compare import Comparison
+from sim.analysis.compare import Comparison, Given
 from sim.present.numbers import number
 from sim.study import store
 from sim.study.results import Results
@@ -107,8 +107,9 @@ def outcome_figure(comparison: Comparison, results: Sequence[Results]) -> Figure
         _ecdfs(left, comparison, results, name, unit)
         _differences(right, comparison, results, name, unit)
         left.set_title(_wrap(f"{name}: {outcome_meaning(info)}", 72), loc="left", fontsize=11)
+    given = f"\n{comparison.given.text()}" if comparison.given is not None else ""
     fig.suptitle(
-        f"Outcomes: {' vs '.join(labels)}",
+        f"Outcomes: {' vs '.join(labels)}{given}",
         fontsize=13,
         fontweight="bold",
         x=0.01,
@@ -118,11 +119,15 @@ def outcome_figure(comparison: Comparison, results: Sequence[Results]) -> Figure
 
 
 @literal_text
-def fan_figure(results: Sequence[Results], labels: Sequence[str] | None = None) -> Figure | None:
+def fan_figure(
+    results: Sequence[Results], labels: Sequence[str] | None = None, given: Given | None = None
+) -> Figure | None:
     """Fan charts of every series recorded in all scenarios, scenarios overlaid, dates along x.
 
     Each scenario gets a colour: its median is the line, the darker band holds the middle 50%
     of runs (p25 to p75) and the lighter band 90% (p05 to p95). None if no series is shared.
+    With `given`, the title says the bands are still over every run: they are stored as
+    quantiles per tick, not per run, so a condition on runs can't narrow them.
     """
     labels = list(labels or [r.name for r in results])
     shared = [s for s in results[0].series_names if all(s in r.series_names for r in results[1:])]
@@ -174,8 +179,10 @@ def fan_figure(results: Sequence[Results], labels: Sequence[str] | None = None) 
         - {"", "exact over all runs"}
     )
     title = "Recorded series over time"
+    if given is not None:
+        title += f" (every run: the stored bands can't be restricted to 'given {given.condition}')"
     fig.suptitle(
-        title + (f" (bands {'; '.join(notes)})" if notes else ""),
+        _wrap(title + (f" (bands {'; '.join(notes)})" if notes else ""), 110),
         fontsize=13,
         fontweight="bold",
         x=0.01,

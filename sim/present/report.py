@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from sim.analysis.compare import Comparison
+from sim.analysis.compare import Comparison, kept_runs
 from sim.analysis.saved import Saved
 from sim.present.figures import fan_figure, outcome_figure, outcome_meaning, png_bytes
 from sim.present.report_sections import section as analysis_section
-from sim.present.tables import comparison_cells
+from sim.present.tables import comparison_cells, threshold_cells
 from sim.study.results import Results
 from sim.study.store import REPORT_MARK as _MARK
 
@@ -44,6 +44,8 @@ p, li { max-width: 900px; }
 .pairing { padding: 8px 12px; border-radius: 6px; margin: 6px 0; max-width: none; }
 .paired { background: #e8f4ea; border-left: 4px solid #2e8b57; }
 .unpaired { background: #fdf3e2; border-left: 4px solid #d98e04; }
+.given { padding: 10px 14px; border-radius: 6px; margin: 8px 0 14px; max-width: none;
+  background: #eef3fc; border-left: 4px solid #3465a4; font-size: 16px; }
 table { border-collapse: collapse; margin: 8px 0 12px; font-size: 13.5px; }
 th, td { padding: 5px 9px; border-bottom: 1px solid #e3e6eb; vertical-align: top;
   text-align: left; }
@@ -100,6 +102,8 @@ def render(
     if comparison is not None:
         parts += [
             f'<p class="sub">{escape(_subtitle(results, generated))}</p>',
+            _given(comparison),
+            _thresholds(comparison),
             _what_was_run(comparison, results),
             _differences_in_inputs(comparison, results),
             _table(comparison, results[0].outcomes),
@@ -133,6 +137,49 @@ def _subtitle(results: Sequence[Results], generated: str) -> str:
     made = f"Generated {generated} by sim {versions.get('sim', '?')}. " if generated else ""
     runs = ", ".join(f"{r.n_runs:,}" for r in results)
     return f"{made}Monte Carlo runs per scenario: {runs}."
+
+
+def _given(comparison: Comparison) -> str:
+    """The condition the comparison is restricted to, said before any number."""
+    g = comparison.given
+    if g is None:
+        return ""
+    return (
+        f'<p class="given"><b>Only the runs where <code>{escape(g.condition)}</code></b>: '
+        f"{g.kept:,} of {g.of:,} runs kept (<b>{g.share:.0%}</b>). Every table and figure "
+        "below is over those runs, the same runs in every scenario; the fan charts of "
+        "recorded series are the exception (their bands are stored over every run).</p>"
+    )
+
+
+def _thresholds(comparison: Comparison) -> str:
+    """P(condition | scenario) and its difference: the numbers a decision asks for first."""
+    if not comparison.thresholds:
+        return ""
+    rows = threshold_cells(comparison)
+    head = "".join(f"<th>{_cell(c)}</th>" for c in rows[0][1])
+    width = len(rows[0][1])
+    body = []
+    for kind, cells in rows[1:]:
+        if kind == "outcome":
+            body.append(
+                f'<tr class="group"><td colspan="{width}"><b>{escape(cells[0])}</b></td></tr>'
+            )
+            continue
+        tds = [f"<td>{_cell(cells[0].strip())}</td>"]
+        tds += [f'<td class="num">{_cell(c)}</td>' for c in cells[1:]]
+        body.append(f'<tr class="{"diff" if kind == "difference" else ""}">{"".join(tds)}</tr>')
+    pct = f"{comparison.confidence:.0%}"
+    return (
+        "<h2>Threshold probabilities</h2>"
+        f'<div class="wide"><table><tr>{head}</tr>{"".join(body)}</table></div>'
+        f'<ul class="legend"><li>P(condition): the share of runs where the condition holds, '
+        f"with a {pct} Wilson score interval. B − A: the difference in percentage points, "
+        "with Newcombe's hybrid score interval (for paired scenarios it uses the run-by-run "
+        "correlation, so it is narrower when the same runs cross the threshold in both).</li>"
+        "<li>These intervals measure simulation noise only, not whether the model is "
+        "right.</li></ul>"
+    )
 
 
 def _what_was_run(comparison: Comparison, results: Sequence[Results]) -> str:
@@ -268,9 +315,12 @@ def _figures(comparison: Comparison, results: Sequence[Results]) -> str:
         "value; a curve further right means larger values). Right: the run-by-run "
         "differences against the first scenario when runs are paired, with the mean "
         "difference and its confidence band.</p>",
-        _img(png_bytes(outcome_figure(comparison, results)), "Outcome distributions"),
+        _img(
+            png_bytes(outcome_figure(comparison, kept_runs(results, comparison.given))),
+            "Outcome distributions",
+        ),
     ]
-    fan = fan_figure(results, comparison.scenarios)
+    fan = fan_figure(results, comparison.scenarios, given=comparison.given)
     if fan is not None:
         out += [
             "<h2>Recorded series over time</h2>",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from sim.analysis.compare import Comparison
 from sim.present.numbers import interval, number, pvalue
 
@@ -73,3 +75,56 @@ def comparison_cells(cmp: Comparison) -> list[tuple[str, list[str]]]:
                 )
             )
     return body
+
+
+def threshold_cells(cmp: Comparison) -> list[tuple[str, list[str]]]:
+    """The threshold probabilities as people read them: the same (kind, cells) shape.
+
+    A "head" row, then per condition a "outcome" row (the condition), a "scenario" row per
+    scenario (P with its interval, and hits of runs) and a "difference" row per scenario after
+    the first (P(B) − P(A) in percentage points, with its interval).
+    """
+    pct = f"{cmp.confidence:.0%}"
+    body: list[tuple[str, list[str]]] = [("head", ["", "P(condition)", f"[{pct} CI]", "runs"])]
+    for t in cmp.thresholds:
+        body.append(("outcome", [f"P({t.condition})", "", "", ""]))
+        for p in t.probabilities:
+            body.append(
+                (
+                    "scenario",
+                    [
+                        f"  {p.scenario}",
+                        _share(p.p),
+                        _shares(p.low, p.high),
+                        f"{p.hits:,} of {p.n:,}",
+                    ],
+                )
+            )
+        for d in t.differences:
+            body.append(
+                (
+                    "difference",
+                    [
+                        f"  {d.b} − {d.a}\n  ({'paired' if d.paired else 'unpaired'})",
+                        _share(d.diff, signed=True),
+                        _shares(d.low, d.high, signed=True),
+                        f"{min(d.n_a, d.n_b):,}" if d.paired else f"{d.n_b:,} / {d.n_a:,}",
+                    ],
+                )
+            )
+    return body
+
+
+def _share(p: float, signed: bool = False) -> str:
+    """A probability as a percentage with one decimal; a difference in percentage points."""
+    if not math.isfinite(p):
+        return "–"
+    return f"{p * 100:+.1f} pp".replace("-", "−") if signed else f"{p:.1%}"
+
+
+def _shares(low: float, high: float, signed: bool = False) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    if signed:
+        return f"[{low * 100:+.1f}, {high * 100:+.1f}]".replace("-", "−")
+    return f"[{low:.1%}, {high:.1%}]"

@@ -170,3 +170,25 @@ def test_chromium_renders_the_report(report: tuple[str, list[Results]], tmp_path
     assert "Parameters and their sources" in dom
     assert 'data-owned="yes"' not in dom  # the description's script never ran
     assert "&lt;script&gt;document.body" in dom
+
+
+def test_report_states_the_condition_and_the_thresholds_near_the_top(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    args = ["report", str(BAKERY), str(variant_file(tmp_path)), "--runs", "200", "--out", str(out)]
+    given, crisis = "strike_month <= 12", "hungry_months > 12"
+    result = CliRunner().invoke(
+        cli, [*args, "--given", given, "--threshold", crisis], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    text = " ".join(" ".join(parse(html).text).split())
+    a = sim.run(sim.load(BAKERY), runs=200)
+    kept = int(np.sum(a.parameter("strike_month") <= 12))
+    assert f"{kept:,} of 200 runs kept ({kept / 200:.0%})" in text
+    assert f"Only the runs where {given}" in text
+    assert f"P({crisis})" in text
+    # the decision-maker's numbers come before the detail
+    assert html.index("Threshold probabilities") < html.index("What was run")
+    bad = CliRunner().invoke(cli, [*args, "--given", "price > 1000"])
+    assert bad.exit_code == 2 and "holds in none" in bad.output
+    assert "Threshold probabilities" not in html.split("<h2>Comparison</h2>")[1]
