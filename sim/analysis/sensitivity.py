@@ -120,8 +120,8 @@ class Sensitivity:
 
     @property
     def evaluations(self) -> int:
-        """Runs made: N·(d+2)."""
-        return self.runs * (len(self.parameters) + 2)
+        """Runs made: N·(d+2), for each scenario (twice with a baseline)."""
+        return self.runs * (len(self.parameters) + 2) * (2 if self.baseline else 1)
 
     def ranked(self, outcome: str) -> list[Index]:
         """The parameters for `outcome`, largest total index first."""

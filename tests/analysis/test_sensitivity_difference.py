@@ -145,6 +145,7 @@ def test_the_cli_writes_both_studies_and_the_report_embeds_them(files, tmp_path)
         one = sim.Results.load(out[1] / sub)
         two = sim.Results.load(out[2] / sub)
         assert one.runs.equals(two.runs) and one.n_runs == 64 * 5
+    assert saved.settings["evaluations"] == 2 * 64 * 5
     assert sim.Results.load(out[1] / "baseline_study").manifest["scenario"]["name"] == "a"
     assert saved.table.equals(analyses.load(out[1]).table)
     page = tmp_path / "r.html"
