@@ -179,3 +179,27 @@ def test_resamples_is_deprecated_and_ignored(files, tmp_path):
     assert r.exit_code == 0 and "--resamples is deprecated" in r.output
     with pytest.warns(DeprecationWarning, match="ignored"):
         sensitivity(sim.load(files[1]), "y", runs=32, resamples=100)
+
+
+def test_the_cli_ratio_needs_a_baseline_and_runs_with_one(files, tmp_path):
+    r = CliRunner().invoke(cli, ["sensitivity", str(files[0]), "--outcome", "y", "--ratio"])
+    assert r.exit_code == 2 and "--ratio needs --baseline" in r.output
+    r = CliRunner().invoke(
+        cli,
+        [
+            "sensitivity",
+            str(files[0]),
+            "--baseline",
+            str(files[1]),
+            "--ratio",
+            "--outcome",
+            "y",
+            "-n",
+            "32",
+            "--json",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert '"ratio": true' in r.output and "y(b) / y(a) − 1" in r.output
