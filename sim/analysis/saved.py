@@ -11,6 +11,7 @@ A folder per analysis, like a run's (default `results/<scenario>-<kind>-<what>/`
     <kind>.png          the figure
     study/              (sensitivity, sweep) the study the analysis ran: a run's folder
                         (manifest.json, runs.parquet of every run), which --resume finishes
+    baseline_study/     (sensitivity --baseline) the baseline scenario's study, same design
 
 Files are written atomically (`sim.study.store.write_table` / `write_json`), the manifest last.
 `load` reads a folder back, checking it is complete and unaltered; `sim report` embeds it.
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.analysis.discover import Discovery
+from sim.analysis.sensitivity import BASELINE_STUDY as BASELINE_STUDY  # its baseline's study
 from sim.analysis.sensitivity import Sensitivity
 from sim.analysis.sweep import Sweep
 from sim.errors import ResultsError
@@ -46,10 +48,12 @@ Analysis = Sensitivity | Sweep | Discovery
 STUDY = "study"  # the subfolder holding the runs of a sensitivity or sweep study
 
 
-def sensitivity_folder(scenario: str, outcomes: Sequence[str]) -> Path:
-    """results/<scenario>-sensitivity[-<outcome>] (the outcome when there is one)."""
+def sensitivity_folder(scenario: str, outcomes: Sequence[str], baseline: str = "") -> Path:
+    """results/<scenario>[-vs-<baseline>]-sensitivity[-<outcome>] (the outcome when there
+    is one)."""
     what = outcomes[0] if len(outcomes) == 1 else ""
-    return Path("results") / "-".join(p for p in (scenario, "sensitivity", what) if p)
+    who = f"{scenario}-vs-{baseline}" if baseline else scenario
+    return Path("results") / "-".join(p for p in (who, "sensitivity", what) if p)
 
 
 def sweep_folder(scenario: str, parameter: str, by: str = "") -> Path:
@@ -61,7 +65,7 @@ def default_folder(result: Analysis) -> Path:
     """results/<scenario>-sensitivity-<outcome>, -sweep-<parameter>[-by-<parameter>], or
     -discover."""
     if isinstance(result, Sensitivity):
-        return sensitivity_folder(result.scenario, result.outcomes)
+        return sensitivity_folder(result.scenario, result.outcomes, result.baseline)
     if isinstance(result, Sweep):
         return sweep_folder(result.scenario, result.parameter, result.by)
     return Path("results") / f"{result.scenario}-discover"
@@ -210,7 +214,8 @@ def check_target(folder: Path, kind: str, force: bool) -> None:
     is its own."""
     if folder.exists() and not folder.is_dir():
         raise ResultsError(f"{folder}: exists and is not a folder")
-    held = [p for p in folder.iterdir() if p.name != STUDY] if folder.is_dir() else []
+    own = (STUDY, BASELINE_STUDY)
+    held = [p for p in folder.iterdir() if p.name not in own] if folder.is_dir() else []
     if held and not force:
         other = kind_of(folder)
         if other is None:

@@ -5,13 +5,21 @@ parameter explains on its own; the total index ST adds every interaction it take
 A parameter with ST near 0 could be fixed at any value in its range without changing the
 outcome's distribution.
 
-The design is Saltelli's (2010): two matrices A and B of N draws of every sampled parameter
-from a scrambled Sobol' sequence, mapped through each parameter's own inverse CDF, and for
-each parameter i the matrix AB_i (A with column i taken from B). That is N·(d+2) runs, run
-as one study by the study runner (`sim.study.design.Saltelli`): on any engine and executor,
-with the same bits for any number of workers. `scipy.stats.sobol_indices` turns the outcomes
-into indices; a percentile bootstrap over the N samples, with a fixed seed, gives their
-intervals.
+The design is Saltelli's (2010): two matrices A and B of N draws of every sampled parameter,
+mapped through each parameter's own inverse CDF, and for each parameter i the matrix AB_i (A
+with column i taken from B). That is N·(d+2) runs, run as one study by the study runner
+(`sim.study.design.Saltelli`): on any engine and executor, with the same bits for any number
+of workers. The N rows are R = 8 replicates of N/R rows, each from an independent scramble of
+the Sobol' sequence (replicated randomised QMC). `scipy.stats.sobol_indices` gives each
+replicate's indices; the estimate is their mean and its interval Student's t over the R
+replicates, which are independent and identically distributed: an honest interval, unlike a
+bootstrap over the N points, which treats the points of one scrambled sequence as independent
+and comes out several times too wide. The runs stay N·(d+2).
+
+With a `baseline` scenario A, the indices are those of the paired difference X(B) − X(A) (or
+X(B)/X(A) − 1 with `ratio`): both scenarios run the same design, row for row, with the same
+noise (common random numbers), so the difference of each pair is exact, and the indices say
+which parameters drive the *difference* rather than the level.
 
 Noise: a flow's per-tick noise path is drawn once per sample j and shared by A_j, B_j and
 every AB_j, so noise acts as one more input that is never swapped. Indices are shares of the
@@ -19,7 +27,7 @@ outcome's whole variance, noise included; what no parameter explains is noise (a
 interactions). A parameter's indices include its interactions with the noise.
 
 >>> import sim
->>> res = sensitivity(sim.load("examples/bakery.yaml"), "bread_eaten", runs=64, resamples=200)
+>>> res = sensitivity(sim.load("examples/bakery.yaml"), "bread_eaten", runs=64)
 >>> res.ranked("bread_eaten")[0].parameter
 'strike_month'
 """
@@ -27,8 +35,10 @@ interactions). A parameter's indices include its interactions with the noise.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,15 +47,17 @@ from scipy import stats
 
 from sim.analysis.compare import CONFIDENCE
 from sim.engine.semantics import STATUS_OK
-from sim.errors import ScenarioError
+from sim.errors import Problem, ScenarioError
 from sim.model import Model, check_outcomes, compile_scenario
 from sim.scenario.schema import SEED_LIMIT
-from sim.study.design import SOBOL_KEY, saltelli
+from sim.study.design import REPLICATES, saltelli
+from sim.study.provenance import scenario_sha256
 from sim.study.results import Results
 from sim.study.runner import Execution, run
 
 DEFAULT_RUNS = 1024
-DEFAULT_RESAMPLES = 1000
+MIN_RUNS = 4 * REPLICATES  # four rows a replicate at the least
+BASELINE_STUDY = "baseline_study"  # beside `study`: the baseline scenario's runs
 TOP = 15  # parameters listed and drawn per outcome by the CLI, figure and report
 
 Progress = Callable[[int, int], None]
@@ -79,7 +91,7 @@ class Sensitivity:
     runs: int  # N, the base sample
     seed: int
     confidence: float
-    resamples: int
+    replicates: int  # R independent scrambles, N/R rows each
     first: np.ndarray
     first_low: np.ndarray
     first_high: np.ndarray
@@ -91,13 +103,25 @@ class Sensitivity:
     units: dict[str, str] = field(default_factory=dict)  # outcome -> unit
     distributions: dict[str, str] = field(default_factory=dict)  # parameter -> 'pert(..)'
     noisy_flows: tuple[str, ...] = ()
+    # With a baseline A, the indices are of X(scenario) − X(baseline), or of the ratio − 1.
+    baseline: str = ""
+    baseline_sha256: str = ""
+    baseline_files: tuple[str, ...] = ()
+    ratio: bool = False
 
     kind = "sensitivity"
 
+    def label(self, outcome: str) -> str:
+        """What the indices explain: `outcome`, or its difference from the baseline."""
+        if not self.baseline:
+            return outcome
+        b, a = f"{outcome}({self.scenario})", f"{outcome}({self.baseline})"
+        return f"{b} / {a} − 1" if self.ratio else f"{b} − {a}"
+
     @property
     def evaluations(self) -> int:
-        """Runs made: N·(d+2)."""
-        return self.runs * (len(self.parameters) + 2)
+        """Runs made: N·(d+2), for each scenario (twice with a baseline)."""
+        return self.runs * (len(self.parameters) + 2) * (2 if self.baseline else 1)
 
     def ranked(self, outcome: str) -> list[Index]:
         """The parameters for `outcome`, largest total index first."""
@@ -142,8 +166,9 @@ class Sensitivity:
             "design": "Saltelli 2010 (A, B, AB_i), scrambled Sobol' sequence",
             "estimator": "scipy.stats.sobol_indices (Saltelli 2010 first order, Jansen total)",
             "confidence": self.confidence,
-            "resamples": self.resamples,
-            "interval": "percentile bootstrap over the N samples",
+            "replicates": self.replicates,
+            "interval": "Student's t over R independently scrambled replicates (replicated "
+            "randomised QMC); estimate: their mean",
             "noise": "common to A_j, B_j and every AB_j of sample j"
             if self.noisy_flows
             else "none",
@@ -151,6 +176,20 @@ class Sensitivity:
             "outcome_mean": {n: float(v) for n, v in zip(self.outcomes, self.mean, strict=True)},
             "outcome_sd": {n: float(v) for n, v in zip(self.outcomes, self.sd, strict=True)},
             "units": dict(self.units),
+            **(
+                {
+                    "baseline": {
+                        "name": self.baseline,
+                        "sha256": self.baseline_sha256,
+                        "files": list(self.baseline_files),
+                    },
+                    "ratio": self.ratio,
+                    "explained": {n: self.label(n) for n in self.outcomes},
+                    "pairing": "both scenarios on the same design rows and noise paths",
+                }
+                if self.baseline
+                else {}
+            ),
         }
 
     def _row(self, outcome: str) -> int:
@@ -165,31 +204,50 @@ def sensitivity(
     runs: int = DEFAULT_RUNS,
     seed: int | None = None,
     confidence: float = CONFIDENCE,
-    resamples: int = DEFAULT_RESAMPLES,
+    resamples: int | None = None,
     progress: Progress | None = None,
     *,
     execution: Execution | None = None,
+    baseline: Model | None = None,
+    ratio: bool = False,
 ) -> Sensitivity:
     """First-order and total Sobol' indices of `outcomes` for every sampled parameter.
 
-    `runs` is N, the base sample (a power of 2); the model runs N·(d+2) times for d sampled
-    parameters. `seed` defaults to the scenario's. The runs are one study of the study
-    runner; `execution` says how it runs (engine, workers, executor, its folder and whether
-    to resume it; serial and in memory by default).
+    `runs` is N, the base sample (a power of 2, at least 32); the model runs N·(d+2) times for
+    d sampled parameters. `seed` defaults to the scenario's. The runs are one study of the
+    study runner; `execution` says how it runs (engine, workers, executor, its folder and
+    whether to resume it; serial and in memory by default). With a `baseline` model A, the
+    indices are of X(model) − X(A) (X(model)/X(A) − 1 with `ratio`), both run on the same
+    design and noise; A's study goes beside `execution.out`, in `baseline_study`.
+    `resamples` is what the bootstrap used to take; it is ignored (with a warning).
     """
+    if resamples is not None:
+        warnings.warn(
+            "sensitivity(resamples=...) is ignored: intervals now come from replicated "
+            "randomised QMC, not a bootstrap",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     names = (outcomes,) if isinstance(outcomes, str) else tuple(dict.fromkeys(outcomes))
     check_outcomes(model, names)
+    if baseline is not None:
+        check_outcomes(baseline, names)
+    elif ratio:
+        raise ScenarioError.one("--ratio needs a --baseline scenario to divide by")
     problems = []
-    if runs < 8 or runs & (runs - 1):
-        near = sorted({max(8, 2 ** max(0, runs.bit_length() - 1)), max(8, 2 ** runs.bit_length())})
+    if runs < MIN_RUNS or runs & (runs - 1):
+        near = sorted(
+            {
+                max(MIN_RUNS, 2 ** max(0, runs.bit_length() - 1)),
+                max(MIN_RUNS, 2 ** runs.bit_length()),
+            }
+        )
         problems.append(
-            f"--runs must be a power of 2, at least 8 (got {runs}); "
+            f"--runs must be a power of 2, at least {MIN_RUNS} (got {runs}); "
             f"try {' or '.join(f'{n:,}'.replace(',', '') for n in near)}"
         )
     if not 0 < confidence < 1:
         problems.append(f"confidence must be between 0 and 1 (got {confidence})")
-    if resamples < 100:
-        problems.append(f"resamples must be at least 100 (got {resamples})")
     seed = model.scenario.seed if seed is None else seed
     if not 0 <= seed < SEED_LIMIT:
         problems.append(f"--seed must be from 0 to 2**63-1 (got {seed})")
@@ -200,25 +258,42 @@ def sensitivity(
         raise ScenarioError.one(
             f"scenario '{model.name}' has no uncertain parameters; nothing to attribute variance to"
         )
-    # Recorded series are not needed here; leaving them out saves memory and time.
-    lean = compile_scenario(model.scenario.model_copy(update={"record": []}))
-    lean = dataclasses.replace(lean, files=model.files, place=model.place)
+    if baseline is not None:
+        _check_pairing(model, baseline, sampled)
+    lean = _lean(model)
     d, n = len(sampled), runs
-    res = run(
-        lean,
-        n,
-        seed,
-        None,
-        progress=progress,
-        **(execution or Execution()).options(),
-        design=saltelli(lean, n, seed, sampled),
-    )
+    design = saltelli(lean, n, seed, sampled)
+    ex = execution or Execution()
+    total = 2 * design.size(n) if baseline is not None else design.size(n)
+
+    def share(offset: int) -> Progress | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda done, _: report(offset + done, total)
+
+    res = run(lean, n, seed, None, progress=share(0), **ex.options(), design=design)
     y = _outcomes(res, names)
+    if baseline is not None:
+        out = None if ex.out is None else Path(ex.out).with_name(BASELINE_STUDY)
+        lean_a = _lean(baseline)
+        res_a = run(
+            lean_a,
+            n,
+            seed,
+            None,
+            progress=share(design.size(n)),
+            **dataclasses.replace(ex, out=out).options(),
+            design=design,
+        )
+        y = _difference(y, _outcomes(res_a, names), names, baseline.name, ratio)
     f_a, f_b = y[:, :n], y[:, n : 2 * n]
     f_ab = y[:, 2 * n :].reshape(len(names), d, n).transpose(1, 0, 2)
-    first, total = _indices(f_a, f_b, f_ab)
-    low, high = _intervals(f_a, f_b, f_ab, confidence, resamples, seed)
+    est, low, high = _replicated(f_a, f_b, f_ab, design.replicates, confidence)
     both = np.concatenate([f_a, f_b], axis=1)
+    units = {o.name: o.unit for o in model.outcomes if o.name in names}
+    if ratio:
+        units = dict.fromkeys(units, "ratio")
     return Sensitivity(
         scenario=model.name,
         outcomes=names,
@@ -226,19 +301,92 @@ def sensitivity(
         runs=n,
         seed=seed,
         confidence=confidence,
-        resamples=resamples,
-        first=first,
+        replicates=design.replicates,
+        first=est[0],
         first_low=low[0],
         first_high=high[0],
-        total=total,
+        total=est[1],
         total_low=low[1],
         total_high=high[1],
         mean=both.mean(axis=1),
         sd=both.std(axis=1, ddof=1),
-        units={o.name: o.unit for o in model.outcomes if o.name in names},
+        units=units,
         distributions={p: model.parameters[p].describe() for p in sampled},
-        noisy_flows=tuple(lean.noises),
+        noisy_flows=tuple(dict.fromkeys([*lean.noises, *(baseline.noises if baseline else ())])),
+        baseline=baseline.name if baseline is not None else "",
+        baseline_sha256=scenario_sha256(baseline) if baseline is not None else "",
+        baseline_files=tuple(baseline.files) if baseline is not None else (),
+        ratio=ratio,
     )
+
+
+def _lean(model: Model) -> Model:
+    """The model without recorded series: not needed here, and leaving them out saves time."""
+    lean = compile_scenario(model.scenario.model_copy(update={"record": []}))
+    return dataclasses.replace(lean, files=model.files, place=model.place)
+
+
+def _check_pairing(model: Model, baseline: Model, sampled: tuple[str, ...]) -> None:
+    """Every parameter varied (B's sampled ones) is sampled in A, with the same distribution;
+    A samples nothing else (it would be drawn nowhere in the shared design)."""
+    b_file = model.files[0] if model.files else model.name
+    a_file = baseline.files[0] if baseline.files else baseline.name
+    problems = []
+    for name in sampled:
+        mine = model.parameters[name].describe()
+        theirs = baseline.parameters.get(name)
+        if theirs is None:
+            problems.append(
+                Problem(f"parameter '{name}' ({mine}) of {b_file} is missing from {a_file}")
+            )
+        elif name not in baseline.sampled:
+            problems.append(
+                Problem(
+                    f"parameter '{name}' is uncertain in {b_file} ({mine}) but fixed in "
+                    f"{a_file} ({theirs.describe()})"
+                )
+            )
+        elif theirs.describe() != mine:
+            problems.append(
+                Problem(
+                    f"parameter '{name}' is {mine} in {b_file} but {theirs.describe()} in {a_file}"
+                )
+            )
+    for name in baseline.sampled:
+        if name not in sampled:
+            problems.append(
+                Problem(
+                    f"parameter '{name}' is uncertain in {a_file} "
+                    f"({baseline.parameters[name].describe()}) but "
+                    + ("fixed" if name in model.parameters else "missing")
+                    + f" in {b_file}"
+                )
+            )
+    if problems:
+        problems[-1] = dataclasses.replace(
+            problems[-1],
+            hint="the paired difference needs both scenarios to vary the same parameters "
+            "with the same distributions",
+        )
+        raise ScenarioError(problems)
+
+
+def _difference(
+    y_b: np.ndarray, y_a: np.ndarray, names: tuple[str, ...], baseline: str, ratio: bool
+) -> np.ndarray:
+    """X(B) − X(A), or X(B)/X(A) − 1 (refused where X(A) is not positive), run by run."""
+    if not ratio:
+        return y_b - y_a
+    for k, name in enumerate(names):
+        bad = int(np.sum(y_a[k] <= 0))
+        if bad:
+            raise ScenarioError.one(
+                f"--ratio: outcome '{name}' of the baseline '{baseline}' is not positive in "
+                f"{bad} of {y_a.shape[1]} runs (smallest {float(np.min(y_a[k])):g}); "
+                "a relative difference needs a positive baseline",
+                hint="leave out --ratio to explain the difference X(B) − X(A)",
+            )
+    return y_b / y_a - 1.0
 
 
 def _outcomes(res: Results, outcomes: tuple[str, ...]) -> np.ndarray:
@@ -278,37 +426,22 @@ def _indices(f_a: np.ndarray, f_b: np.ndarray, f_ab: np.ndarray) -> tuple[np.nda
     )
 
 
-def _intervals(
-    f_a: np.ndarray,
-    f_b: np.ndarray,
-    f_ab: np.ndarray,
-    confidence: float,
-    resamples: int,
-    seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap interval ends, each (2: first/total, outcomes, parameters).
+def _replicated(
+    f_a: np.ndarray, f_b: np.ndarray, f_ab: np.ndarray, replicates: int, confidence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimate, low and high ends, each (2: first/total, outcomes, parameters).
 
-    The same resampling of the N samples as `SobolResult.bootstrap`, but with a seeded
-    generator, so the same study always prints the same intervals, and percentile intervals:
-    BCa's jackknife leaves one sample out, and scipy computes indices only for a power of 2.
+    Each replicate's rows are a Saltelli design of their own (`sim.study.design.Saltelli`);
+    its indices are one independent draw of an unbiased-in-the-limit estimator, so the mean
+    over the R replicates and Student's t with R − 1 degrees of freedom give the interval.
     """
-    s, d, n = f_a.shape[0], f_ab.shape[0], f_a.shape[1]
-
-    def statistic(idx: np.ndarray) -> np.ndarray:
-        first, total = _indices(f_a[:, idx], f_b[:, idx], f_ab[..., idx])
-        return np.concatenate([first.ravel(), total.ravel()])
-
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SOBOL_KEY, 1)))
-    with np.errstate(all="ignore"):
-        res = stats.bootstrap(
-            (np.arange(n),),
-            statistic,
-            vectorized=False,
-            n_resamples=resamples,
-            confidence_level=confidence,
-            method="percentile",
-            rng=rng,
-        )
-    low = np.asarray(res.confidence_interval.low, dtype=float).reshape(2, s, d)
-    high = np.asarray(res.confidence_interval.high, dtype=float).reshape(2, s, d)
-    return low, high
+    m = f_a.shape[1] // replicates
+    per = []
+    with np.errstate(all="ignore"):  # a replicate with no variance gives NaN; so does the mean
+        for r in range(replicates):
+            rows = slice(r * m, (r + 1) * m)
+            per.append(np.stack(_indices(f_a[:, rows], f_b[:, rows], f_ab[..., rows])))
+    values = np.stack(per)  # (replicates, 2, outcomes, parameters)
+    est = values.mean(axis=0)
+    half = stats.t.ppf((1 + confidence) / 2, replicates - 1) * stats.sem(values, axis=0)
+    return est, est - half, est + half

@@ -22,7 +22,7 @@ from rich.table import Table
 from sim.analysis import saved as analyses
 from sim.analysis.discover import ALPHA, MIN_COVERAGE, MIN_MASS, PRUNE, Discovery
 from sim.analysis.discover import discover as run_discover
-from sim.analysis.sensitivity import DEFAULT_RESAMPLES, DEFAULT_RUNS, TOP, Sensitivity, sensitivity
+from sim.analysis.sensitivity import DEFAULT_RUNS, TOP, Sensitivity, sensitivity
 from sim.analysis.sweep import SUMMARY_COLUMNS, Sweep
 from sim.analysis.sweep import sweep as run_sweep
 from sim.cli.common import (
@@ -74,7 +74,8 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
     type=int,
     default=DEFAULT_RUNS,
     show_default=True,
-    help="N, the base sample (a power of 2); the model runs N·(d+2) times for d parameters.",
+    help="N, the base sample (a power of 2, at least 32); the model runs N·(d+2) times for d "
+    "parameters (twice with --baseline), in 8 independently scrambled replicates of N/8.",
 )
 @_seed
 @click.option(
@@ -85,12 +86,16 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
     help="Parameters to list and plot per outcome (all are in the table file).",
 )
 @click.option(
-    "--resamples",
-    type=int,
-    default=DEFAULT_RESAMPLES,
-    show_default=True,
-    help="Bootstrap resamples for the confidence intervals.",
+    "--baseline",
+    type=FILE,
+    help="Explain the difference X(FILE) − X(BASELINE), both run on the same design and noise.",
 )
+@click.option(
+    "--ratio",
+    is_flag=True,
+    help="With --baseline: explain X(FILE)/X(BASELINE) − 1 instead.",
+)
+@click.option("--resamples", type=int, hidden=True, help="Deprecated; ignored.")
 @_out
 @_force
 @study_options("study")
@@ -102,7 +107,9 @@ def sensitivity_command(
     runs: int,
     seed: int | None,
     top: int,
-    resamples: int,
+    baseline: Path | None,
+    ratio: bool,
+    resamples: int | None,
     out: Path | None,
     force: bool,
     as_json: bool,
@@ -113,15 +120,30 @@ def sensitivity_command(
 
     Samples every uncertain parameter of FILE from its own distribution (a Saltelli design
     on a scrambled Sobol' sequence), runs the model N·(d+2) times, and prints the parameters
-    ranked by total index, each index with a 95% bootstrap interval. S1 is the share of the
-    outcome's variance a parameter explains alone; ST adds its interactions. The runs are a
-    study like `sim run`'s (workers, Dask, --resume), kept in the folder's study/.
+    ranked by total index, each index with a 95% interval (Student's t over 8 independently
+    scrambled replicates). S1 is the share of the outcome's variance a parameter explains
+    alone; ST adds its interactions. With --baseline, the same for the paired difference
+    X(FILE) − X(BASELINE): both scenarios run the same design rows with the same noise. The
+    runs are a study like `sim run`'s (workers, Dask, --resume), kept in the folder's study/
+    (and baseline_study/).
     """
     if top < 1:
         raise click.UsageError("--top must be at least 1")
+    if resamples is not None:
+        click.echo(
+            "warning: --resamples is deprecated and ignored: the intervals now come from "
+            "replicated randomised QMC, not a bootstrap",
+            err=True,
+        )
+    if ratio and baseline is None:
+        raise click.UsageError("--ratio needs --baseline")
     model = load(file)
-    folder = out or analyses.sensitivity_folder(model.name, outcomes)
-    _check_folder(folder, "sensitivity", model.files, force)
+    base = load(baseline) if baseline is not None else None
+    folder = out or analyses.sensitivity_folder(
+        model.name, outcomes, base.name if base is not None else ""
+    )
+    inputs = [*model.files, *(base.files if base is not None else [])]
+    _check_folder(folder, "sensitivity", inputs, force)
     clock = time.perf_counter()
     with _interruptible(folder, out), _bar(progress, as_json, f"{model.name}: sensitivity") as tick:
         res = sensitivity(
@@ -129,9 +151,10 @@ def sensitivity_command(
             outcomes,
             runs=runs,
             seed=seed,
-            resamples=resamples,
             progress=tick,
             execution=_study(study, folder, force),
+            baseline=base,
+            ratio=ratio,
         )
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sensitivity_figure
@@ -151,7 +174,8 @@ def sensitivity_command(
         )
     console.print(
         "[dim]S1: share of the variance the parameter explains alone; ST: with all its "
-        f"interactions. [ ]: {res.confidence:.0%} bootstrap interval over the N samples.[/dim]"
+        f"interactions. [ ]: {res.confidence:.0%} interval, Student's t over "
+        f"{res.replicates} independently scrambled replicates.[/dim]"
     )
     console.print(f"wrote {folder}/ in {wall:.1f} s ({res.evaluations:,} runs)")
 
@@ -405,7 +429,8 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
     unit = res.units.get(outcome, "")
     k = res.outcomes.index(outcome)
     table = Table(
-        title=f"{res.scenario}: what drives {outcome} ({unit}; mean {number(res.mean[k])}, "
+        title=f"{res.scenario}: what drives {res.label(outcome)} ({unit}; "
+        f"mean {number(res.mean[k])}, "
         f"sd {number(res.sd[k])}); N = {res.runs:,}, {res.evaluations:,} runs, seed {res.seed}",
         title_justify="left",
     )
@@ -550,7 +575,9 @@ def _check_folder(folder: Path, kind: str, inputs: Sequence[str], force: bool) -
     """Before a study starts: the folder may take this analysis, and holds none of its inputs."""
     analyses.check_target(folder, kind, force)
     store.check_output_folder(
-        folder, inputs, [store.MANIFEST, analyses.STUDY, *analyses.names(kind)]
+        folder,
+        inputs,
+        [store.MANIFEST, analyses.STUDY, analyses.BASELINE_STUDY, *analyses.names(kind)],
     )
 
 

@@ -38,6 +38,9 @@ def sensitivity_figure(res: Sensitivity, top: int = TOP) -> Figure:
     shown = min(top, len(res.parameters))
     fig = Figure(figsize=(10, (0.32 * shown + 1.4) * n + 0.6), dpi=DPI, layout="constrained")
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    pair = ""
+    if res.baseline:
+        pair = ", B / A − 1" if res.ratio else ", B − A"
     for ax, outcome in zip(axes, res.outcomes, strict=True):
         ranked = res.ranked(outcome)[:shown]
         y = np.arange(len(ranked))[::-1]
@@ -53,18 +56,27 @@ def sensitivity_figure(res: Sensitivity, top: int = TOP) -> Figure:
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlim(min(0.0, float(np.nanmin([ix.first_low for ix in ranked] + [0]))) - 0.02, None)
         ax.grid(axis="x", alpha=0.3)
-        ax.set_xlabel("share of the outcome's variance")
+        ax.set_xlabel(
+            "share of the difference's variance"
+            if res.baseline
+            else "share of the outcome's variance"
+        )
         unit = unit_label(res.units.get(outcome, ""))
         ax.set_title(
-            f"{outcome}{unit}: Sobol' indices, top {len(ranked)} of {len(res.parameters)} "
+            f"{outcome}{unit}{pair}: Sobol' indices, top {len(ranked)} of {len(res.parameters)} "
             f"parameters (S1 sum {res.explained(outcome):.2f})",
             loc="left",
             fontsize=11,
         )
         ax.legend(fontsize=9, loc="lower right")
     fig.suptitle(
-        f"What drives the outcome: {res.scenario}, N = {res.runs:,} "
-        f"({res.evaluations:,} runs); bars: {res.confidence:.0%} bootstrap intervals",
+        (
+            f"What drives {'B / A − 1' if res.ratio else 'B − A'} "
+            f"(B = {res.scenario}, A = {res.baseline})"
+            if res.baseline
+            else f"What drives the outcome: {res.scenario}"
+        )
+        + f", N = {res.runs:,} ({res.evaluations:,} runs); bars: {res.confidence:.0%} intervals",
         fontsize=12,
         fontweight="bold",
         x=0.01,

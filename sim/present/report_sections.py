@@ -47,14 +47,30 @@ def _sensitivity(saved: Saved) -> tuple[str, str, str]:
     outcomes = [str(o) for o in s.get("outcomes", [])]
     rows = saved.table.to_pylist()
     confidence = float(s.get("confidence", CONFIDENCE))
-    heading = f"Sensitivity: what drives {', '.join(outcomes)} in {saved.scenario}"
-    what = (
+    base = s.get("baseline") or {}
+    labels = s.get("explained") or {}
+    shown = [str(labels.get(o, o)) for o in outcomes]
+    heading = (
+        f"Sensitivity: what drives {', '.join(shown)}"
+        if base
+        else f"Sensitivity: what drives {', '.join(outcomes)} in {saved.scenario}"
+    )
+    paired = (
+        f"The indices explain the paired difference {escape(', '.join(shown))}: both "
+        f"scenarios ran the same design rows with the same noise (baseline "
+        f"<code>{escape(str(base.get('name', '?')))}</code>, sha256 "
+        f"<code>{escape(str(base.get('sha256', ''))[:16])}…</code>). "
+        if base
+        else ""
+    )
+    what = paired + (
         f"Sobol' indices over {len(s.get('parameters', []))} uncertain parameters, each drawn "
         f"from its own distribution: N = {int(s.get('runs', 0)):,} base samples, "
         f"{int(s.get('evaluations', 0)):,} runs, seed {escape(str(s.get('seed')))}. "
         "<b>S1</b> (first order) is the share of the outcome's variance a parameter explains "
         "on its own; <b>ST</b> (total) adds every interaction it takes part in. Brackets: "
-        f"{confidence:.0%} bootstrap intervals over the N samples. Flow noise is common to "
+        f"{confidence:.0%} intervals, Student's t over {int(s.get('replicates', 0))} "
+        "independently scrambled replicates. Flow noise is common to "
         "the runs of a sample, so the variance no parameter explains is noise and "
         "interactions."
     )
@@ -79,7 +95,7 @@ def _sensitivity(saved: Saved) -> tuple[str, str, str]:
             else ""
         )
         parts.append(
-            f"<h3>{escape(outcome)}{_unit(unit)}</h3>"
+            f"<h3>{escape(str(labels.get(outcome, outcome)))}{_unit(unit)}</h3>"
             "<div class='wide'><table><tr><th>#</th><th>parameter</th><th>ST (total)</th>"
             f"<th>S1 (first order)</th><th>distribution</th></tr>{body}</table></div>{more}"
             f"<p class='legend'>First-order indices sum to {explained:.2f}.</p>"

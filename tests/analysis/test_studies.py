@@ -64,8 +64,6 @@ def same(a: Path, b: Path, name: str) -> None:
                 "bread_eaten",
                 "-n",
                 "256",
-                "--resamples",
-                "100",
             ],
             "sensitivity.parquet",
         ),
@@ -102,8 +100,8 @@ def test_the_simpy_engine_gives_the_same_sweep_and_indices():
     des = sweep(model, "strike_month", "6,18", runs=20, execution=Execution(engine="des"))
     for name in kernel.outcomes:
         np.testing.assert_allclose(des.outcome_values[name], kernel.outcome_values[name], rtol=1e-9)
-    a = sensitivity(model, "bread_eaten", runs=8, resamples=100)
-    b = sensitivity(model, "bread_eaten", runs=8, resamples=100, execution=Execution(engine="des"))
+    a = sensitivity(model, "bread_eaten", runs=32)
+    b = sensitivity(model, "bread_eaten", runs=32, execution=Execution(engine="des"))
     np.testing.assert_allclose(a.total, b.total, rtol=1e-9)
 
 
@@ -127,7 +125,13 @@ def test_designs_name_themselves_in_the_study_a_resume_must_match(tmp_path):
     model = sim.load(BAKERY)
     assert Sampled().identity() is None
     design = saltelli(model, 8, 1, model.sampled)
-    assert design.identity() == {"kind": "saltelli", "n": 8, "parameters": model.sampled, "seed": 1}
+    assert design.identity() == {
+        "kind": "saltelli",
+        "n": 8,
+        "parameters": model.sampled,
+        "seed": 1,
+        "replicates": 8,
+    }
     res = sim.run(model, runs=8, design=design, out=tmp_path / "s", workers=1)
     assert res.manifest["study"]["design"]["kind"] == "saltelli"
     assert res.n_runs == 8 * (len(model.sampled) + 2)
