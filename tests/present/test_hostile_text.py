@@ -53,9 +53,7 @@ def test_every_figure_draws_hostile_text_literally(tmp_path, texts):
     drawn = [
         figures.outcome_figure(compare(a, b), [a, b]),
         figures.fan_figure([a, b]),
-        analysis_figures.sensitivity_figure(
-            sensitivity(model, "bread_eaten", runs=32, resamples=100)
-        ),
+        analysis_figures.sensitivity_figure(sensitivity(model, "bread_eaten", runs=32)),
         analysis_figures.sweep_figure(sweep(model, "strike_month", "6,18", runs=32)),
         analysis_figures.sweep_figure(
             sweep(model, "strike_month", "6,18", runs=32, by=("mill_output", "90,110"))
