@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from sim.scenario.expr import FUNCTIONS, compile_expr
@@ -60,6 +60,10 @@ def _odd_integer(y: float) -> bool:
 
 
 def _pow(x: float, y: float) -> float:
+    if x == -INF and y == 0.5:
+        # numpy gives NaN with a scalar exponent (it takes a square root) and +inf with an
+        # array one (C's pow): unspecified; a run holding -inf is non-finite anyway.
+        reject()
     try:
         return math.pow(x, y)
     except OverflowError:
