@@ -218,7 +218,7 @@ def test_valid_scenarios_load(sandbox: tuple[Path, Path], data: dict[str, Any]) 
     assert load_or_refuse(sandbox, dump(data)) is not None
 
 
-@fuzz(200)
+@fuzz(120)
 @given(nearly_valid())
 def test_nearly_valid_scenarios_load_or_refuse(
     sandbox: tuple[Path, Path], data: dict[str, Any]
@@ -255,7 +255,7 @@ distributions = st.one_of(
 )
 
 
-@fuzz(150)
+@fuzz(90)
 @given(distributions, st.booleans())
 def test_distributions_with_extreme_numbers_load_or_refuse(
     sandbox: tuple[Path, Path], spec: dict[str, Any], as_noise: bool
@@ -306,7 +306,7 @@ def mutated_text(draw: st.DrawFn) -> str:
     return text
 
 
-@fuzz(150)
+@fuzz(90)
 @given(mutated_text())
 def test_mutated_yaml_text_loads_or_refuses(sandbox: tuple[Path, Path], text: str) -> None:
     load_or_refuse(sandbox, text)
