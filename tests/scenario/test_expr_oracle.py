@@ -349,7 +349,7 @@ def check(text: str, ns: Mapping[str, Any]) -> None:
         assert same(on_float, want), (text, one, "floats", on_float, want)
 
 
-SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS

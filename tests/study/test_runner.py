@@ -105,8 +105,8 @@ def test_our_local_cluster_leaves_glibc_malloc_at_its_defaults():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["processes", "dask"])
-@pytest.mark.parametrize("how", ["stdin", "unguarded file"])
+# Each executor and each way of failing once: the two causes share one message per executor.
+@pytest.mark.parametrize(("executor", "how"), [("processes", "unguarded file"), ("dask", "stdin")])
 def test_workers_that_cannot_import_the_calling_script_are_a_clear_error(executor, how, tmp_path):
     # Worker processes import the calling script: one read from standard input has no file,
     # and one without the __main__ guard starts the study again in each worker.
