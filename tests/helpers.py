@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,16 @@ def des_outcomes(model: Model, runs: int = 4, seed: int = 1) -> dict[str, np.nda
 
 def bakery() -> Model:
     return load(BAKERY)
+
+
+def wait_for_parts(proc: Any, parts: Path, n: int, polls: int = 12_000) -> None:
+    """Wait until a study running in `proc` has written `n` block parts into `parts`.
+
+    A hang guard, not a speed check: it polls a bounded number of times (about two minutes
+    of sleeps) and reads no clock."""
+    for _ in range(polls):
+        if len(list(parts.glob("runs-*.arrow"))) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    raise AssertionError(f"fewer than {n} parts appeared in {parts}")

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from sim.errors import ScenarioError
 from sim.scenario.schema import Fixed
 from sim.study.design import Grid, Sampled, saltelli
 from sim.study.runner import Execution
-from tests.helpers import BAKERY, ROOT
+from tests.helpers import BAKERY, ROOT, wait_for_parts
 
 
 def invoke(*args: str) -> str:
@@ -198,11 +197,7 @@ def test_a_killed_study_resumes_to_the_same_bits(tmp_path):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120  # guards against a hang only; asserts no speed
-        while len(list((folder / "study" / "parts").glob("runs-*.arrow"))) < 3:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no parts appeared"
-            time.sleep(0.01)
+        wait_for_parts(proc, folder / "study" / "parts", 3)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()

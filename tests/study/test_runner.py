@@ -12,7 +12,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from sim.cli import cli
 from sim.errors import ResultsError, ScenarioError
 from sim.study import runner
 from sim.study.results import Results
-from tests.helpers import BAKERY, ROOT, bakery, write
+from tests.helpers import BAKERY, ROOT, bakery, wait_for_parts, write
 
 
 def table(folder: Path, name: str = "runs.parquet"):
@@ -60,15 +59,6 @@ def running(args: list[str]) -> Iterator[subprocess.Popen[str]]:
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
-
-
-def wait_for_parts(proc: subprocess.Popen[str], folder: Path, n: int) -> None:
-    # A hang guard, not a speed check: it only keeps a stuck study from stalling the suite.
-    deadline = time.monotonic() + 60
-    while len(list((folder / "parts").glob("runs-*.arrow"))) < n:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no parts appeared"
-        time.sleep(0.01)
 
 
 # -- same bits everywhere -------------------------------------------------------------------
@@ -272,7 +262,7 @@ def test_sigkill_mid_run_then_resume_gives_the_same_bits(tmp_path):
     out = tmp_path / "killed"
     args = [str(BAKERY), "-n", "60000", "--seed", "3", "--block-size", "600", "--out", str(out)]
     with running([*args, "--workers", "2"]) as proc:
-        wait_for_parts(proc, out, 3)
+        wait_for_parts(proc, out / "parts", 3)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -316,7 +306,7 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
             "2",
         ]
     ) as proc:
-        wait_for_parts(proc, out, 2)
+        wait_for_parts(proc, out / "parts", 2)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -349,7 +339,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
             "1",
         ]
     ) as proc:
-        wait_for_parts(proc, out, 1)
+        wait_for_parts(proc, out / "parts", 1)
         for extra in ([], ["--force"], ["--resume"]):
             r = CliRunner().invoke(
                 cli, ["run", str(BAKERY), "-n", "100", "--out", str(out), *extra]
