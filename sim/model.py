@@ -36,8 +36,14 @@ class StockDef:
     name: str
     index: int
     unit: str
-    kind: Literal["stock", "source", "sink"]
+    kind: Literal["stock", "source", "sink", "balance"]
     initial: Expr
+
+    @property
+    def unlimited(self) -> bool:
+        """Whether the stock gives whatever is asked, going below zero if need be (never
+        rationed): a source or a balance."""
+        return self.kind in ("source", "balance")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class FlowDef:
     rate: Expr
     delay: int
     noise: Distribution | None
+    two_way: bool = False  # the rate's sign sets the direction; negative: from `to` to `from`
 
 
 @dataclass(frozen=True)
@@ -294,7 +301,8 @@ class _Compiler:
             initial = self.expr(path, stock.initial, names, calendar=False, flows=False)
             if initial is None:
                 continue
-            if initial.constant is not None and initial.constant < 0 and stock.kind != "source":
+            may_owe = stock.kind in ("source", "balance")  # may go below zero, so start there
+            if initial.constant is not None and initial.constant < 0 and not may_owe:
                 self.problem(path, f"initial amount is negative ({initial.constant:g})")
             if stock.kind == "sink" and (initial.constant is None or initial.constant != 0):
                 pass  # a sink may start with a count (e.g. casualties before the horizon)
@@ -336,6 +344,8 @@ class _Compiler:
                     "an exchange across units is two flows, one each way, linked by flow.NAME",
                 )
                 continue
+            if flow.two_way and not self.check_two_way(path, flow.from_, flow.to, flow.delay):
+                continue
             if src.kind == "sink":
                 self.problem(path + ("from",), f"'{flow.from_}' is a sink; sinks only receive")
                 continue
@@ -357,9 +367,38 @@ class _Compiler:
                     rate,
                     flow.delay,
                     flow.noise,
+                    flow.two_way,
                 )
             )
         return out
+
+    def check_two_way(self, path: PathKey, source: str, target: str, delay: float) -> bool:
+        """A two-way flow joins two stocks that can both give and receive, and moves its
+        amount within the tick; whether it does, each problem reported at its key."""
+        ok = True
+        for end, ref in (("from", source), ("to", target)):
+            kind = self.sc.stocks[ref].kind
+            if kind in ("source", "sink"):
+                does = "only gives" if kind == "source" else "only receives"
+                self.problem(
+                    path + (end,),
+                    f"'{ref}' is a {kind}, which {does}; a two-way flow gives and receives at "
+                    "both ends",
+                    "join two ordinary stocks or balances (kind: balance may go below zero), "
+                    "or drop two_way",
+                )
+                ok = False
+        if delay:
+            # A delayed amount would be under way in either direction at once: transit.NAME
+            # could not be both the amount held in transit and its direction.
+            self.problem(
+                path + ("delay",),
+                "a two-way flow can't have a delay",
+                "write two one-way flows with the delay, one each way, with rates "
+                "max(0, x) and max(0, -x)",
+            )
+            ok = False
+        return ok
 
     def compile_variables(self, names: Mapping[str, str]) -> list[tuple[str, Expr]]:
         compiled: dict[str, Expr] = {}

@@ -28,7 +28,18 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.engine.semantics import Block, NonFinite, Outcomes, calendar, fire_tick, ration
+from sim.engine.semantics import (
+    Block,
+    NonFinite,
+    Outcomes,
+    asked,
+    calendar,
+    fire_tick,
+    giving,
+    ration,
+    received,
+    signed,
+)
 from sim.errors import ScenarioError
 from sim.model import EventDef, Model
 
@@ -113,7 +124,7 @@ class _World:
         self.stock = {}
         for s in model.stocks:
             value = float(s.initial(ns))
-            if s.kind != "source" and not value >= 0:
+            if not s.unlimited and not value >= 0:  # a source or a balance may start below 0
                 raise ScenarioError.one(
                     f"initial amount is {value:g} in run {run}; a stock can't start below zero",
                     model.place.get(("stocks", s.name, "initial")),
@@ -164,6 +175,7 @@ class _World:
         self.series = {name: np.empty(m.ticks) for name, _ in m.record}
         self.rationed: set[str] = set()
         self.flowing: set[str] = set()
+        self.direction: dict[str, float] = {}  # each two-way flow's last sign: 1, -1 or 0
         self.env.process(self.ticks())
         self.env.run(until=m.ticks)
         for e in m.events:  # events whose time fell after the last tick
@@ -215,41 +227,50 @@ class _World:
         self.check(t, [(f"flows.{name}", r) for name, r in rates.items()])
         request = {}
         for f in self.m.flows:
-            r = float(np.maximum(rates[f.name], 0.0))
+            # A two-way flow's request keeps its sign: its direction (semantics.asked).
+            r = rates[f.name] if f.two_way else float(np.maximum(rates[f.name], 0.0))
             if f.noise is not None:
                 r *= float(self.noise[f.name][t])
             request[f.name] = r
         return request
 
     def ration(self, request: dict[str, float]) -> dict[str, float]:
-        """4. Rationing: a stock gives at most what it holds, all its outflows scaled alike."""
-        m, stock = self.m, self.stock
+        """4. Rationing: a stock gives at most what it holds, all its outflows scaled alike.
+
+        A two-way flow is an outflow of both its ends: it asks its request of `from` when
+        positive, the request's size of `to` when negative, and zero of the other end; its
+        amount is what `from` gave minus what `to` gave."""
+        stock = self.stock
         actual = dict(request)
-        for s in m.stocks:
-            out_flows = [f for f in m.flows if f.source == s.index]
-            if not out_flows:
-                continue
-            asked = [np.array([request[f.name]]) for f in out_flows]
+        gave: dict[tuple[str, str], np.ndarray] = {}
+        for s, flows in giving(self.m):
+            wanted = [asked(np.array([request[f.name]]), role) for f, role in flows]
             held = stock[s.name]
             content = np.array([held])
-            given, _ = ration(content, asked, s.kind == "source")
+            given, _ = ration(content, wanted, s.unlimited)
             stock[s.name] = float(content[0])
+            for (f, role), amount in zip(flows, given or wanted, strict=True):
+                if role != "out":
+                    gave[f.name, role] = amount
+                elif given is not None:
+                    actual[f.name] = float(amount[0])
             if given is None:
                 if s.name in self.rationed:
                     self.rationed.discard(s.name)
                     self.write("ration", s.name, "no longer short")
                 continue
-            for f, amount in zip(out_flows, given, strict=True):
-                actual[f.name] = float(amount[0])
             if s.name not in self.rationed:
                 self.rationed.add(s.name)
-                out = sum(float(a[0]) for a in asked)
+                out = sum(float(a[0]) for a in wanted)
                 self.write(
                     "ration",
                     s.name,
                     f"short: holds {held:.4g} of {out:.4g} asked ({held / out:.0%} given)",
                     held,
                 )
+        for f in self.m.flows:
+            if f.two_way:
+                actual[f.name] = float(signed(gave[f.name, "from"], gave[f.name, "to"])[0])
         return actual
 
     def transfer(self, actual: dict[str, float]) -> None:
@@ -259,6 +280,12 @@ class _World:
         for f in m.flows:
             a = actual[f.name]
             target = names[f.target]
+            if f.two_way:  # never delayed (a load error)
+                into_to, into_from = received(np.array(a))
+                stock[target] += float(into_to)
+                stock[names[f.source]] += float(into_from)
+                self.log_direction(f.name, names[f.source], target, a)
+                continue
             if f.delay == 0:
                 stock[target] += a
             else:
@@ -279,6 +306,19 @@ class _World:
                 else:
                     self.flowing.discard(f.name)
                     self.write("flow", f.name, "stops", a)
+
+    def log_direction(self, flow: str, source: str, target: str, amount: float) -> None:
+        """Log a two-way flow starting, stopping or turning round, and which way it goes."""
+        sign = float(np.sign(amount))
+        was = self.direction.get(flow, 0.0)
+        if sign == was or math.isnan(sign):
+            return
+        self.direction[flow] = sign
+        way = f"{source} -> {target}" if sign > 0 else f"{target} -> {source}"
+        if sign == 0:
+            self.write("flow", flow, "stops", amount)
+        else:
+            self.write("flow", flow, ("turns, " if was else "starts, ") + way, amount)
 
     def record(self, t: int, actual: dict[str, float]) -> None:
         """6. Record: this tick's amounts, then outcomes and series on the new state."""

@@ -24,7 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from sim.engine.semantics import Block, NonFinite, Outcomes, calendar, fire_tick, ration
+from sim.engine.semantics import (
+    Block,
+    NonFinite,
+    Outcomes,
+    Role,
+    asked,
+    calendar,
+    fire_tick,
+    giving,
+    ration,
+    received,
+    signed,
+)
 from sim.errors import ScenarioError
 from sim.model import Model
 from sim.scenario.expr import Expr
@@ -74,7 +86,7 @@ class _Kernel:
         self.S = np.zeros((len(model.stocks), n))
         for s in model.stocks:
             self.S[s.index] = s.initial(ns)
-            if s.kind != "source":
+            if not s.unlimited:  # a source or a balance may start below zero
                 bad = np.flatnonzero(~(self.S[s.index] >= 0))
                 if bad.size:
                     run = first_run + int(bad[0])
@@ -129,12 +141,14 @@ class _Kernel:
         self.noisy = [(f.index, noise[f.name]) for f in model.flows if f.noise]
         self.flow_labels = [f"flows.{f.name}" for f in model.flows]
         self.stock_labels = [f"stocks.{s.name}" for s in model.stocks]
-        # Outflows per giving stock, in declared flow order (the order sums are taken in).
-        self.outflows: list[tuple[int, bool, list[int]]] = []
-        for s in model.stocks:
-            out = [f.index for f in model.flows if f.source == s.index]
-            if out:
-                self.outflows.append((s.index, s.kind == "source", out))
+        # Outflows per giving stock, in declared flow order (the order sums are taken in),
+        # each with its role: a two-way flow is an outflow of both its ends (semantics.giving).
+        self.outflows: list[tuple[int, bool, list[tuple[int, Role]]]] = [
+            (s.index, s.unlimited, [(f.index, role) for f, role in flows])
+            for s, flows in giving(model)
+        ]
+        self.two_way = [f.index for f in model.flows if f.two_way]
+        self.one_way = [f.index for f in model.flows if not f.two_way]
 
     def run(self, observer: Observer | None, keep: int | None) -> Block:
         m, n = self.m, self.n
@@ -175,30 +189,46 @@ class _Kernel:
             self.health.see(t, label, value)
 
     def request(self, t: int) -> None:
-        """3. Requests: max(0, rate) times the tick's noise."""
+        """3. Requests: max(0, rate) times the tick's noise; a two-way flow's keeps its sign."""
         R, ns = self.R, self.ns
         for i, rate in self.rates:
             R[i] = rate(ns)
         self.health.check_rows(t, self.flow_labels, R)  # before max(0, .) hides a -inf
-        np.maximum(R, 0.0, out=R)
+        if not self.two_way:
+            np.maximum(R, 0.0, out=R)
+        else:
+            for i in self.one_way:
+                np.maximum(R[i], 0.0, out=R[i])
         for i, noise in self.noisy:
             R[i] *= noise[t]
 
     def ration(self) -> None:
-        """4. Rationing, and what leaves each giving stock."""
+        """4. Rationing, and what leaves each giving stock. A two-way flow asks of both its
+        ends (zero of the one it gives to, run by run); its amount is what its `from` gave
+        minus what its `to` gave."""
         S, R, A = self.S, self.R, self.A
         np.copyto(A, R)
+        gave: dict[tuple[int, Role], np.ndarray] = {}
         for s, unlimited, flows in self.outflows:
-            given, _ = ration(S[s], [R[i] for i in flows], unlimited)
-            if given is not None:
-                for i, amount in zip(flows, given, strict=True):
+            requests = [asked(R[i], role) for i, role in flows]
+            given, _ = ration(S[s], requests, unlimited)
+            for (i, role), amount in zip(flows, given or requests, strict=True):
+                if role != "out":
+                    gave[i, role] = amount
+                elif given is not None:
                     A[i] = amount
+        for i in self.two_way:
+            A[i] = signed(gave[i, "from"], gave[i, "to"])
 
     def transfer(self, t: int) -> None:
         """5. Transfer: arrivals in declared flow order; delayed amounts wait in a ring."""
         S, A, TR = self.S, self.A, self.TR
         for f in self.m.flows:
-            if f.delay == 0:
+            if f.two_way:  # never delayed (a load error)
+                into_to, into_from = received(A[f.index])
+                S[f.target] += into_to
+                S[f.source] += into_from
+            elif f.delay == 0:
                 S[f.target] += A[f.index]
             else:
                 slot = self.ring[f.index][t % f.delay]

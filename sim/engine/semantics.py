@@ -8,6 +8,8 @@ engine with one run calls them on arrays of one:
 - `fire_tick`: the tick at which an event due at a (possibly fractional) time takes effect;
 - `calendar`: the names `t`, `month` and `year` at a tick;
 - `ration`: what each outflow of a stock gets when the stock can't give all that is asked;
+  `giving`, `asked`, `signed` and `received`: which flows take from a stock (a two-way flow
+  takes from whichever end its sign says), and where a two-way flow's amount goes;
 - `Outcomes`: the running statistics of outcomes (final, mean, min, max, sum, count, first);
 - `NonFinite`: which runs went non-finite, first at which tick and at which name.
 
@@ -21,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from sim.model import Model, OutcomeDef
+from sim.model import FlowDef, Model, OutcomeDef, StockDef
 
 STATUS_OK = "ok"
 STATUS_NONFINITE = "nonfinite"
@@ -77,7 +79,7 @@ def ration(
 
     `content` is updated in place. A stock can't give more than it holds: where the requests
     exceed the content, every outflow is scaled by the same factor content / requested and
-    the stock is left empty. A source is unlimited. When no run is short, every flow gets
+    the stock is left empty. A source or a balance is unlimited (it may go below zero). When no run is short, every flow gets
     what it asked (None, None)."""
     out = outflow(requests)
     if unlimited or not (short := out > content).any():
@@ -92,6 +94,52 @@ def ration(
         given = [np.where(lost, r / out * content, g) for r, g in zip(requests, given, strict=True)]
     content[...] = np.where(short, 0.0, content - out)
     return given, short
+
+
+# -- who gives: one-way and two-way flows ---------------------------------------------------
+# A flow takes from a stock in one of three roles: "out", a one-way flow from it (its request
+# is max(0, rate) x noise, never negative); "from", a two-way flow from it, which takes in the
+# runs where its signed request is positive; "to", a two-way flow into it, which takes (the
+# request's size) in the runs where the request is negative. A two-way flow is thus an outflow
+# of both its ends, asking zero of the end it gives to: rationing sums and scales the stock's
+# outflows in declared flow order as before, and adding a zero changes no sum.
+Role = Literal["out", "from", "to"]
+
+
+def giving(m: Model) -> list[tuple[StockDef, list[tuple[FlowDef, Role]]]]:
+    """Each stock that some flow may take from, with those flows and their roles, in declared
+    stock and flow order."""
+    out = []
+    for s in m.stocks:
+        flows: list[tuple[FlowDef, Role]] = []
+        for f in m.flows:
+            if f.source == s.index:
+                flows.append((f, "from" if f.two_way else "out"))
+            elif f.two_way and f.target == s.index:
+                flows.append((f, "to"))
+        if flows:
+            out.append((s, flows))
+    return out
+
+
+def asked(request: np.ndarray, role: Role) -> np.ndarray:
+    """What a flow asks of a stock it takes from in `role`, from its (signed) request."""
+    if role == "out":
+        return request
+    if role == "from":
+        return np.maximum(request, 0.0)
+    return np.maximum(-request, 0.0)
+
+
+def signed(from_gave: np.ndarray, to_gave: np.ndarray) -> np.ndarray:
+    """A two-way flow's actual amount, positive from `from` to `to`: what its `from` end gave
+    minus what its `to` end gave (in every run one of the two is zero)."""
+    return from_gave - to_gave
+
+
+def received(amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What a two-way flow's signed amount brings to its ends: (into `to`, into `from`)."""
+    return np.maximum(amount, 0.0), np.maximum(-amount, 0.0)
 
 
 # -- outcomes -------------------------------------------------------------------------------

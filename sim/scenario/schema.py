@@ -67,10 +67,14 @@ def _as_distribution(value: Any) -> Any:
 # -- sections ------------------------------------------------------------------------------
 
 
+StockKind = Literal["stock", "source", "sink", "balance"]
+STOCK_KINDS: tuple[str, ...] = typing.get_args(StockKind)  # what a stock's `kind:` may be
+
+
 class Stock(_Spec):
     unit: str
     initial: Expr = 0.0
-    kind: Literal["stock", "source", "sink"] = "stock"
+    kind: StockKind = "stock"
     description: str | None = None
     source: str | None = None
 
@@ -84,6 +88,7 @@ class Flow(_Spec):
     noise: AnyDistribution | None = None
     description: str | None = None
     source: str | None = None
+    two_way: bool = False  # a negative rate moves the amount from `to` to `from`
 
     @field_validator("noise", mode="before")
     @classmethod
@@ -326,6 +331,8 @@ def _translate(exc: ValidationError, doc: Document) -> list[Problem]:
         else:
             message = _message(err)
             place = doc.place(path)
+            if kind == "literal_error" and len(path) == 3 and path[::2] == ("stocks", "kind"):
+                hint = did_you_mean(str(err.get("input")), STOCK_KINDS)
         if (path, message) in seen:
             continue
         seen.add((path, message))
