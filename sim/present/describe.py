@@ -33,18 +33,20 @@ def as_dot(model: Model) -> str:
         "  rankdir=LR;",
         '  node [shape=box, fontname="Helvetica"];',
     ]
-    shapes = {"source": "ellipse", "sink": "ellipse", "stock": "box"}
+    shapes = {"source": "ellipse", "sink": "ellipse", "stock": "box", "balance": "box"}
     for i, unit in enumerate(model.units):
         lines.append(f'  subgraph cluster_{i} {{ label="{unit}"; style=rounded; color=gray;')
         for s in model.stocks:
             if s.unit == unit:
-                style = ", style=dashed" if s.kind != "stock" else ""
+                style = {"source": ", style=dashed", "sink": ", style=dashed"}.get(s.kind, "")
+                style += ", peripheries=2" if s.kind == "balance" else ""  # may go below zero
                 lines.append(f'    "{s.name}" [shape={shapes[s.kind]}{style}];')
         lines.append("  }")
     names = [s.name for s in model.stocks]
     for f in model.flows:
         label = f.name + (f" (+{f.delay})" if f.delay else "")
-        lines.append(f'  "{names[f.source]}" -> "{names[f.target]}" [label="{label}"];')
+        both = ", dir=both" if f.two_way else ""  # either way, by the rate's sign
+        lines.append(f'  "{names[f.source]}" -> "{names[f.target]}" [label="{label}"{both}];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -83,7 +85,7 @@ def as_rich(model: Model) -> Group:
     for f in model.flows:
         flows.add_row(
             f.name,
-            f"{names[f.source]} → {names[f.target]}",
+            f"{names[f.source]} {'↔' if f.two_way else '→'} {names[f.target]}",
             f.rate.text,
             str(f.delay) if f.delay else "",
             f.noise.describe() if f.noise else "",

@@ -17,8 +17,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -94,6 +96,15 @@ class Flow(_Spec):
     @classmethod
     def _noise(cls, value: Any) -> Any:
         return _as_distribution(value)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A one-way flow dumps as before two_way existed: a scenario's sha256 (the manifest's,
+        # --resume's check) stays what it was for every scenario that doesn't use it.
+        data = handler(self)
+        if not self.two_way and isinstance(data, dict):
+            data.pop("two_way", None)
+        return data
 
 
 class Event(_Spec):
