@@ -287,3 +287,63 @@ def scenarios(draw: st.DrawFn, max_units: int = 3) -> dict[str, Any]:
 
 def compile_dict(data: dict[str, Any]) -> Model:
     return compile_scenario(Scenario.model_validate(data))
+
+
+# -- balances and two-way flows (issue 17) ----------------------------------------------------
+# A strategy of its own on top of `scenarios()`, so the invariants are checked on models that use
+# them while every test of the plain generator keeps its examples.
+
+
+def signed_rate(draw: st.DrawFn, src: str, dst: str, data: dict[str, Any]) -> str:
+    """A rate for a two-way flow from src to dst that changes sign over time or with the state."""
+    k = draw(st.integers(0, max(1, data["months"])))
+    templates = [
+        f"{draw(coef)} * ({dst} - {src})",  # evens the two out: its sign follows the state
+        f"where(t < {k}, {draw(amount)}, -{draw(amount)})",
+        f"{draw(amount)} * sin(t + {draw(coef)})",
+        f"interp(t, [0, 6, 12], [{draw(signed)}, {draw(signed)}, {draw(signed)}])",
+        "p1",  # a parameter that may be drawn either side of zero
+        f"-{draw(amount)}",
+        f"level - {draw(amount)}",  # state that events change
+        f"{draw(amount)} - {draw(coef)} * {src}",
+        f"{draw(coef)} * flow.{draw(st.sampled_from(list(data['flows'])))} - {draw(amount)}",
+    ]
+    if data["variables"]:
+        templates.append(f"{draw(st.sampled_from(list(data['variables'])))} - {draw(amount)}")
+    return draw(st.sampled_from(templates))
+
+
+@st.composite
+def balance_scenarios(draw: st.DrawFn, max_units: int = 3) -> dict[str, Any]:
+    """`scenarios()` with some ordinary stocks made balances (some starting below zero) and
+    some flows two-way with rates that change sign: existing flows between two stocks that
+    can give and receive, and new ones between such pairs."""
+    data = draw(scenarios(max_units))
+    stocks, flows = data["stocks"], data["flows"]
+    for spec in stocks.values():
+        if spec.get("kind", "stock") == "stock" and draw(st.booleans()):
+            spec["kind"] = "balance"
+            if draw(st.booleans()):
+                spec["initial"] = draw(st.sampled_from([-draw(amount), "p1 * 3", "level - 30"]))
+    both_ways = {n for n, s in stocks.items() if s.get("kind", "stock") in ("stock", "balance")}
+    for spec in flows.values():
+        if spec["from"] in both_ways and spec["to"] in both_ways and draw(st.booleans()):
+            spec.pop("delay", None)  # a two-way flow moves within the tick
+            spec["two_way"] = True
+            if draw(st.booleans()):  # else keep the rate it had (it may be negative too)
+                spec["rate"] = signed_rate(draw, spec["from"], spec["to"], data)
+    by_unit: dict[str, list[str]] = {}
+    for n in sorted(both_ways):
+        by_unit.setdefault(stocks[n]["unit"], []).append(n)
+    pairs = [(a, b) for group in by_unit.values() for a in group for b in group if a != b]
+    if pairs:
+        for j in range(draw(st.integers(0, 3))):
+            src, dst = draw(st.sampled_from(pairs))
+            spec = {"from": src, "to": dst, "two_way": True}
+            spec["rate"] = signed_rate(draw, src, dst, data)
+            if draw(st.booleans()):
+                spec["noise"] = distribution(draw, draw(st.sampled_from(DIST_NAMES)), 0, noise=True)
+            flows[f"w{j}"] = spec
+            data["record"].append(f"transit.w{j}")
+    data["outcomes"]["o_two_way"] = {"of": f"cum.{list(flows)[-1]}", "stat": "final"}
+    return data

@@ -1,5 +1,5 @@
 """DESIGN.md's invariants on generated scenarios, for both engines: conservation per unit at
-every tick, non-negativity of every stock but a source, engine agreement (outcomes and every
+every tick, non-negativity of every stock but a source or a balance, engine agreement (outcomes and every
 recorded series, tick by tick) and independence of the block size.
 
 The kernel's stocks are watched through its observer. The SimPy engine has none, so its
@@ -21,7 +21,7 @@ from sim.engine.kernel import Block, run_block
 from sim.model import Model
 from sim.study.runner import run
 from tests.helpers import draws
-from tests.properties.scenarios import compile_dict, scenarios
+from tests.properties.scenarios import balance_scenarios, compile_dict, scenarios
 
 RTOL = 1e-9
 RUNS = 4
@@ -100,7 +100,7 @@ def test_conservation_per_unit_at_every_tick(data: dict[str, Any], sampler: str)
 @given(scenarios(), samplers)
 def test_no_stock_but_a_source_goes_below_zero(data: dict[str, Any], sampler: str) -> None:
     model = compile_dict(data)
-    holders = np.array([s.kind != "source" for s in model.stocks])
+    holders = np.array([s.kind not in ("source", "balance") for s in model.stocks])
 
     def check(t: int, S: np.ndarray, TR: np.ndarray) -> None:
         assert (S[holders] >= 0).all(), f"kernel, tick {t}: {S[holders].min()}"
@@ -154,3 +154,72 @@ def test_normal_noise_with_low_zero_is_accepted(mean: float, sd: float) -> None:
         },
     }
     assert compile_dict(data).flows[0].noise is not None
+
+
+# -- balances and two-way flows (issue 17): the same invariants on models that use them --------
+BALANCE_SETTINGS = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@BALANCE_SETTINGS
+@given(balance_scenarios(), samplers)
+def test_conservation_with_balances_and_two_way_flows(data: dict[str, Any], sampler: str) -> None:
+    model = compile_dict(data)
+    totals = initial_totals(model, sampler)
+    seen = []
+
+    def check(t: int, S: np.ndarray, TR: np.ndarray) -> None:
+        assert_conserved(model, t, S, TR, totals)
+        seen.append(t)
+
+    _, runs = both_engines(model, sampler, observer=check)
+    assert seen == list(range(model.ticks))
+    stocks, transit = des_paths(model, runs)
+    for t in range(model.ticks):
+        assert_conserved(model, t, stocks[t], transit[t], totals)
+
+
+@BALANCE_SETTINGS
+@given(balance_scenarios(), samplers)
+def test_no_stock_but_a_source_or_a_balance_goes_below_zero(
+    data: dict[str, Any], sampler: str
+) -> None:
+    """A two-way flow takes from whichever end its sign says: that end is rationed too."""
+    model = compile_dict(data)
+    holders = np.array([s.kind not in ("source", "balance") for s in model.stocks])
+
+    def check(t: int, S: np.ndarray, TR: np.ndarray) -> None:
+        assert (S[holders] >= 0).all(), f"kernel, tick {t}: {S[holders].min()}"
+
+    _, runs = both_engines(model, sampler, observer=check)
+    stocks, _ = des_paths(model, runs)
+    assert (stocks[:, holders] >= 0).all(), f"SimPy engine: {stocks[:, holders].min()}"
+
+
+@BALANCE_SETTINGS
+@given(balance_scenarios(), samplers)
+def test_engines_agree_bit_for_bit_with_balances_and_two_way_flows(
+    data: dict[str, Any], sampler: str
+) -> None:
+    model = compile_dict(data)
+    block, runs = both_engines(model, sampler)
+    for name, values in block.outcomes.items():
+        des = np.array([r.outcomes[name] for r in runs])
+        np.testing.assert_array_equal(values, des, err_msg=name)
+    for name, values in block.series.items():
+        des = np.stack([r.series[name] for r in runs], axis=-1)
+        np.testing.assert_array_equal(values, des, err_msg=name)
+    assert (block.bad_tick == [r.bad_tick for r in runs]).all()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(balance_scenarios(max_units=2))
+def test_results_with_two_way_flows_do_not_depend_on_block_size(data: dict[str, Any]) -> None:
+    model = compile_dict(data)
+    tables = [
+        run(model, runs=20, seed=5, sampler="lhs", block_size=b, workers=1).runs
+        for b in (1, 7, 4096)
+    ]
+    assert tables[0].equals(tables[1])
+    assert tables[0].equals(tables[2])
