@@ -3,6 +3,8 @@ both engines, which must agree bit for bit."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from sim.engine.des import run_one
 from sim.errors import ScenarioError
+from sim.model import load
 from tests.helpers import draws, kernel, scenario
 
 
@@ -287,3 +290,26 @@ def test_conservation_holds_with_balances_and_two_way_flows() -> None:
 
     kernel(m, 3, observer=check)
     assert seen == list(range(12))
+
+
+LANGUAGE_MD = Path(__file__).resolve().parents[2] / "docs" / "language.md"
+
+
+def doc_examples() -> list[str]:
+    """The scenarios docs/language.md shows with balances or two-way flows."""
+    blocks = re.findall(r"```yaml\n(.*?)```", LANGUAGE_MD.read_text(), re.S)
+    return [b for b in blocks if "kind: balance" in b or "two_way:" in b]
+
+
+def test_docs_show_balances_and_two_way_flows() -> None:
+    assert len(doc_examples()) >= 2
+
+
+@pytest.mark.parametrize("text", doc_examples(), ids=lambda t: t.split("\n", 1)[0])
+def test_the_docs_examples_of_balances_run_alike_in_both_engines(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "example.yaml"
+    path.write_text(text)
+    model = load(path)  # what `sim validate` checks
+    out = both(model, runs=2)
+    balances = [s.name for s in model.stocks if s.kind == "balance" and s.name in out]
+    assert any((out[name] < 0).any() for name in balances), "no balance goes below zero"
