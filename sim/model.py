@@ -22,6 +22,7 @@ from sim.scenario.schema import Distribution, Fixed, Scenario, parse, parse_mont
 EventKind = Literal["tick", "expr", "never"]
 RESULT_COLUMNS = ("run", "status", "bad_tick", "bad_name")
 MAX_PROBLEMS = 50
+BALANCE_HINT = "a stock that may go below zero (a debt, a net position) is kind: balance"
 
 
 class _TooMany(Exception):
@@ -303,7 +304,11 @@ class _Compiler:
                 continue
             may_owe = stock.kind in ("source", "balance")  # may go below zero, so start there
             if initial.constant is not None and initial.constant < 0 and not may_owe:
-                self.problem(path, f"initial amount is negative ({initial.constant:g})")
+                self.problem(
+                    path,
+                    f"initial amount is negative ({initial.constant:g})",
+                    BALANCE_HINT,
+                )
             if stock.kind == "sink" and (initial.constant is None or initial.constant != 0):
                 pass  # a sink may start with a count (e.g. casualties before the horizon)
             out.append(StockDef(name, i, stock.unit, stock.kind, initial))

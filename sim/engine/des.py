@@ -41,7 +41,7 @@ from sim.engine.semantics import (
     signed,
 )
 from sim.errors import ScenarioError
-from sim.model import EventDef, Model
+from sim.model import BALANCE_HINT, EventDef, Model
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,7 @@ class _World:
                     f"initial amount is {value:g} in run {run}; a stock can't start below zero",
                     model.place.get(("stocks", s.name, "initial")),
                     f"stocks.{s.name}.initial",
+                    BALANCE_HINT,
                 )
             self.stock[s.name] = value
         ns.update(self.stock)

@@ -38,7 +38,7 @@ from sim.engine.semantics import (
     signed,
 )
 from sim.errors import ScenarioError
-from sim.model import Model
+from sim.model import BALANCE_HINT, Model
 from sim.scenario.expr import Expr
 
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
@@ -95,6 +95,7 @@ class _Kernel:
                         "a stock can't start below zero",
                         model.place.get(("stocks", s.name, "initial")),
                         f"stocks.{s.name}.initial",
+                        BALANCE_HINT,
                     )
         for s in model.stocks:
             ns[s.name] = self.S[s.index]

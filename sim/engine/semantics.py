@@ -79,8 +79,8 @@ def ration(
 
     `content` is updated in place. A stock can't give more than it holds: where the requests
     exceed the content, every outflow is scaled by the same factor content / requested and
-    the stock is left empty. A source or a balance is unlimited (it may go below zero). When no run is short, every flow gets
-    what it asked (None, None)."""
+    the stock is left empty. A source or a balance is unlimited (it may go below zero). When
+    no run is short, every flow gets what it asked (None, None)."""
     out = outflow(requests)
     if unlimited or not (short := out > content).any():
         content -= out
