@@ -74,6 +74,12 @@ _sampler = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the comparison as CSV rows.")
 @click.option(
+    "--xlsx",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the comparison (the --csv rows, and what they mean) to this Excel "
+    "workbook; needs openpyxl (pip install -e '.[excel]').",
+)
+@click.option(
     "--plot",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the outcome figure (ECDFs and differences) to this image file; also writes "
@@ -95,6 +101,7 @@ def compare(
     sampler: str | None,
     as_json: bool,
     as_csv: bool,
+    xlsx: Path | None,
     plot: Path | None,
     fan: Path | None,
     force: bool,
@@ -126,9 +133,16 @@ def compare(
                 raise ResultsError(f"{flag} {path}: {why}")  # before anything runs
             if path is not None:
                 store.check_output(path, _image_kind(path), sources, force, flag)
+    if xlsx is not None:
+        store.check_output(xlsx, "xlsx", sources, force, "--xlsx")
     results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv)
     table = compare_results(*results, outcomes=outcomes or None, given=given, thresholds=thresholds)
     written = _write_plots(table, results, plot, fan)
+    if xlsx is not None:
+        from sim.present.workbook import comparison_workbook  # openpyxl only when asked
+
+        store.write_bytes(comparison_workbook(table, _about(results)), xlsx)
+        written.append(xlsx)
     if as_json:
         click.echo(dump_json(table.as_dict()))
     elif as_csv:
@@ -302,6 +316,17 @@ def _analysis_folder(path: Path) -> bool:
 def _fan_beside(plot: Path) -> Path:
     """Where fan charts go when only --plot is given: <name>_fan<suffix> beside it."""
     return plot.with_name(f"{plot.stem}_fan{plot.suffix or '.png'}")
+
+
+def _about(results: list[Results]) -> list[tuple[str, str]]:
+    """Where each compared study came from, for the workbook's notes."""
+    lines = [("written by", f"sim {store.versions()['sim']}")]
+    for res in results:
+        where = str(res.folder) if res.folder else "run for this comparison"
+        lines.append(
+            (res.name, f"{res.n_runs:,} runs, seed {res.seed}, sampler {res.sampler} ({where})")
+        )
+    return lines
 
 
 def _image_kind(path: Path) -> str:
