@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -301,6 +301,7 @@ class Comparison:
                 for b, p in zip(self.scenarios[1:], self.pairings, strict=True)
             ],
             "outcomes": list(self.outcomes),
+            "identical": list(self.identical),
             "confidence": self.confidence,
             "notes": list(self.notes),
             "given": self.given.as_dict() if self.given is not None else None,
@@ -314,6 +315,34 @@ class Comparison:
             ],
             "rows": self.rows(),
         }
+
+    @property
+    def identical(self) -> tuple[str, ...]:
+        """Outcomes equal in every paired run of every scenario (the same value, or no value
+        in the same runs): nothing to compare, so tables and figures list them once, folded.
+        Unpaired scenarios are never judged identical: equal distributions are not equal runs."""
+        out = []
+        for name in self.outcomes:
+            diffs = [d for d in self.differences if d.outcome == name]
+            empty = {self.summaries[s][name].empty for s in self.scenarios}
+            if (
+                diffs
+                and all(d.paired and (d.p_equal == 1.0 or d.n_a == 0) for d in diffs)
+                and len(empty) == 1
+            ):
+                out.append(name)
+        return tuple(out)
+
+    def select(self, outcomes: Sequence[str]) -> Comparison:
+        """The same comparison restricted to `outcomes` (in their order here): for a table
+        or figure of part of it. Thresholds and the condition are kept whole."""
+        keep = [o for o in self.outcomes if o in set(outcomes)]
+        return replace(
+            self,
+            outcomes=tuple(keep),
+            summaries={s: {o: v[o] for o in keep} for s, v in self.summaries.items()},
+            differences=tuple(d for d in self.differences if d.outcome in set(keep)),
+        )
 
     def legend(self) -> list[str]:
         """What the table's columns and pairing mean, one sentence each, for under the table."""

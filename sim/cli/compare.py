@@ -226,17 +226,26 @@ def report(
             runs is not None
             or seed is not None
             or sampler is not None
-            or outcomes
             or given is not None
             or thresholds
         ):
             raise click.UsageError(
-                "--runs, --seed, --sampler, --outcome, --given and --threshold apply only "
-                "to a comparison"
+                "--runs, --seed, --sampler, --given and --threshold apply only to a comparison"
             )
         results, table = [], None
+        if outcomes:
+            from sim.present.report_sections import about
+
+            known = list(dict.fromkeys(o for a in shown for o in about(a)))
+            if not any(o in known for o in outcomes):
+                raise ResultsError(
+                    f"--outcome {', '.join(outcomes)}: none of the analyses is about it "
+                    f"(they are about: {', '.join(known) or 'nothing'})"
+                )
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    page = render(table, results, title=title, generated=now, analyses=shown)
+    page = render(
+        table, results, title=title, generated=now, analyses=shown, outcomes=outcomes or None
+    )
     try:
         with store.atomic(out) as tmp:
             tmp.write_text(page, encoding="utf-8")
@@ -294,9 +303,13 @@ def _write_plots(
     from sim.present import figures as plots
 
     written = []
-    if plot is not None:
+    differing = [o for o in table.outcomes if o not in table.identical]
+    if plot is not None and not differing:
+        click.echo(f"not writing {plot}: no outcome differs in any paired run", err=True)
+    elif plot is not None:  # outcomes identical in every paired run are listed, not drawn
         studies = kept_runs(results, table.given)
-        written.append(plots.save(plots.outcome_figure(table, studies), plot))
+        figure = plots.outcome_figure(table.select(differing), studies)
+        written.append(plots.save(figure, plot))
     if fan is not None:
         figure = plots.fan_figure(results, table.scenarios, given=table.given)
         if figure is not None:
@@ -341,6 +354,19 @@ def _print_table(console: Console, table: Comparison, results: list[Results]) ->
     title = f"{' vs '.join(table.scenarios)}: {runs} runs, {how}"
     if table.given is not None:
         title += f"; {table.given.text()}"
+    same = table.identical
+    if len(same) < len(table.outcomes):
+        _print_rows(console, title, table.select([o for o in table.outcomes if o not in same]))
+    if same:
+        console.print(
+            f"[bold]Identical in every paired run[/bold] ({len(same)} of "
+            f"{len(table.outcomes)}, not tabled; --json and --csv have them): " + ", ".join(same),
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+def _print_rows(console: Console, title: str, table: Comparison) -> None:
     rows = comparison_cells(table)
     every = list(range(len(rows[0][1])))
     whole = _rich_table(title, rows, every, {"outcome", "scenario", "difference"})
