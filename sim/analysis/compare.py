@@ -45,6 +45,13 @@ MIN_RESAMPLES = 300
 # interval wobble by about 4% of its width from one bootstrap seed to another.
 RESAMPLE_BUDGET = 30_000_000
 BOOTSTRAP_SEED = 20_240_601  # fixed, so a comparison prints the same numbers every time
+# From this many values per sample, intervals come from theory instead of a bootstrap: the
+# normal interval for a mean (the central limit theorem is excellent here unless the outcome
+# has no variance to speak of), the distribution-free order-statistic interval for a median
+# (exact for any n; scipy's quantile_test), and for a shift of two independent medians the
+# normal interval with each median's standard error read off its order-statistic interval.
+# Below it the percentile bootstrap, which is cheap there and makes no large-sample claim.
+ASYMPTOTIC_FROM = 5000
 
 
 @dataclass(frozen=True)
@@ -354,10 +361,21 @@ class Comparison:
                 "runs, the same runs in every scenario.",
             )
         lines.append(f"B − A: each scenario minus the first ({self.scenarios[0]}).")
+        level = f"{self.confidence:.0%}"
+        theory = any(
+            d.resamples == 0 and min(d.n_a, d.n_b) >= ASYMPTOTIC_FROM for d in self.differences
+        )
+        booted = any(d.resamples > 0 for d in self.differences)
+        how = (
+            f"[ ]: {level} interval: normal for a mean, order statistics for a median "
+            f"(from {ASYMPTOTIC_FROM:,} runs)"
+            + ("; percentile bootstrap for fewer runs." if booted else ".")
+            if theory
+            else f"[ ]: {level} percentile bootstrap interval."
+        )
         lines.append(
-            f"mean, p05, p50, p95: over the runs with a value. ± mcse: Monte Carlo standard "
-            f"error of the mean (more runs shrink it). [ ]: {self.confidence:.0%} percentile "
-            "bootstrap interval."
+            "mean, p05, p50, p95: over the runs with a value. ± mcse: Monte Carlo standard "
+            f"error of the mean (more runs shrink it). {how}"
         )
         if any(d.paired for d in self.differences):
             lines.append(
@@ -801,7 +819,7 @@ def difference(
         center: tuple[float, float] = (
             (float(np.mean(d)), float(np.median(d))) if len(d) else (math.nan, math.nan)
         )
-        (m_lo, md_lo), (m_hi, md_hi), used = _bootstrap(
+        (m_lo, md_lo), (m_hi, md_hi), used = _intervals(
             (d,), _mean_median, center, confidence, n_resamples
         )
         p05, p95 = _quantiles(d, (0.05, 0.95))
@@ -817,7 +835,7 @@ def difference(
             if len(a) and len(b)
             else (math.nan, math.nan)
         )
-        (m_lo, md_lo), (m_hi, md_hi), used = _bootstrap(
+        (m_lo, md_lo), (m_hi, md_hi), used = _intervals(
             (a, b), _mean_median_shift, center, confidence, n_resamples
         )
         p05 = p95 = math.nan
@@ -944,6 +962,28 @@ def _mean_median_shift(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarr
             np.median(b, axis=axis) - np.median(a, axis=axis),
         ]
     )
+
+
+def _intervals(
+    samples: tuple[np.ndarray, ...],
+    statistic: Statistic,
+    center: tuple[float, float],
+    confidence: float,
+    n_resamples: int,
+) -> tuple[tuple[float, float], tuple[float, float], int]:
+    """Intervals of (mean, median) — of one sample (paired differences) or of the shift
+    between two — as (lows, highs, bootstrap resamples used: 0 for the large-sample ones)."""
+    if min(len(s) for s in samples) < ASYMPTOTIC_FROM or all(np.ptp(s) == 0 for s in samples):
+        return _bootstrap(samples, statistic, center, confidence, n_resamples)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    se_mean = math.sqrt(sum(mean_sd(s)[1] ** 2 / len(s) for s in samples))
+    medians = [stats.quantile_test(s, p=0.5).confidence_interval(confidence) for s in samples]
+    if len(samples) == 1:
+        md_lo, md_hi = float(medians[0].low), float(medians[0].high)
+    else:
+        se_median = math.hypot(*((float(ci.high) - float(ci.low)) / (2 * z) for ci in medians))
+        md_lo, md_hi = center[1] - z * se_median, center[1] + z * se_median
+    return (center[0] - z * se_mean, md_lo), (center[0] + z * se_mean, md_hi), 0
 
 
 def _bootstrap(

@@ -111,7 +111,8 @@ def compare(
     SOURCES are results folders written by `sim run`, or scenario files, which are run
     first with the same seed, sampler and runs. Per shared outcome it prints each scenario's
     mean, p05, p50, p95 and Monte Carlo standard error, and each scenario minus the first:
-    the mean and median difference with 95% bootstrap intervals, P(B > A), the two-sample
+    the mean and median difference with 95% intervals (a percentile bootstrap below 5,000
+    runs, normal and order-statistic intervals from there), P(B > A), the two-sample
     KS statistic and the Wasserstein distance. Runs are paired (common random numbers) when
     the results share their seed, sampler and run count; the output says so. --given keeps
     the paired runs where a condition on parameters holds; --threshold adds P(condition)
