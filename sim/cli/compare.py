@@ -309,8 +309,7 @@ def _write_plots(
         click.echo(f"not writing {plot}: no outcome differs in any paired run", err=True)
     elif plot is not None:  # outcomes identical in every paired run are listed, not drawn
         studies = kept_runs(results, table.given)
-        figure = plots.outcome_figure(table.select(differing), studies)
-        written.append(plots.save(figure, plot))
+        written.append(plots.save(plots.outcome_figure(table.select(differing), studies), plot))
     if fan is not None:
         figure = plots.fan_figure(results, table.scenarios, given=table.given)
         if figure is not None:
