@@ -80,8 +80,9 @@ def page() -> str:
         "Exit status: 0 on success; 2 for a mistake in a scenario, in a results folder or in the",
         "command line (the message says where); 1 for a bug in sim (rerun with `--debug`).",
     ]
-    for name in sorted(cli.commands):
-        command = cli.commands[name]
+    for name in cli.list_commands(root):
+        command = cli.get_command(root, name)
+        assert command is not None
         ctx = click.Context(command, info_name=name, parent=root)
         lines += [
             "",

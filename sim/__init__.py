@@ -11,12 +11,42 @@ What drives an outcome, how it moves with a lever, and where the bad cases lie:
 `sim.discover(results, where="hungry_months > 3")`.
 """
 
-from sim.analysis.compare import compare
-from sim.analysis.discover import discover
-from sim.analysis.sensitivity import sensitivity
-from sim.analysis.sweep import sweep
-from sim.model import load
-from sim.study.results import Results
-from sim.study.runner import run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sim.analysis.compare import compare
+    from sim.analysis.discover import discover
+    from sim.analysis.sensitivity import sensitivity
+    from sim.analysis.sweep import sweep
+    from sim.model import load
+    from sim.study.results import Results
+    from sim.study.runner import run
+
+# Imported on first use (PEP 562): `import sim` is instant, and `sim --help` never pays for
+# numpy, scipy and pyarrow. Each name's home module:
+_HOMES = {
+    "Results": "sim.study.results",
+    "compare": "sim.analysis.compare",
+    "discover": "sim.analysis.discover",
+    "load": "sim.model",
+    "run": "sim.study.runner",
+    "sensitivity": "sim.analysis.sensitivity",
+    "sweep": "sim.analysis.sweep",
+}
 
 __all__ = ["Results", "compare", "discover", "load", "run", "sensitivity", "sweep"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+        globals()[name] = value  # once found, an ordinary attribute
+        return value
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -6,6 +6,9 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+USER_ERROR = 2  # the exit status of a user's mistake (a bad file, a wrong option)
+OUR_ERROR = 1  # the exit status of a bug in sim
+
 
 @dataclass(frozen=True)
 class Place:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,13 @@ MIN_RESAMPLES = 300
 # interval wobble by about 4% of its width from one bootstrap seed to another.
 RESAMPLE_BUDGET = 30_000_000
 BOOTSTRAP_SEED = 20_240_601  # fixed, so a comparison prints the same numbers every time
+# From this many values per sample, intervals come from theory instead of a bootstrap: the
+# normal interval for a mean (the central limit theorem is excellent here unless the outcome
+# has no variance to speak of), the distribution-free order-statistic interval for a median
+# (exact for any n; scipy's quantile_test), and for a shift of two independent medians the
+# normal interval with each median's standard error read off its order-statistic interval.
+# Below it the percentile bootstrap, which is cheap there and makes no large-sample claim.
+ASYMPTOTIC_FROM = 5000
 
 
 @dataclass(frozen=True)
@@ -301,6 +308,7 @@ class Comparison:
                 for b, p in zip(self.scenarios[1:], self.pairings, strict=True)
             ],
             "outcomes": list(self.outcomes),
+            "identical": list(self.identical),
             "confidence": self.confidence,
             "notes": list(self.notes),
             "given": self.given.as_dict() if self.given is not None else None,
@@ -315,6 +323,34 @@ class Comparison:
             "rows": self.rows(),
         }
 
+    @property
+    def identical(self) -> tuple[str, ...]:
+        """Outcomes equal in every paired run of every scenario (the same value, or no value
+        in the same runs): nothing to compare, so tables and figures list them once, folded.
+        Unpaired scenarios are never judged identical: equal distributions are not equal runs."""
+        out = []
+        for name in self.outcomes:
+            diffs = [d for d in self.differences if d.outcome == name]
+            empty = {self.summaries[s][name].empty for s in self.scenarios}
+            if (
+                diffs
+                and all(d.paired and (d.p_equal == 1.0 or d.n_a == 0) for d in diffs)
+                and len(empty) == 1
+            ):
+                out.append(name)
+        return tuple(out)
+
+    def select(self, outcomes: Sequence[str]) -> Comparison:
+        """The same comparison restricted to `outcomes` (in their order here): for a table
+        or figure of part of it. Thresholds and the condition are kept whole."""
+        keep = [o for o in self.outcomes if o in set(outcomes)]
+        return replace(
+            self,
+            outcomes=tuple(keep),
+            summaries={s: {o: v[o] for o in keep} for s, v in self.summaries.items()},
+            differences=tuple(d for d in self.differences if d.outcome in set(keep)),
+        )
+
     def legend(self) -> list[str]:
         """What the table's columns and pairing mean, one sentence each, for under the table."""
         lines = [f"{p.reason}." for p in self.pairings]
@@ -325,10 +361,21 @@ class Comparison:
                 "runs, the same runs in every scenario.",
             )
         lines.append(f"B − A: each scenario minus the first ({self.scenarios[0]}).")
+        level = f"{self.confidence:.0%}"
+        theory = any(
+            d.resamples == 0 and min(d.n_a, d.n_b) >= ASYMPTOTIC_FROM for d in self.differences
+        )
+        booted = any(d.resamples > 0 for d in self.differences)
+        how = (
+            f"[ ]: {level} interval: normal for a mean, order statistics for a median "
+            f"(from {ASYMPTOTIC_FROM:,} runs)"
+            + ("; percentile bootstrap for fewer runs." if booted else ".")
+            if theory
+            else f"[ ]: {level} percentile bootstrap interval."
+        )
         lines.append(
-            f"mean, p05, p50, p95: over the runs with a value. ± mcse: Monte Carlo standard "
-            f"error of the mean (more runs shrink it). [ ]: {self.confidence:.0%} percentile "
-            "bootstrap interval."
+            "mean, p05, p50, p95: over the runs with a value. ± mcse: Monte Carlo standard "
+            f"error of the mean (more runs shrink it). {how}"
         )
         if any(d.paired for d in self.differences):
             lines.append(
@@ -772,7 +819,7 @@ def difference(
         center: tuple[float, float] = (
             (float(np.mean(d)), float(np.median(d))) if len(d) else (math.nan, math.nan)
         )
-        (m_lo, md_lo), (m_hi, md_hi), used = _bootstrap(
+        (m_lo, md_lo), (m_hi, md_hi), used = _intervals(
             (d,), _mean_median, center, confidence, n_resamples
         )
         p05, p95 = _quantiles(d, (0.05, 0.95))
@@ -788,7 +835,7 @@ def difference(
             if len(a) and len(b)
             else (math.nan, math.nan)
         )
-        (m_lo, md_lo), (m_hi, md_hi), used = _bootstrap(
+        (m_lo, md_lo), (m_hi, md_hi), used = _intervals(
             (a, b), _mean_median_shift, center, confidence, n_resamples
         )
         p05 = p95 = math.nan
@@ -915,6 +962,28 @@ def _mean_median_shift(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarr
             np.median(b, axis=axis) - np.median(a, axis=axis),
         ]
     )
+
+
+def _intervals(
+    samples: tuple[np.ndarray, ...],
+    statistic: Statistic,
+    center: tuple[float, float],
+    confidence: float,
+    n_resamples: int,
+) -> tuple[tuple[float, float], tuple[float, float], int]:
+    """Intervals of (mean, median) — of one sample (paired differences) or of the shift
+    between two — as (lows, highs, bootstrap resamples used: 0 for the large-sample ones)."""
+    if min(len(s) for s in samples) < ASYMPTOTIC_FROM or all(np.ptp(s) == 0 for s in samples):
+        return _bootstrap(samples, statistic, center, confidence, n_resamples)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    se_mean = math.sqrt(sum(mean_sd(s)[1] ** 2 / len(s) for s in samples))
+    medians = [stats.quantile_test(s, p=0.5).confidence_interval(confidence) for s in samples]
+    if len(samples) == 1:
+        md_lo, md_hi = float(medians[0].low), float(medians[0].high)
+    else:
+        se_median = math.hypot(*((float(ci.high) - float(ci.low)) / (2 * z) for ci in medians))
+        md_lo, md_hi = center[1] - z * se_median, center[1] + z * se_median
+    return (center[0] - z * se_mean, md_lo), (center[0] + z * se_mean, md_hi), 0
 
 
 def _bootstrap(

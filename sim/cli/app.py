@@ -2,21 +2,83 @@
 
 from __future__ import annotations
 
+import importlib
 import traceback
 import warnings
 from typing import Any
 
 import click
 
-from sim.cli.analyse import discover_command, sensitivity_command, sweep_command
-from sim.cli.common import OUR_ERROR, USER_ERROR
-from sim.cli.compare import compare, report
-from sim.cli.run import run_command, show, trace, validate
-from sim.errors import ResultsError, ScenarioError
+from sim.errors import OUR_ERROR, USER_ERROR, ResultsError, ScenarioError
+
+# Every command: its name, the module and attribute that define it, and its one-line help as
+# `sim --help` lists it. A command's module (and so numpy, scipy, pyarrow...) is imported
+# only when that command runs, so `sim --help` and `sim CMD --help` of another stay quick;
+# tests/cli/test_lazy.py checks each line against the command's own docstring.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": (
+        "sim.cli.run",
+        "validate",
+        "Check scenario FILES: prints `ok` per file, or every...",
+    ),
+    "show": ("sim.cli.run", "show", "Show FILE's resolved scenario: parameters, stocks, flows,..."),
+    "run": (
+        "sim.cli.run",
+        "run_command",
+        "Run FILE's scenario many times and summarise every outcome.",
+    ),
+    "trace": (
+        "sim.cli.run",
+        "trace",
+        "Tell one run's story through the SimPy engine: its draws,...",
+    ),
+    "compare": (
+        "sim.cli.compare",
+        "compare",
+        "Compare the outcome distributions of SOURCES, each against...",
+    ),
+    "report": (
+        "sim.cli.compare",
+        "report",
+        "Write one self-contained HTML report comparing SOURCES...",
+    ),
+    "sensitivity": (
+        "sim.cli.analyse",
+        "sensitivity_command",
+        "Which uncertain parameters drive an outcome: Sobol'...",
+    ),
+    "sweep": (
+        "sim.cli.analyse",
+        "sweep_command",
+        "Run FILE at each value of one parameter (or two), with...",
+    ),
+    "discover": (
+        "sim.cli.analyse",
+        "discover_command",
+        "Find the parameter ranges behind the runs in RESULTS where...",
+    ),
+}
 
 
 class _Group(click.Group):
-    """Prints a user's mistake once, located, with exit 2; our own bugs exit 1."""
+    """Prints a user's mistake once, located, with exit 2; our own bugs exit 1. Loads each
+    command's module when the command is asked for (`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -61,20 +123,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _plain_warning(message: Warning | str, *_: Any, **__: Any) -> str:
     """A warning as the terminal shows it: `warning: ...`, not Python's file:line form."""
     return f"warning: {message}\n"
-
-
-for command in (
-    validate,
-    show,
-    run_command,
-    trace,
-    compare,
-    report,
-    sensitivity_command,
-    sweep_command,
-    discover_command,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

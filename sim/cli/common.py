@@ -21,13 +21,13 @@ from rich.progress import (
 )
 
 from sim.engine import ENGINES
+from sim.errors import OUR_ERROR as OUR_ERROR  # re-exported: what the commands exit with
+from sim.errors import USER_ERROR as USER_ERROR
 from sim.study.executors import EXECUTORS
 from sim.study.runner import DEFAULT_BLOCK
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-USER_ERROR = 2
-OUR_ERROR = 1
 FILE = click.Path(path_type=Path, dir_okay=False)
 
 

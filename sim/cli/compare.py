@@ -74,6 +74,12 @@ _sampler = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the comparison as CSV rows.")
 @click.option(
+    "--xlsx",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the comparison (the --csv rows, and what they mean) to this Excel "
+    "workbook; needs openpyxl (pip install -e '.[excel]').",
+)
+@click.option(
     "--plot",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the outcome figure (ECDFs and differences) to this image file; also writes "
@@ -95,6 +101,7 @@ def compare(
     sampler: str | None,
     as_json: bool,
     as_csv: bool,
+    xlsx: Path | None,
     plot: Path | None,
     fan: Path | None,
     force: bool,
@@ -104,7 +111,8 @@ def compare(
     SOURCES are results folders written by `sim run`, or scenario files, which are run
     first with the same seed, sampler and runs. Per shared outcome it prints each scenario's
     mean, p05, p50, p95 and Monte Carlo standard error, and each scenario minus the first:
-    the mean and median difference with 95% bootstrap intervals, P(B > A), the two-sample
+    the mean and median difference with 95% intervals (a percentile bootstrap below 5,000
+    runs, normal and order-statistic intervals from there), P(B > A), the two-sample
     KS statistic and the Wasserstein distance. Runs are paired (common random numbers) when
     the results share their seed, sampler and run count; the output says so. --given keeps
     the paired runs where a condition on parameters holds; --threshold adds P(condition)
@@ -126,9 +134,16 @@ def compare(
                 raise ResultsError(f"{flag} {path}: {why}")  # before anything runs
             if path is not None:
                 store.check_output(path, _image_kind(path), sources, force, flag)
+    if xlsx is not None:
+        store.check_output(xlsx, "xlsx", sources, force, "--xlsx")
     results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv)
     table = compare_results(*results, outcomes=outcomes or None, given=given, thresholds=thresholds)
     written = _write_plots(table, results, plot, fan)
+    if xlsx is not None:
+        from sim.present.workbook import comparison_workbook  # openpyxl only when asked
+
+        store.write_bytes(comparison_workbook(table, _about(results)), xlsx)
+        written.append(xlsx)
     if as_json:
         click.echo(dump_json(table.as_dict()))
     elif as_csv:
@@ -212,17 +227,26 @@ def report(
             runs is not None
             or seed is not None
             or sampler is not None
-            or outcomes
             or given is not None
             or thresholds
         ):
             raise click.UsageError(
-                "--runs, --seed, --sampler, --outcome, --given and --threshold apply only "
-                "to a comparison"
+                "--runs, --seed, --sampler, --given and --threshold apply only to a comparison"
             )
         results, table = [], None
+        if outcomes:
+            from sim.present.report_sections import about
+
+            known = list(dict.fromkeys(o for a in shown for o in about(a)))
+            if not any(o in known for o in outcomes):
+                raise ResultsError(
+                    f"--outcome {', '.join(outcomes)}: none of the analyses is about it "
+                    f"(they are about: {', '.join(known) or 'nothing'})"
+                )
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    page = render(table, results, title=title, generated=now, analyses=shown)
+    page = render(
+        table, results, title=title, generated=now, analyses=shown, outcomes=outcomes or None
+    )
     try:
         with store.atomic(out) as tmp:
             tmp.write_text(page, encoding="utf-8")
@@ -280,9 +304,12 @@ def _write_plots(
     from sim.present import figures as plots
 
     written = []
-    if plot is not None:
+    differing = [o for o in table.outcomes if o not in table.identical]
+    if plot is not None and not differing:
+        click.echo(f"not writing {plot}: no outcome differs in any paired run", err=True)
+    elif plot is not None:  # outcomes identical in every paired run are listed, not drawn
         studies = kept_runs(results, table.given)
-        written.append(plots.save(plots.outcome_figure(table, studies), plot))
+        written.append(plots.save(plots.outcome_figure(table.select(differing), studies), plot))
     if fan is not None:
         figure = plots.fan_figure(results, table.scenarios, given=table.given)
         if figure is not None:
@@ -304,6 +331,17 @@ def _fan_beside(plot: Path) -> Path:
     return plot.with_name(f"{plot.stem}_fan{plot.suffix or '.png'}")
 
 
+def _about(results: list[Results]) -> list[tuple[str, str]]:
+    """Where each compared study came from, for the workbook's notes."""
+    lines = [("written by", f"sim {store.versions()['sim']}")]
+    for res in results:
+        where = str(res.folder) if res.folder else "run for this comparison"
+        lines.append(
+            (res.name, f"{res.n_runs:,} runs, seed {res.seed}, sampler {res.sampler} ({where})")
+        )
+    return lines
+
+
 def _image_kind(path: Path) -> str:
     return path.suffix.lstrip(".").lower() or "png"
 
@@ -316,6 +354,19 @@ def _print_table(console: Console, table: Comparison, results: list[Results]) ->
     title = f"{' vs '.join(table.scenarios)}: {runs} runs, {how}"
     if table.given is not None:
         title += f"; {table.given.text()}"
+    same = table.identical
+    if len(same) < len(table.outcomes):
+        _print_rows(console, title, table.select([o for o in table.outcomes if o not in same]))
+    if same:
+        console.print(
+            f"[bold]Identical in every paired run[/bold] ({len(same)} of "
+            f"{len(table.outcomes)}, not tabled; --json and --csv have them): " + ", ".join(same),
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+def _print_rows(console: Console, title: str, table: Comparison) -> None:
     rows = comparison_cells(table)
     every = list(range(len(rows[0][1])))
     whole = _rich_table(title, rows, every, {"outcome", "scenario", "difference"})

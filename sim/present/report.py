@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
-from html import escape
+from html import escape, unescape
 from typing import Any
 
 from sim.analysis.compare import Comparison, kept_runs
 from sim.analysis.saved import Saved
 from sim.present.figures import fan_figure, outcome_figure, outcome_meaning, png_bytes
 from sim.present.report_sections import section as analysis_section
+from sim.present.summary import findings, summary_figure, threshold_sentences
 from sim.present.tables import comparison_cells, threshold_cells
 from sim.study.results import Results
 from sim.study.store import REPORT_MARK as _MARK
@@ -66,6 +68,14 @@ code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
   background: #f0f2f5; padding: 1px 4px; border-radius: 3px; overflow-wrap: anywhere; }
 figure { margin: 10px 0; }
 img { width: 100%; height: auto; border: 1px solid #e3e6eb; }
+figure.small img { width: auto; max-width: 100%; }
+#summary { background: #f3f6fb; border-left: 4px solid #3465a4; padding: 4px 18px 10px;
+  margin: 14px 0; }
+#summary h2 { border-top: none; margin-top: 10px; }
+#summary li { margin: 4px 0; }
+details.identical { margin: 10px 0 14px; }
+details.identical summary { cursor: pointer; color: #3465a4; }
+nav#contents ol { columns: 2; max-width: 900px; }
 .wide { overflow-x: auto; }
 footer { margin-top: 40px; color: #5b6475; font-size: 12.5px; }
 """
@@ -79,12 +89,14 @@ def render(
     generated: str = "",
     figures: bool = True,
     analyses: Sequence[Saved] = (),
+    outcomes: Sequence[str] | None = None,
 ) -> str:
     """The report as one HTML page; `figures=False` leaves the plots out (quicker).
 
     `analyses` are folders written by `sim sensitivity`, `sim sweep` and `sim discover`
     (`sim.analysis.saved.load`), each shown as a section after the comparison. With no
-    comparison (None, and no results), the page holds only the analyses.
+    comparison (None, and no results), the page holds only the analyses. `outcomes` (the
+    report's --outcome) keeps only those outcomes in the analyses' sections too.
     """
     if comparison is None:
         labels = list(dict.fromkeys(a.scenario for a in analyses))
@@ -99,10 +111,14 @@ def render(
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
     ]
+    detail: list[str] = []
     if comparison is not None:
         parts += [
             f'<p class="sub">{escape(_subtitle(results, generated))}</p>',
             _given(comparison),
+            _summary(comparison, figures),
+        ]
+        detail += [
             _thresholds(comparison),
             _what_was_run(comparison, results),
             _differences_in_inputs(comparison, results),
@@ -110,12 +126,14 @@ def render(
             _reading(comparison),
         ]
         if figures:
-            parts.append(_figures(comparison, results))
+            detail.append(_figures(comparison, results))
     elif generated:
         parts.append(f'<p class="sub">Generated {escape(generated)}.</p>')
-    parts += [analysis_section(a, figure=figures) for a in analyses]
+    detail += [analysis_section(a, figure=figures, outcomes=outcomes) for a in analyses]
     if comparison is not None:
-        parts.append(_parameters(comparison, results))
+        detail.append(_parameters(comparison, results))
+    contents, detail = _contents([p for p in detail if p])
+    parts += [contents, *detail]
     rebuild = (
         "Every number above can be rebuilt with <code>sim compare</code> on the same "
         "results folders"
@@ -130,6 +148,56 @@ def render(
 
 
 # -- sections -----------------------------------------------------------------------------
+
+
+def _summary(comparison: Comparison, figure: bool) -> str:
+    """The opening: the differences that matter, in plain sentences, and one small chart."""
+    found = findings(comparison)
+    said = [f.sentence for f in found] + threshold_sentences(comparison)
+    if not said:
+        n = len(comparison.outcomes)
+        said = [f"No outcome differs between the scenarios in any paired run ({n} compared)."]
+    items = "".join(f"<li>{escape(s)}</li>" for s in said)
+    differ = len(comparison.outcomes) - len(comparison.identical)
+    lead = (
+        f"{differ} of {len(comparison.outcomes)} outcomes differ between "
+        f"{' and '.join(comparison.scenarios)}; the largest differences, relative to each "
+        "outcome's spread:"
+    )
+    chart = summary_figure(found) if figure and found else None
+    img = _img(png_bytes(chart), "The largest differences") if chart is not None else ""
+    how = " ".join(f"{p.reason}." for p in comparison.pairings)
+    return (
+        f'<section id="summary"><h2>Summary</h2><p>{escape(lead)}</p><ul>{items}</ul>'
+        f'<figure class="small">{img}</figure>'
+        f'<p class="legend">{escape(how)} Intervals are {comparison.confidence:.0%} intervals '
+        "for the mean difference; the detail below gives every outcome.</p></section>"
+    )
+
+
+def _contents(parts: list[str]) -> tuple[str, list[str]]:
+    """A table of contents of the detail's sections, and the sections with anchors."""
+    entries: list[tuple[str, str]] = []
+    used: set[str] = set()
+
+    def anchor(match: re.Match[str]) -> str:
+        title = match.group(1)
+        slug = base = (
+            re.sub(r"[^a-z0-9]+", "-", unescape(re.sub(r"<[^>]+>", "", title)).lower()).strip("-")
+            or "section"
+        )
+        k = 2
+        while slug in used or slug in ("summary", "contents"):
+            slug, k = f"{base}-{k}", k + 1
+        used.add(slug)
+        entries.append((slug, title))
+        return f'<h2 id="{slug}">{title}</h2>'
+
+    parts = [re.sub(r"<h2>(.*?)</h2>", anchor, p) for p in parts]
+    if not entries:
+        return "", parts
+    items = "".join(f'<li><a href="#{slug}">{title}</a></li>' for slug, title in entries)
+    return f'<nav id="contents"><h2>Contents</h2><ol>{items}</ol></nav>', parts
 
 
 def _subtitle(results: Sequence[Results], generated: str) -> str:
@@ -279,7 +347,38 @@ def _differences_in_inputs(comparison: Comparison, results: Sequence[Results]) -
 
 
 def _table(comparison: Comparison, outcomes: dict[str, dict[str, Any]]) -> str:
-    """The comparison table; each outcome's row also says what the outcome is."""
+    """The comparison table of the outcomes that differ (each row also says what the outcome
+    is), then the outcomes identical in every paired run, listed once and folded."""
+    same = comparison.identical
+    folded = _identical(comparison, outcomes) if same else ""
+    differing = [o for o in comparison.outcomes if o not in same]
+    if not differing:
+        return "<h2>Comparison</h2>" + folded
+    return _differing(comparison.select(differing), outcomes) + folded
+
+
+def _identical(comparison: Comparison, outcomes: dict[str, dict[str, Any]]) -> str:
+    first = comparison.scenarios[0]
+    rows = []
+    for name in comparison.identical:
+        s = comparison.summary(name, first)
+        info = outcomes[name]
+        rows.append(
+            f"<tr><td><b>{escape(name)}</b></td><td>{escape(outcome_meaning(info))}</td>"
+            f'<td class="num">{escape(_num(s.p50))}</td>'
+            f'<td class="num">{escape(_num(s.p05))} – {escape(_num(s.p95))}</td>'
+            f"<td>{escape(str(info.get('unit', '')))}</td></tr>"
+        )
+    n = len(comparison.identical)
+    return (
+        f'<details class="identical"><summary>{n} outcome{"s" * (n != 1)} identical in every '
+        f"paired run of every scenario (not drawn)</summary>"
+        "<table><tr><th>outcome</th><th>what it is</th><th>p50</th><th>p05 – p95</th>"
+        f"<th>unit</th></tr>{''.join(rows)}</table></details>"
+    )
+
+
+def _differing(comparison: Comparison, outcomes: dict[str, dict[str, Any]]) -> str:
     rows = comparison_cells(comparison)
     names = iter(comparison.outcomes)
     head = "".join(f"<th>{_cell(c)}</th>" for c in rows[0][1])
@@ -309,7 +408,23 @@ def _table(comparison: Comparison, outcomes: dict[str, dict[str, Any]]) -> str:
 
 
 def _figures(comparison: Comparison, results: Sequence[Results]) -> str:
-    out = [
+    differing = [o for o in comparison.outcomes if o not in comparison.identical]
+    out = [] if differing else ["<h2>Outcome distributions</h2><p>No outcome differs.</p>"]
+    if differing:
+        out += _outcome_figures(comparison.select(differing), results)
+    fan = fan_figure(results, comparison.scenarios, given=comparison.given)
+    if fan is not None:
+        out += [
+            "<h2>Recorded series over time</h2>",
+            "<p>For each month: the median over runs (line), the middle half of runs "
+            "(shaded) and 90% of runs (dashed).</p>",
+            _img(png_bytes(fan), "Recorded series over time"),
+        ]
+    return "".join(out)
+
+
+def _outcome_figures(comparison: Comparison, results: Sequence[Results]) -> list[str]:
+    return [
         "<h2>Outcome distributions</h2>",
         "<p>Left: each scenario's cumulative distribution (the share of runs at or below a "
         "value; a curve further right means larger values). Right: the run-by-run "
@@ -320,15 +435,6 @@ def _figures(comparison: Comparison, results: Sequence[Results]) -> str:
             "Outcome distributions",
         ),
     ]
-    fan = fan_figure(results, comparison.scenarios, given=comparison.given)
-    if fan is not None:
-        out += [
-            "<h2>Recorded series over time</h2>",
-            "<p>For each month: the median over runs (line), the middle half of runs "
-            "(shaded) and 90% of runs (dashed).</p>",
-            _img(png_bytes(fan), "Recorded series over time"),
-        ]
-    return "".join(out)
 
 
 def _reading(comparison: Comparison) -> str:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import math
+import re
+from collections.abc import Sequence
+from dataclasses import replace
 from html import escape
 from typing import Any
 
@@ -18,10 +21,43 @@ from sim.analysis.sweep import SUMMARY_COLUMNS
 from sim.present.numbers import number
 
 
-def section(saved: Saved, figure: bool = True) -> str:
-    """One analysis as an HTML section: heading, settings, table, and its figure."""
+def about(saved: Saved) -> tuple[str, ...]:
+    """The outcomes an analysis is about: a sensitivity's or a sweep's outcomes, the outcome
+    names a discovery's condition reads."""
+    if saved.kind == "discover":
+        return tuple(
+            dict.fromkeys(
+                re.findall(r"[A-Za-z_][A-Za-z0-9_]*", str(saved.settings.get("where", "")))
+            )
+        )
+    return tuple(str(o) for o in saved.settings.get("outcomes", []))
+
+
+def section(saved: Saved, figure: bool = True, outcomes: Sequence[str] | None = None) -> str:
+    """One analysis as an HTML section: heading, settings, table, and its figure.
+
+    With `outcomes` (the report's --outcome), only those outcomes' tables are shown, and ""
+    when the analysis is about none of them; its saved figure is shown only when it holds no
+    other outcome (it is an image of the whole analysis), and a note says so otherwise."""
+    note = ""
+    if outcomes is not None:
+        mine = about(saved)
+        keep = [o for o in mine if o in set(outcomes)]
+        if not keep:
+            return ""
+        if saved.kind != "discover" and len(keep) < len(mine):
+            settings = {**saved.settings, "outcomes": keep}
+            saved = replace(saved, manifest={**saved.manifest, "settings": settings})
+            if figure and saved.png is not None:
+                note = (
+                    "<p class='legend'>The figure of this analysis is left out: it also shows "
+                    f"outcomes not asked for ({escape(', '.join(o for o in mine if o not in keep))});"
+                    f" it is <code>{escape(str(saved.folder))}</code>'s image.</p>"
+                )
+                figure = False
     body = {"sensitivity": _sensitivity, "sweep": _sweep, "discover": _discover}[saved.kind]
     heading, what, tables = body(saved)
+    tables += note
     img = ""
     if figure and saved.png is not None:
         data = base64.b64encode(saved.png).decode("ascii")

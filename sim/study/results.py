@@ -241,13 +241,65 @@ class Results:
             )
         return rows
 
-    def to_pandas(self) -> Any:
-        """runs as a pandas DataFrame (needs pandas installed)."""
+    def long_bands(self) -> pa.Table:
+        """The bands in long ("tidy") form: a row per (series, tick, statistic), with the
+        tick's time columns (tick, date), `series`, `statistic` (mean, p05 ... p95) and
+        `value` — the shape a plotting library or a groupby wants."""
+        return _longer(self.bands, ["series"], ["mean", *QUANTILE_NAMES], "statistic")
+
+    def long_paths(self) -> pa.Table:
+        """The kept paths (`--keep-paths`) in long form: a row per (run, tick, series), with
+        run, the tick's time columns, `series` and `value`. Empty when none were kept."""
+        if self.paths is None:
+            return _longer(_NO_PATHS, ["run"], [], "series")
+        keys = [c for c in self.paths.column_names if c in _PATH_KEYS]
+        values = [c for c in self.paths.column_names if c not in _PATH_KEYS]
+        return _longer(self.paths, keys, values, "series")
+
+    def to_pandas(self, table: str = "runs") -> Any:
+        """A pandas DataFrame (needs pandas installed) of `table`: "runs" (a row per run, as
+        runs.parquet), "bands" (`long_bands`) or "paths" (`long_paths`)."""
+        tables = {"runs": lambda: self.runs, "bands": self.long_bands, "paths": self.long_paths}
+        if table not in tables:
+            raise ValueError(f"table must be one of {', '.join(tables)} (got {table!r})")
         try:
-            return self.runs.to_pandas()
+            import pandas  # noqa: F401  (pyarrow's to_pandas needs it; say so plainly)
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
+        return tables[table]().to_pandas()
 
     def __repr__(self) -> str:
         where = f" at {self.folder}" if self.folder else ""
         return f"<Results {self.name}: {self.n_runs} runs, seed {self.seed}, {self.sampler}{where}>"
+
+
+# Columns of paths.parquet that say which run and when; every other column is a series.
+_PATH_KEYS = ("run", "tick", "date", "t")
+_NO_PATHS = pa.table(
+    {
+        "run": pa.array([], pa.int64()),
+        "tick": pa.array([], pa.int64()),
+        "date": pa.array([], pa.string()),
+    }
+)
+
+
+def _longer(table: pa.Table, keys: list[str], values: list[str], name: str) -> pa.Table:
+    """`table` unpivoted: a row per (row of `table`, column in `values`), holding `keys`, the
+    other non-value columns (the time: tick, date), `name` = the value column's name and
+    `value`. Columns in the order run, time, keys, name, value."""
+    time = [c for c in table.column_names if c not in values and c not in keys]
+    lead = [k for k in keys if k == "run"]
+    order = lead + time + [k for k in keys if k not in lead] + [name, "value"]
+    pieces = []
+    for column in values:
+        piece = {k: table.column(k) for k in [*keys, *time]}
+        piece[name] = pa.array([column] * table.num_rows, pa.string())
+        piece["value"] = table.column(column).cast(pa.float64())
+        pieces.append(pa.table(piece).select(order))
+    if not pieces:
+        empty = {k: table.column(k) for k in [*keys, *time]}
+        empty[name] = pa.array([], pa.string())
+        empty["value"] = pa.array([], pa.float64())
+        return pa.table(empty).slice(0, 0).select(order)
+    return pa.concat_tables(pieces)

@@ -200,6 +200,7 @@ def check_target(
 REPORT_MARK = b'<meta name="generator" content="sim report">'
 SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "png": (b"\x89PNG\r\n\x1a\n",),
+    "xlsx": (b"PK\x03\x04",),  # a zip, as every Office Open XML file
     "pdf": (b"%PDF",),
     "svg": (b"<?xml", b"<svg"),
     "svgz": (b"\x1f\x8b",),
@@ -212,7 +213,10 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "webp": (b"RIFF",),
     "gif": (b"GIF87a", b"GIF89a"),
 }
-KIND_WORDS = {"html": "an HTML report written by sim report"}
+KIND_WORDS = {
+    "html": "an HTML report written by sim report",
+    "xlsx": "an Excel workbook",
+}
 
 
 def check_output(

@@ -69,7 +69,10 @@ def test_every_figure_draws_hostile_text_literally(tmp_path, texts):
 
 
 def test_compare_plot_and_report_survive_hostile_units(tmp_path):
-    a, b = hostile(tmp_path, HOSTILE, "a"), hostile(tmp_path, HOSTILE[1:] + HOSTILE[:1], "b")
+    # The same hostile units in both (outcomes of different units are not compared), and a
+    # price that differs: outcomes identical in every paired run are listed, not drawn.
+    a, b = hostile(tmp_path, HOSTILE, "a"), hostile(tmp_path, HOSTILE, "b")
+    b.write_text(b.read_text().replace("price: 450", "price: 500"))
     r = CliRunner().invoke(
         cli, ["compare", str(a), str(b), "-n", "40", "--plot", str(tmp_path / "p.png")]
     )

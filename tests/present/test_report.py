@@ -89,11 +89,11 @@ def test_sections_and_facts(report: tuple[str, list[Results]]) -> None:
 def test_figures_are_embedded(report: tuple[str, list[Results]], tmp_path: Path) -> None:
     html, _ = report
     page = parse(html)
-    assert len(page.images) == 2
+    assert len(page.images) == 3  # the summary's chart, the outcomes, the fan charts
     for k, src in enumerate(page.images):
         assert src.startswith("data:image/png;base64,")
         png = base64.b64decode(src.split(",", 1)[1])
-        assert len(png) > 20_000
+        assert len(png) > (10_000 if k == 0 else 20_000)
         (tmp_path / f"{k}.png").write_bytes(png)
         assert mpimg.imread(tmp_path / f"{k}.png").shape[1] > 600
     # Self-contained: nothing is fetched from anywhere.
@@ -168,6 +168,9 @@ def test_chromium_renders_the_report(report: tuple[str, list[Results]], tmp_path
     assert pixels[..., :3].std() > 0.05
     dom = chromium("--dump-dom", page.as_uri(), tmp=tmp_path).stdout
     assert "Parameters and their sources" in dom
+    # A reader meets the summary first, then the contents, then the detail.
+    assert dom.index('id="summary"') < dom.index('id="contents"') < dom.index('id="what-was-run"')
+    assert 'href="#comparison"' in dom
     assert 'data-owned="yes"' not in dom  # the description's script never ran
     assert "&lt;script&gt;document.body" in dom
 
@@ -191,4 +194,4 @@ def test_report_states_the_condition_and_the_thresholds_near_the_top(tmp_path: P
     assert html.index("Threshold probabilities") < html.index("What was run")
     bad = CliRunner().invoke(cli, [*args, "--given", "price > 1000"])
     assert bad.exit_code == 2 and "holds in none" in bad.output
-    assert "Threshold probabilities" not in html.split("<h2>Comparison</h2>")[1]
+    assert "Threshold probabilities" not in html.split('<h2 id="comparison">Comparison</h2>')[1]
