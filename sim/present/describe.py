@@ -106,7 +106,8 @@ def as_rich(model: Model) -> Group:
                 at = "never"
             elif e.kind == "tick":
                 assert isinstance(e.at, float)
-                at = f"tick {e.at:g} ({model.date(max(e.at, 0.0))})"
+                unit = "tick" if model.step == 1 else "month"  # at: is in months
+                at = f"{unit} {e.at:g} ({model.date_at(max(e.at, 0.0))})"
             else:
                 at = getattr(e.at, "text", str(e.at))
             does = [f"{k} = {v.text}" for k, v in e.sets] + [
