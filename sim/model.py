@@ -23,7 +23,6 @@ from sim.scenario.expr import (
     RESERVED,
     Expr,
     ExprError,
-    Memory,
     compile_expr,
     name_problem,
 )
@@ -208,7 +207,7 @@ class _Compiler:
         self.problems: list[Problem] = []
         self.stock_initials: dict[str, Expr] = {}
         self.compiled_variables: dict[str, Expr] = {}
-        self.calls: dict[str, Memory | MemoryDef] = {}
+        self.calls: dict[str, MemoryDef] = {}
 
     # -- reporting ---------------------------------------------------------------------
     def where(self, path: PathKey, key: bool = False) -> Place | None:
@@ -539,7 +538,7 @@ class _Compiler:
         for label, expr in held:
             for m in expr.memories:
                 out.append(MemoryDef(m.name, m.kind, m.args, label, m.ticks))
-        self.calls: dict[str, Memory | MemoryDef] = {m.name: m for m in out}
+        self.calls = {m.name: m for m in out}
         return out
 
     def shown(self, node: str) -> str:
@@ -570,7 +569,7 @@ class _Compiler:
             return list(variables), []
         graph = {n: deps(n, inner) for n in inner}
         declared = [*variables, *mems]
-        cycle = _cycle(graph)
+        cycle = _cycle(graph, declared)
         if cycle:
             self.cycle(cycle, "variables and built-ins depend on each other in a cycle")
             return [], []
@@ -585,14 +584,15 @@ class _Compiler:
                 needed.add(node)
                 todo += full.get(node, set())
         graph = {n: full[n] & needed for n in needed if n in full}
-        cycle = _cycle(graph)
+        cycle = _cycle(graph, [*self.sc.stocks, *variables, *mems])
         if cycle:
             self.cycle(cycle, "initial values depend on each other in a cycle")
             return stage2, []
         return stage2, _stable_topo(graph, [*self.sc.stocks, *variables, *mems])
 
     def cycle(self, cycle: list[str], what: str) -> None:
-        first = next((n for n in cycle if n in self.sc.variables or n in self.sc.stocks), None)
+        first = next((n for n in cycle if n in self.sc.stocks), None)
+        first = first or next((n for n in cycle if n in self.sc.variables), None)
         mem = next((self.calls[n] for n in cycle if n in self.calls), None)
         if first in self.sc.stocks:
             path: PathKey = ("stocks", first, "initial")
@@ -721,12 +721,18 @@ class _Compiler:
         return out
 
 
-def _cycle(graph: Mapping[str, set[str]]) -> list[str]:
-    """A cycle of the graph (its first node repeated at the end), or [] when it has none."""
+def _cycle(graph: Mapping[str, set[str]], declared: Sequence[str]) -> list[str]:
+    """A cycle of the graph, each node depending on the next, from its first declared node
+    (which ends it again); [] when it has none. The same cycle on every run of Python."""
+    rank = {n: i for i, n in enumerate(declared)}
+    ordered = {n: sorted(graph[n], key=lambda d: (rank.get(d, len(rank)), d)) for n in graph}
     try:
-        graphlib.TopologicalSorter(graph).prepare()
+        graphlib.TopologicalSorter(ordered).prepare()
     except graphlib.CycleError as exc:
-        return list(reversed(exc.args[1]))
+        ring = list(reversed(exc.args[1]))[:-1]
+        first = min(range(len(ring)), key=lambda i: (rank.get(ring[i], len(rank)), ring[i]))
+        ring = ring[first:] + ring[:first]
+        return [*ring, ring[0]]
     return []
 
 

@@ -1,7 +1,7 @@
 """Data series: named time series read from CSV files (the scenario's `data:` section).
 
 A CSV has a `date` column (`YYYY-MM`, one row per date, increasing) and one column per
-series. `read_series` returns a series' dates, as months from the scenario's start, and its
+series; an empty cell means the series has no value at that row's date. `read_series` returns a series' dates, as months from the scenario's start, and its
 values; `at_ticks` turns them into the value at each tick (linear interpolation in time, flat
 beyond the ends). Every problem is a `ScenarioError` placed in the CSV file (line, and the
 column's position) or at the scenario's `data.NAME` entry when the file itself is missing.
@@ -75,6 +75,7 @@ def read_series(
         fail(f"no column '{column}'", 1, hint=named or f"columns: {', '.join(header)}")
     d, c = header.index("date"), header.index(column)
     y0, m0 = start
+    dates: list[float] = []  # every row's, to check their order
     months: list[float] = []
     values: list[float] = []
     for number, row in enumerate(rows[1:], start=2):
@@ -87,9 +88,12 @@ def read_series(
         except ValueError as exc:
             fail(f"date: {exc}", number, d + 1)
         at = float((year - y0) * 12 + (month - m0))
-        if months and at <= months[-1]:
-            again = "repeats" if at == months[-1] else "comes before"
+        if dates and at <= dates[-1]:
+            again = "repeats" if at == dates[-1] else "comes before"
             fail(f"date {row[d].strip()} {again} the row above; dates must increase", number, d + 1)
+        dates.append(at)
+        if not row[c].strip():
+            continue  # no value of this series at this date (another column has one)
         try:
             value = float(row[c])
         except ValueError:
