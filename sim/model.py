@@ -602,13 +602,15 @@ class _Compiler:
             path = tuple(mem.label.split(".", 1))
         else:
             path = ()
-        self.problem(
-            path,
-            f"{what}: " + " -> ".join(self.shown(n) for n in cycle),
-            "a built-in starts from its input's first value, and an initial value is computed "
-            "once before the first tick: break the cycle with a parameter, a state value or "
-            "delay_fixed(x, T, init), whose start is given",
+        hint = (
+            "an initial value is computed once, before the first tick: start one of them "
+            "from a number or a parameter"
+            if first in self.sc.stocks
+            else "a built-in starts from its input's first value: break the cycle with a "
+            "state value, a flow's last amount (flow.NAME) or delay_fixed(x, T, init), "
+            "whose start is given"
         )
+        self.problem(path, f"{what}: " + " -> ".join(self.shown(n) for n in cycle), hint)
 
     def compile_events(
         self, params: Mapping[str, str], values: Mapping[str, str]

@@ -250,7 +250,7 @@ def parse(doc: Document) -> Scenario:
     for name, series in (scenario.data or {}).items():
         place = doc.place(("data", name, "file"))
         if place is not None:
-            series._path = str(Path(place.file).parent / series.file)
+            series._path = str(Path(place.file).absolute().parent / series.file)
     return scenario
 
 
