@@ -14,8 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from sim.errors import Place, Problem, ScenarioError, did_you_mean, dotted
-from sim.scenario.expr import MAX_NAME, RESERVED, Expr, ExprError, compile_expr, name_problem
+from sim.scenario.data import read_series
+from sim.scenario.expr import (
+    MAX_NAME,
+    RESERVED,
+    Expr,
+    ExprError,
+    compile_expr,
+    name_problem,
+)
 from sim.scenario.loader import Document, PathKey, load_document
 from sim.scenario.schema import Distribution, Fixed, Scenario, parse, parse_month
 
@@ -85,6 +95,36 @@ class OutcomeDef:
 
 
 @dataclass(frozen=True)
+class MemoryDef:
+    """A built-in with memory at one call site: what `sim.engine.semantics.Memories` runs.
+
+    `name` is the hidden name its output is read by; `label` names, for a non-finite run,
+    the variable or flow whose expression holds the call."""
+
+    name: str
+    kind: str
+    args: tuple[Expr, ...]
+    label: str
+    ticks: int = 0  # delay_fixed: the ring's length
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The names its output needs when it starts (and, for a delay, every tick)."""
+        arg = {"delay_fixed": (2,), "delay1": (0, 1), "delay3": (0, 1)}.get(self.kind, (0,))
+        return frozenset().union(*(self.args[i].names for i in arg))
+
+
+@dataclass(frozen=True)
+class DataDef:
+    """A data series: its value at every tick (it depends on time only), and its file."""
+
+    name: str
+    values: np.ndarray
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Model:
     """Everything an engine needs, in the order the semantics contract evaluates it."""
 
@@ -99,14 +139,30 @@ class Model:
     outcomes: tuple[OutcomeDef, ...]
     record: tuple[tuple[str, Expr], ...]
     place: Mapping[PathKey, Place] = field(default_factory=dict, repr=False)
+    memories: tuple[MemoryDef, ...] = ()
+    # Stage 2's order: variables and built-ins' outputs (hidden names), dependencies first.
+    stage2: tuple[str, ...] = ()
+    # What is computed before the first tick, dependencies first: every stock's initial
+    # value, every built-in's starting state, and the variables these read.
+    initial: tuple[str, ...] = ()
+    data: tuple[DataDef, ...] = ()
 
     @property
     def name(self) -> str:
         return self.scenario.name
 
     @property
+    def step(self) -> float:
+        """A tick's length in months."""
+        return self.scenario.tick
+
+    @property
     def ticks(self) -> int:
-        return self.scenario.months
+        return round(self.scenario.months / self.step)
+
+    def time(self, tick: int) -> float:
+        """t at a tick: months from the start."""
+        return float(tick) * self.step
 
     @property
     def sampled(self) -> list[str]:
@@ -124,14 +180,21 @@ class Model:
         return next(s for s in self.stocks if s.name == name)
 
     def calendar(self, t: int) -> tuple[int, int]:
-        """(year, month) of tick t."""
+        """(year, month) of tick t: the month its time falls in (a tick of a quarter month
+        shares its month with three others)."""
         year, month = self.scenario.start_year_month
-        months = year * 12 + (month - 1) + t
+        elapsed = t if self.step == 1 else math.floor(t * self.step + 1e-9)
+        months = year * 12 + (month - 1) + elapsed
         return months // 12, months % 12 + 1
 
     def date(self, t: float) -> str:
+        """The year-month of tick t (fractional: the tick it falls in)."""
         year, month = self.calendar(math.floor(t))
         return f"{year:04d}-{month:02d}"
+
+    def date_at(self, months: float) -> str:
+        """The year-month at a time given in months from the start."""
+        return self.date(months / self.step)
 
 
 def load(path: str | Path) -> Model:
@@ -150,6 +213,9 @@ class _Compiler:
         self.sc = scenario
         self.doc = doc
         self.problems: list[Problem] = []
+        self.stock_initials: dict[str, Expr] = {}
+        self.compiled_variables: dict[str, Expr] = {}
+        self.calls: dict[str, MemoryDef] = {}
 
     # -- reporting ---------------------------------------------------------------------
     def where(self, path: PathKey, key: bool = False) -> Place | None:
@@ -172,6 +238,7 @@ class _Compiler:
         names: Mapping[str, str],
         calendar: bool = True,
         flows: bool = True,
+        memory: bool = False,
     ) -> Expr | None:
         try:
             expr = compile_expr(
@@ -180,6 +247,8 @@ class _Compiler:
                 frozenset(self.sc.flows) if flows else frozenset(),
                 calendar=calendar,
                 label=dotted(path),
+                step=self.sc.tick,
+                memory=memory,
             )
         except ExprError as exc:
             place = self.where(path)
@@ -236,15 +305,22 @@ class _Compiler:
         state = {n: "state" for n in sc.state}
         stocks = {n: "stock" for n in sc.stocks}
         variables = {n: "variable" for n in sc.variables}
-        everything = {**params, **state, **stocks, **variables}
+        data = {n: "data series" for n in sc.data or {}}
+        everything = {**params, **state, **stocks, **variables, **data}
 
         self.check_distributions()
-        stock_defs = self.compile_stocks({**params, **state})
+        self.check_step()
+        data_defs = self.compile_data()
+        stock_defs = self.compile_stocks({**params, **state, **stocks, **variables, **data})
         flow_defs = self.compile_flows(everything)
         var_defs = self.compile_variables(everything)
-        event_defs = self.compile_events(params, {**params, **state, **stocks})
+        event_defs = self.compile_events(params, {**params, **state, **stocks, **data})
         outcome_defs = self.compile_outcomes(everything)
         record_defs = self.compile_record(everything)
+        memories = self.memories(flow_defs)
+        stage2, initial = self.order(memories)
+        by_name = dict(var_defs)
+        var_defs = [(n, by_name[n]) for n in stage2 if n in by_name]
         if self.problems:
             raise ScenarioError(self.ordered())
         return Model(
@@ -259,12 +335,16 @@ class _Compiler:
             outcomes=tuple(outcome_defs),
             record=tuple(record_defs),
             place=dict(self.doc.places) if self.doc else {},
+            memories=tuple(memories),
+            stage2=tuple(stage2),
+            initial=tuple(initial),
+            data=tuple(data_defs),
         )
 
     def check_names(self) -> None:
         seen: dict[str, str] = {}
-        for section in ("parameters", "state", "variables", "stocks", "flows"):
-            for name in getattr(self.sc, section):
+        for section in ("parameters", "state", "variables", "stocks", "flows", "data"):
+            for name in getattr(self.sc, section) or {}:
                 path: PathKey = (section, name)
                 wrong = name_problem(name)
                 if wrong:
@@ -295,6 +375,63 @@ class _Compiler:
             if not math.isfinite(spec.value):
                 self.problem(("parameters", name), "not a finite number")
 
+    def check_step(self) -> None:
+        """Ticks of `step` months must add up to the horizon exactly."""
+        step, months = self.sc.tick, self.sc.months
+        ticks = round(months / step)
+        if ticks < 1 or abs(ticks * step - months) > 1e-9 * months:
+            self.problem(
+                ("step",),
+                f"{months} months is not a whole number of ticks of {step:g} months",
+                "choose a step that divides the horizon, like 1, 0.5, 0.25 or 1/32 (0.03125)",
+            )
+        elif ticks > 1_000_000:
+            self.problem(("step",), f"{ticks:,} ticks; at most 1,000,000")
+
+    def compile_data(self) -> list[DataDef]:
+        """Read each data series and precompute its value at every tick."""
+        out = []
+        step, months = self.sc.tick, self.sc.months
+        ticks = max(1, round(months / step))
+        for name, spec in (self.sc.data or {}).items():
+            path: PathKey = ("data", name)
+            if spec.over is not None:
+                self.problem(
+                    path + ("over",),
+                    "dimensions are not supported yet, so a data series can't be arrayed",
+                    "read one column per series for now",
+                )
+                continue
+            try:
+                series = read_series(
+                    Path(spec.path),
+                    spec.column or name,
+                    self.sc.start_year_month,
+                    self.where(path + ("file",)),
+                    dotted(path + ("file",)),
+                )
+            except ScenarioError as exc:
+                for problem in exc.problems:
+                    self.add(problem)
+                continue
+            last = (ticks - 1) * step
+            if spec.extrapolate == "error" and (series.months[0] > 0 or series.months[-1] < last):
+                first, end = self.date_of(series.months[0]), self.date_of(series.months[-1])
+                self.problem(
+                    path + ("extrapolate",),
+                    f"the data cover {first} to {end}, not the horizon "
+                    f"{self.date_of(0)} to {self.date_of(last)}",
+                    "extend the file, or drop `extrapolate: error` to hold the ends flat",
+                )
+                continue
+            out.append(DataDef(name, series.at_ticks(ticks, step), series.file, series.sha256))
+        return out
+
+    def date_of(self, months: float) -> str:
+        year, month = self.sc.start_year_month
+        total = year * 12 + (month - 1) + math.floor(months + 1e-9)
+        return f"{total // 12:04d}-{total % 12 + 1:02d}"
+
     def compile_stocks(self, names: Mapping[str, str]) -> list[StockDef]:
         out = []
         for i, (name, stock) in enumerate(self.sc.stocks.items()):
@@ -311,6 +448,7 @@ class _Compiler:
                 )
             if stock.kind == "sink" and (initial.constant is None or initial.constant != 0):
                 pass  # a sink may start with a count (e.g. casualties before the horizon)
+            self.stock_initials[name] = initial
             out.append(StockDef(name, i, stock.unit, stock.kind, initial))
         return out
 
@@ -330,7 +468,15 @@ class _Compiler:
                     )
                     self.problem(path + (end,), f"unknown stock '{ref}'", hint)
                     ok = False
-            rate = self.expr(path + ("rate",), flow.rate, names)
+            rate = self.expr(path + ("rate",), flow.rate, names, memory=True)
+            delay = round(flow.delay / self.sc.tick)
+            if abs(delay * self.sc.tick - flow.delay) > 1e-9 * max(1.0, flow.delay):
+                self.problem(
+                    path + ("delay",),
+                    f"a delay of {flow.delay:g} months is not a whole number of ticks "
+                    f"(step {self.sc.tick:g})",
+                )
+                ok = False
             if flow.noise is not None:
                 low, _ = flow.noise.support()
                 if low < 0:
@@ -370,7 +516,7 @@ class _Compiler:
                     index[flow.to],
                     src.unit,
                     rate,
-                    flow.delay,
+                    delay,
                     flow.noise,
                     flow.two_way,
                 )
@@ -408,9 +554,10 @@ class _Compiler:
     def compile_variables(self, names: Mapping[str, str]) -> list[tuple[str, Expr]]:
         compiled: dict[str, Expr] = {}
         for name, text in self.sc.variables.items():
-            expr = self.expr(("variables", name), text, names)
+            expr = self.expr(("variables", name), text, names, memory=True)
             if expr is not None:
                 compiled[name] = expr
+        self.compiled_variables = compiled
         graph = {n: {d for d in e.names if d in self.sc.variables} for n, e in compiled.items()}
         try:
             order = list(graphlib.TopologicalSorter(graph).static_order())
@@ -426,6 +573,88 @@ class _Compiler:
         # Stable: dependencies first, otherwise declared order.
         order = _stable_topo(graph, declared)
         return [(n, compiled[n]) for n in order if n in compiled]
+
+    def memories(self, flows: Sequence[FlowDef]) -> list[MemoryDef]:
+        """Every call site of a built-in with memory, in variables then flows, declared order."""
+        held = [(f"variables.{n}", e) for n, e in self.compiled_variables.items()]
+        held += [(f"flows.{f.name}", f.rate) for f in flows]
+        out = []
+        for label, expr in held:
+            for m in expr.memories:
+                out.append(MemoryDef(m.name, m.kind, m.args, label, m.ticks))
+        self.calls = {m.name: m for m in out}
+        return out
+
+    def shown(self, node: str) -> str:
+        """A node of a dependency graph as a person reads it."""
+        m = self.calls.get(node)
+        if isinstance(m, MemoryDef):
+            call = f"{m.kind}({', '.join(a.text for a in m.args)})"
+            return f"{call} (in {m.label})"
+        return node
+
+    def order(self, memories: Sequence[MemoryDef]) -> tuple[list[str], list[str]]:
+        """Stage 2's order (variables and built-ins' outputs) and the order of what is
+        computed before the first tick; a cycle in either is a located problem."""
+        variables = self.compiled_variables
+        mems = {m.name: m for m in memories}
+        inner = set(variables) | set(mems)
+        stocks = set(self.sc.stocks)
+
+        def deps(node: str, within: set[str]) -> set[str]:
+            if node in mems:
+                return set(mems[node].needs & within)
+            if node in variables:
+                return set(variables[node].names & within)
+            initial = self.stock_initials.get(node)
+            return set(initial.names & within) if initial is not None else set()
+
+        if self.problems:  # a variable cycle is told already; expressions may be missing
+            return list(variables), []
+        graph = {n: deps(n, inner) for n in inner}
+        declared = [*variables, *mems]
+        cycle = _cycle(graph, declared)
+        if cycle:
+            self.cycle(cycle, "variables and built-ins depend on each other in a cycle")
+            return [], []
+        stage2 = _stable_topo(graph, declared)
+        everything = inner | stocks
+        full = {n: deps(n, everything) for n in everything}
+        needed: set[str] = set()
+        todo = [*self.sc.stocks, *mems]
+        while todo:
+            node = todo.pop()
+            if node not in needed:
+                needed.add(node)
+                todo += full.get(node, set())
+        graph = {n: full[n] & needed for n in needed if n in full}
+        cycle = _cycle(graph, [*self.sc.stocks, *variables, *mems])
+        if cycle:
+            self.cycle(cycle, "initial values depend on each other in a cycle")
+            return stage2, []
+        return stage2, _stable_topo(graph, [*self.sc.stocks, *variables, *mems])
+
+    def cycle(self, cycle: list[str], what: str) -> None:
+        first = next((n for n in cycle if n in self.sc.stocks), None)
+        first = first or next((n for n in cycle if n in self.sc.variables), None)
+        mem = next((self.calls[n] for n in cycle if n in self.calls), None)
+        if first in self.sc.stocks:
+            path: PathKey = ("stocks", first, "initial")
+        elif first is not None:
+            path = ("variables", first)
+        elif isinstance(mem, MemoryDef):
+            path = tuple(mem.label.split(".", 1))
+        else:
+            path = ()
+        hint = (
+            "an initial value is computed once, before the first tick: start one of them "
+            "from a number or a parameter"
+            if first in self.sc.stocks
+            else "a built-in starts from its input's first value: break the cycle with a "
+            "state value, a flow's last amount (flow.NAME) or delay_fixed(x, T, init), "
+            "whose start is given"
+        )
+        self.problem(path, f"{what}: " + " -> ".join(self.shown(n) for n in cycle), hint)
 
     def compile_events(
         self, params: Mapping[str, str], values: Mapping[str, str]
@@ -536,6 +765,21 @@ class _Compiler:
             if expr is not None:
                 out.append((text, expr))
         return out
+
+
+def _cycle(graph: Mapping[str, set[str]], declared: Sequence[str]) -> list[str]:
+    """A cycle of the graph, each node depending on the next, from its first declared node
+    (which ends it again); [] when it has none. The same cycle on every run of Python."""
+    rank = {n: i for i, n in enumerate(declared)}
+    ordered = {n: sorted(graph[n], key=lambda d: (rank.get(d, len(rank)), d)) for n in graph}
+    try:
+        graphlib.TopologicalSorter(ordered).prepare()
+    except graphlib.CycleError as exc:
+        ring = list(reversed(exc.args[1]))[:-1]
+        first = min(range(len(ring)), key=lambda i: (rank.get(ring[i], len(rank)), ring[i]))
+        ring = ring[first:] + ring[:first]
+        return [*ring, ring[0]]
+    return []
 
 
 def _stable_topo(graph: Mapping[str, set[str]], declared: list[str]) -> list[str]:

@@ -30,12 +30,14 @@ import simpy
 
 from sim.engine.semantics import (
     Block,
+    Memories,
     NonFinite,
     Outcomes,
     asked,
     calendar,
     fire_tick,
     giving,
+    moved,
     ration,
     received,
     signed,
@@ -121,23 +123,14 @@ class _World:
         self.health = NonFinite(1)
         ns: dict[str, Any] = {k: float(v) for k, v in params.items()}
         ns.update(model.state)
-        self.stock = {}
-        for s in model.stocks:
-            value = float(s.initial(ns))
-            if not s.unlimited and not value >= 0:  # a source or a balance may start below 0
-                raise ScenarioError.one(
-                    f"initial amount is {value:g} in run {run}; a stock can't start below zero",
-                    model.place.get(("stocks", s.name, "initial")),
-                    f"stocks.{s.name}.initial",
-                    BALANCE_HINT,
-                )
-            self.stock[s.name] = value
-        ns.update(self.stock)
         for f in model.flows:
             ns[f"flow.{f.name}"] = 0.0
             ns[f"cum.{f.name}"] = 0.0
             ns[f"transit.{f.name}"] = 0.0
         self.ns = ns
+        self.memory = Memories(model, 1)
+        self.stock: dict[str, float] = {}
+        self.start(run)
         self.pending: list[EventDef] = []  # fired, waiting for the next tick boundary
         self.arrived: dict[str, float] = {}  # shipments due at this tick, by flow
         self.tick = 0
@@ -145,7 +138,7 @@ class _World:
         for e in model.events:
             if e.kind == "never":
                 continue
-            at = e.at if isinstance(e.at, float) else float(e.at(ns))
+            at = e.at if isinstance(e.at, float) else float(e.at(ns))  # months
             if math.isnan(at):  # no time at all: the run is non-finite, and the event never comes
                 self.health.mark(0, f"events.{e.name}", True)
                 self.write("nonfinite", f"events.{e.name}", "its time is not a number")
@@ -154,7 +147,7 @@ class _World:
 
     # -- processes ---------------------------------------------------------------------
     def event_process(self, event: EventDef, at: float) -> Generator[simpy.Event, Any, None]:
-        yield self.env.timeout(max(at, 0.0))
+        yield self.env.timeout(max(at, 0.0) / self.m.step)  # the clock counts ticks
         self.pending.append(event)
         self._note[event.name] = at
 
@@ -187,7 +180,33 @@ class _World:
         return Run(outcomes, self.series, self.log, bad_tick, bad_name)
 
     def write(self, kind: str, name: str, detail: str = "", amount: float | None = None) -> None:
-        self.log.append(LogEntry(self.tick, float(self.env.now), kind, name, detail, amount))
+        now = float(self.env.now) * self.m.step  # months, as t
+        self.log.append(LogEntry(self.tick, now, kind, name, detail, amount))
+
+    def start(self, run: int) -> None:
+        """Before the first tick: stocks' initial values, built-ins' starting states and the
+        variables they read, in dependency order, at tick 0's time and before its events."""
+        m, ns = self.m, self.ns
+        ns.update(calendar(m, 0))
+        stocks = {s.name: s for s in m.stocks}
+        variables = dict(m.variables)
+        memories = {mem.name: mem for mem in m.memories}
+        for name in m.initial or [s.name for s in m.stocks]:
+            if name in stocks:
+                s = stocks[name]
+                value = float(s.initial(ns))
+                if not s.unlimited and not value >= 0:  # a source or a balance may start below 0
+                    raise ScenarioError.one(
+                        f"initial amount is {value:g} in run {run}; a stock can't start below zero",
+                        m.place.get(("stocks", s.name, "initial")),
+                        f"stocks.{s.name}.initial",
+                        BALANCE_HINT,
+                    )
+                self.stock[name] = ns[name] = value
+            elif name in variables:
+                ns[name] = float(variables[name](ns))
+            else:
+                ns[name] = float(self.memory.start(memories[name], ns)[0])
 
     def step(self, t: int) -> None:
         """One tick, in the contract's order."""
@@ -195,6 +214,8 @@ class _World:
         self.fire_events(t)
         self.evaluate_variables(t)
         request = self.request(t)
+        if self.m.memories:  # 3b. built-ins advance (flow.NAME is still last tick's)
+            self.memory.advance(t, self.ns)
         actual = self.ration(request)
         self.transfer(actual)
         self.record(t, actual)
@@ -203,7 +224,12 @@ class _World:
     def fire_events(self, t: int) -> None:
         """1. Events due by now, in declared order: set state, scale parameters."""
         ns = self.ns
-        due = [e for e in self.m.events if e in self.pending and fire_tick(self._note[e.name]) <= t]
+        step = self.m.step
+        due = [
+            e
+            for e in self.m.events
+            if e in self.pending and fire_tick(self._note[e.name], step) <= t
+        ]
         for e in due:
             self.pending.remove(e)
             did = []
@@ -216,11 +242,20 @@ class _World:
             self.write("event", e.name, f"(due at {self._note[e.name]:g}) " + "; ".join(did))
 
     def evaluate_variables(self, t: int) -> None:
-        """2. Variables, in dependency order."""
-        ns = self.ns
-        for name, expr in self.m.variables:
-            ns[name] = float(expr(ns))
-        self.check(t, [(f"variables.{name}", ns[name]) for name, _ in self.m.variables])
+        """2. Variables and built-ins' outputs, in dependency order."""
+        ns, m = self.ns, self.m
+        variables = dict(m.variables)
+        memories = {mem.name: mem for mem in m.memories}
+        order = m.stage2 or tuple(variables)
+        for name in order:
+            if name in memories:
+                ns[name] = float(self.memory.output(memories[name], ns, t)[0])
+            else:
+                ns[name] = float(variables[name](ns))
+        self.check(
+            t,
+            [(memories[n].label if n in memories else f"variables.{n}", ns[n]) for n in order],
+        )
 
     def request(self, t: int) -> dict[str, float]:
         """3. Each flow's request: max(0, rate) times its noise at t."""
@@ -232,7 +267,7 @@ class _World:
             r = rates[f.name] if f.two_way else float(np.maximum(rates[f.name], 0.0))
             if f.noise is not None:
                 r *= float(self.noise[f.name][t])
-            request[f.name] = r
+            request[f.name] = float(moved(np.array([r]), self.m.step)[0])
         return request
 
     def ration(self, request: dict[str, float]) -> dict[str, float]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from sim.engine.semantics import (
     Block,
+    Memories,
     NonFinite,
     Outcomes,
     Role,
@@ -33,12 +34,13 @@ from sim.engine.semantics import (
     calendar,
     fire_tick,
     giving,
+    moved,
     ration,
     received,
     signed,
 )
 from sim.errors import ScenarioError
-from sim.model import BALANCE_HINT, Model
+from sim.model import BALANCE_HINT, MemoryDef, Model
 from sim.scenario.expr import Expr
 
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
@@ -84,21 +86,6 @@ class _Kernel:
         self.X = {k: np.full(n, v) for k, v in model.state.items()}
         ns.update(self.X)
         self.S = np.zeros((len(model.stocks), n))
-        for s in model.stocks:
-            self.S[s.index] = s.initial(ns)
-            if not s.unlimited:  # a source or a balance may start below zero
-                bad = np.flatnonzero(~(self.S[s.index] >= 0))
-                if bad.size:
-                    run = first_run + int(bad[0])
-                    raise ScenarioError.one(
-                        f"initial amount is {self.S[s.index][bad[0]]:g} in run {run}; "
-                        "a stock can't start below zero",
-                        model.place.get(("stocks", s.name, "initial")),
-                        f"stocks.{s.name}.initial",
-                        BALANCE_HINT,
-                    )
-        for s in model.stocks:
-            ns[s.name] = self.S[s.index]
         k = len(model.flows)
         self.F = np.zeros((k, n))  # last tick's actual amounts
         self.C = np.zeros((k, n))  # cumulative actual amounts
@@ -113,6 +100,8 @@ class _Kernel:
             ns[f"cum.{f.name}"] = self.C[f.index]
             ns[f"transit.{f.name}"] = self.TR[f.index]
         self.ns = ns
+        self.memory = Memories(model, n)
+        self.start()
         # Cumulative amounts are kept only for the flows some expression reads as cum.NAME:
         # adding up all of them every tick is work nobody looks at.
         cums = {n for e in _expressions(model) for n in e.names if n.startswith("cum.")}
@@ -123,10 +112,10 @@ class _Kernel:
             if e.kind == "never":
                 self.fire.append(math.inf)
             elif e.kind == "tick":
-                self.fire.append(float(fire_tick(e.at)))
+                self.fire.append(float(fire_tick(e.at, model.step)))
             else:
                 at = np.broadcast_to(e.at(ns), (n,))  # type: ignore[operator]
-                self.fire.append(fire_tick(at))
+                self.fire.append(fire_tick(at, model.step))
         self.health = NonFinite(n)
         for e, at in zip(model.events, self.fire, strict=True):
             self.health.mark(0, f"events.{e.name}", np.isnan(at))  # NaN is no time, not "never"
@@ -138,6 +127,10 @@ class _Kernel:
             (name, f"variables.{name}", expr, expr.alias is not None)
             for name, expr in model.variables
         ]
+        # Stage 2 in the model's order: a variable, or a built-in's output (a MemoryDef).
+        by_name: dict[str, Any] = {v[0]: v for v in self.variables}
+        by_name |= {mem.name: mem for mem in model.memories}
+        self.stage2 = [by_name[name] for name in model.stage2] or self.variables
         self.rates = [(f.index, f.rate) for f in model.flows]
         self.noisy = [(f.index, noise[f.name]) for f in model.flows if f.noise]
         self.flow_labels = [f"flows.{f.name}" for f in model.flows]
@@ -161,12 +154,42 @@ class _Kernel:
             self.events(t)
             self.evaluate_variables(t)
             self.request(t)
+            self.advance_memories(t)
             self.ration()
             self.transfer(t)
             self.record(t, outcomes, series, keep)
             if observer is not None:
                 observer(t, self.S, self.TR)
         return Block(outcomes.result(), series, self.health.tick, self.health.name)
+
+    def start(self) -> None:
+        """Before the first tick: stocks' initial values, built-ins' starting states and the
+        variables they read, in dependency order, at tick 0's time and before its events."""
+        m, ns, n = self.m, self.ns, self.n
+        ns.update(calendar(m, 0))
+        stocks = {s.name: s for s in m.stocks}
+        variables = dict(m.variables)
+        memories = {mem.name: mem for mem in m.memories}
+        for name in m.initial or [s.name for s in m.stocks]:
+            if name in stocks:
+                s = stocks[name]
+                self.S[s.index] = s.initial(ns)
+                ns[name] = self.S[s.index]
+                if not s.unlimited:  # a source or a balance may start below zero
+                    bad = np.flatnonzero(~(self.S[s.index] >= 0))
+                    if bad.size:
+                        run = self.first_run + int(bad[0])
+                        raise ScenarioError.one(
+                            f"initial amount is {self.S[s.index][bad[0]]:g} in run {run}; "
+                            "a stock can't start below zero",
+                            m.place.get(("stocks", s.name, "initial")),
+                            f"stocks.{s.name}.initial",
+                            BALANCE_HINT,
+                        )
+            elif name in variables:
+                ns[name] = np.array(np.broadcast_to(variables[name](ns), (n,)))
+            else:
+                ns[name] = self.memory.start(memories[name], ns)
 
     # -- the tick's stages, in the contract's order ------------------------------------
     def events(self, t: int) -> None:
@@ -182,9 +205,14 @@ class _Kernel:
                 np.multiply(self.P[name], expr(ns), out=self.P[name], where=mask)
 
     def evaluate_variables(self, t: int) -> None:
-        """2. Variables, in dependency order."""
+        """2. Variables and built-ins' outputs, in dependency order."""
         ns = self.ns
-        for name, label, expr, alias in self.variables:
+        for item in self.stage2:
+            if isinstance(item, MemoryDef):
+                ns[item.name] = value = self.memory.output(item, ns, t)
+                self.health.see(t, item.label, value)
+                continue
+            name, label, expr, alias = item
             # A bare alias of a stock would follow the stock through the transfer; copy it.
             ns[name] = value = np.array(expr(ns)) if alias else expr(ns)
             self.health.see(t, label, value)
@@ -202,6 +230,12 @@ class _Kernel:
                 np.maximum(R[i], 0.0, out=R[i])
         for i, noise in self.noisy:
             R[i] *= noise[t]
+        moved(R, self.m.step)
+
+    def advance_memories(self, t: int) -> None:
+        """3b. Built-ins advance from this tick's inputs (flow.NAME still last tick's)."""
+        if self.m.memories:
+            self.memory.advance(t, self.ns)
 
     def ration(self) -> None:
         """4. Rationing, and what leaves each giving stock. A two-way flow asks of both its
@@ -255,6 +289,7 @@ class _Kernel:
 def _expressions(m: Model) -> list[Expr]:
     """Every expression a model evaluates while it steps."""
     out = [f.rate for f in m.flows] + [e for _, e in m.variables]
+    out += [a for mem in m.memories for a in mem.args]
     out += [o.expr for o in m.outcomes] + [e for _, e in m.record]
     for ev in m.events:
         out += [e for _, e in ev.sets] + [e for _, e in ev.scales]

@@ -6,15 +6,18 @@ processes). What a tick *means* lives here, as functions over numpy arrays of ru
 engine with one run calls them on arrays of one:
 
 - `fire_tick`: the tick at which an event due at a (possibly fractional) time takes effect;
-- `calendar`: the names `t`, `month` and `year` at a tick;
+- `calendar`: the names `t`, `month` and `year` at a tick, and each data series' value;
+- `Memories`: how each built-in with memory (smooth, delay1, ...) starts, reads and advances;
 - `ration`: what each outflow of a stock gets when the stock can't give all that is asked;
   `giving`, `asked`, `signed` and `received`: which flows take from a stock (a two-way flow
   takes from whichever end its sign says), and where a two-way flow's amount goes;
 - `Outcomes`: the running statistics of outcomes (final, mean, min, max, sum, count, first);
 - `NonFinite`: which runs went non-finite, first at which tick and at which name.
 
-The order of a tick is the contract's: events, variables, requests, rationing, transfer,
-record. A run is non-finite from the first value in that order that is NaN or infinite: an
+Before the first tick, stocks' initial values, built-ins' starting states and the variables
+they read are computed in the model's `initial` order. The order of a tick is the contract's:
+events, variables (and built-ins' outputs), requests, the built-ins' advance, rationing,
+transfer, record. A tick is `model.step` months: t = k * step, and a flow moves rate * step. A run is non-finite from the first value in that order that is NaN or infinite: an
 event's time (at the start), a variable, a flow's rate or actual amount, a stock, an outcome's
 value; the culprit is named `events.X`, `variables.X`, `flows.X`, `stocks.X` or `outcomes.X`.
 """
@@ -27,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sim.model import FlowDef, Model, OutcomeDef, StockDef
+from sim.model import FlowDef, MemoryDef, Model, OutcomeDef, StockDef
 
 STATUS_OK = "ok"
 STATUS_NONFINITE = "nonfinite"
@@ -51,14 +54,103 @@ class Block:
 
 # -- time -----------------------------------------------------------------------------------
 def calendar(model: Model, t: int) -> dict[str, float]:
-    """The calendar names an expression reads at tick t."""
+    """The names an expression reads at tick t that depend on time only: the calendar (`t` in
+    months from the start) and each data series' value."""
     year, month = model.calendar(t)
-    return {"t": float(t), "month": float(month), "year": float(year)}
+    out = {"t": model.time(t), "month": float(month), "year": float(year)}
+    for d in model.data:
+        out[d.name] = float(d.values[t])
+    return out
 
 
-def fire_tick(at: Any) -> Any:
-    """The tick at which an event scheduled at time `at` (ticks) takes effect: ceil, >= 0."""
-    return np.ceil(np.maximum(at, 0.0))
+def fire_tick(at: Any, step: float = 1.0) -> Any:
+    """The tick at which an event scheduled at time `at` (months) takes effect: the first
+    tick whose t >= at (ceil), >= 0."""
+    return np.ceil(np.maximum(at, 0.0) / step)
+
+
+def moved(request: np.ndarray, step: float) -> np.ndarray:
+    """What a request (a rate per month) moves in a tick of `step` months, in place."""
+    if step != 1:
+        request *= step
+    return request
+
+
+# -- built-ins with memory ------------------------------------------------------------------
+ORDER = {"smooth": 1, "smooth3": 3, "delay1": 1, "delay3": 3}
+
+
+class Memories:
+    """The state of every built-in with memory of a model, for n runs (1 in the SimPy engine).
+
+    A built-in's output at tick k is its state at the start of tick k; its state then
+    advances by one explicit Euler step of the model's step (Vensim's and PySD's
+    integration) from its inputs as evaluated in tick k, after the requests and before
+    rationing (so `flow.NAME` still reads the previous tick's amount):
+
+    - smooth, smooth3 (Vensim SMOOTH, SMOOTH3): stages s_i, s_i' = (in_i - s_i) / (T/order),
+      in_0 = x and in_i = s_(i-1); they start at x's first value; the output is the last;
+    - delay1, delay3 (Vensim DELAY1, DELAY3, material delays): stages L_i holding what is in
+      transit, out_i = L_i / (T/order), L_i' = in_i - out_i with in_0 = x and in_i =
+      out_(i-1); each starts at x0 * T / order, so the output starts at x's first value;
+    - delay_fixed(x, T, init) (Vensim DELAY FIXED): a ring of T/step ticks, x as it was T
+      months ago, `init` (evaluated at the start) before that;
+    - init(x) (Vensim INITIAL): x's value at the start, held.
+    """
+
+    def __init__(self, model: Model, n: int):
+        self.m = model
+        self.n = n
+        self.state: dict[str, list[np.ndarray]] = {}
+
+    def _arg(self, mem: MemoryDef, i: int, ns: Mapping[str, Any]) -> np.ndarray:
+        return np.broadcast_to(mem.args[i](ns), (self.n,))
+
+    def start(self, mem: MemoryDef, ns: Mapping[str, Any]) -> np.ndarray:
+        """Set the starting state from `ns` (the values before the first tick); its output."""
+        if mem.kind == "delay_fixed":
+            first = self._arg(mem, 2, ns)
+            self.state[mem.name] = [np.array(first) for _ in range(mem.ticks)]
+        elif mem.kind in ("delay1", "delay3"):
+            order = ORDER[mem.kind]
+            stage = self._arg(mem, 0, ns) * self._arg(mem, 1, ns) / order
+            self.state[mem.name] = [np.array(stage) for _ in range(order)]
+        else:
+            x = self._arg(mem, 0, ns)
+            self.state[mem.name] = [np.array(x) for _ in range(ORDER.get(mem.kind, 1))]
+        return self.output(mem, ns, 0)
+
+    def output(self, mem: MemoryDef, ns: Mapping[str, Any], t: int) -> np.ndarray:
+        """The output at tick t (a new array, never a view of the state)."""
+        state = self.state[mem.name]
+        if mem.kind == "delay_fixed":
+            return np.array(state[t % mem.ticks])
+        if mem.kind in ("delay1", "delay3"):
+            return state[-1] / (self._arg(mem, 1, ns) / ORDER[mem.kind])
+        return np.array(state[-1])
+
+    def advance(self, t: int, ns: Mapping[str, Any]) -> None:
+        """One step of every built-in from its inputs in tick t (all read before any moves)."""
+        step = self.m.step
+        reads = {"init": 0, "delay_fixed": 1}
+        inputs = [
+            [self._arg(mem, i, ns) for i in range(reads.get(mem.kind, 2))]
+            for mem in self.m.memories
+        ]
+        for mem, args in zip(self.m.memories, inputs, strict=True):
+            state = self.state[mem.name]
+            if mem.kind == "delay_fixed":
+                state[t % mem.ticks][...] = args[0]
+            elif mem.kind in ("smooth", "smooth3"):
+                x, tau = args[0], args[1] / ORDER[mem.kind]
+                rates = [(target - s) / tau for target, s in zip([x, *state], state, strict=False)]
+                for s, rate in zip(state, rates, strict=True):
+                    s += rate * step
+            elif mem.kind in ("delay1", "delay3"):
+                x, tau = args[0], args[1] / ORDER[mem.kind]
+                out = [s / tau for s in state]
+                for s, arriving, leaving in zip(state, [x, *out], out, strict=False):
+                    s += (arriving - leaving) * step
 
 
 # -- rationing ------------------------------------------------------------------------------
@@ -189,10 +281,17 @@ class Outcomes:
                 v[np.isnan(v) & (x != 0)] = t
 
     def result(self) -> dict[str, np.ndarray]:
+        """Each outcome per run. `count` and `first` are in months (ticks true times the
+        step; the t of the first true tick); `mean` is the mean over ticks, `sum` the sum."""
         out = {}
+        step = self.m.step
         for o in self.m.outcomes:
             v = self.values[o.name]
-            out[o.name] = v / self.m.ticks if o.stat == "mean" else v
+            if o.stat == "mean":
+                v = v / self.m.ticks
+            elif o.stat in ("count", "first") and step != 1:
+                v = v * step
+            out[o.name] = v
         return out
 
 

@@ -44,7 +44,7 @@ def as_dot(model: Model) -> str:
         lines.append("  }")
     names = [s.name for s in model.stocks]
     for f in model.flows:
-        label = f.name + (f" (+{f.delay})" if f.delay else "")
+        label = f.name + (f" (+{f.delay * model.step:g})" if f.delay else "")
         both = ", dir=both" if f.two_way else ""  # either way, by the rate's sign
         lines.append(f'  "{names[f.source]}" -> "{names[f.target]}" [label="{label}"{both}];')
     lines.append("}")
@@ -59,7 +59,9 @@ def as_rich(model: Model) -> Group:
     if sc.description:
         head.append(f" — {sc.description}")
     head.append(
-        f"\n{sc.start}, {sc.months} months; {sc.runs} runs, seed {sc.seed}, sampler {sc.sampler}"
+        f"\n{sc.start}, {sc.months} months"
+        + (f" in ticks of {model.step:g} months" if model.step != 1 else "")
+        + f"; {sc.runs} runs, seed {sc.seed}, sampler {sc.sampler}"
     )
     if len(model.files) > 1:
         head.append("\nfiles: " + " <- ".join(model.files))
@@ -87,11 +89,19 @@ def as_rich(model: Model) -> Group:
             f.name,
             f"{names[f.source]} {'↔' if f.two_way else '→'} {names[f.target]}",
             f.rate.text,
-            str(f.delay) if f.delay else "",
+            f"{f.delay * model.step:g}" if f.delay else "",  # months, as written
             f.noise.describe() if f.noise else "",
         )
 
     parts: list[Any] = [head, params, stocks, flows]
+    if model.data:
+        data = Table(title="Data series", title_justify="left")
+        for col in ("name", "file", "column", "beyond the rows"):
+            data.add_column(col, overflow="fold")
+        for d in model.data:
+            series = (sc.data or {})[d.name]
+            data.add_row(d.name, series.file, series.column or d.name, series.extrapolate)
+        parts.append(data)
     if model.variables:
         variables = Table(title="Variables (evaluation order)", title_justify="left")
         variables.add_column("name")
@@ -108,7 +118,8 @@ def as_rich(model: Model) -> Group:
                 at = "never"
             elif e.kind == "tick":
                 assert isinstance(e.at, float)
-                at = f"tick {e.at:g} ({model.date(max(e.at, 0.0))})"
+                unit = "tick" if model.step == 1 else "month"  # at: is in months
+                at = f"{unit} {e.at:g} ({model.date_at(max(e.at, 0.0))})"
             else:
                 at = getattr(e.at, "text", str(e.at))
             does = [f"{k} = {v.text}" for k, v in e.sets] + [

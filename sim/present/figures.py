@@ -144,9 +144,7 @@ def fan_figure(
         unit = series_unit(results[0], series)
         for k, (label, res) in enumerate(zip(labels, results, strict=True)):
             band = res.band(series)
-            dates = np.array([np.datetime64(f"{d}-01") for d in band["date"]]).astype(
-                "datetime64[D]"
-            )
+            dates = _times(band)
             color = COLORS[k % len(COLORS)]
             # The 90% band as edges, not a fill: overlapping fills of two scenarios turn to mud.
             ax.plot(dates, band["p05"], color=color, lw=0.9, ls="--", alpha=0.8)
@@ -386,3 +384,16 @@ def _numbers_on_x(ax: Any) -> None:
 def _tick(x: float, _pos: Any = None) -> str:
     """An axis number in the table's style (k, M, bn), so figures and tables read alike."""
     return number(x) if x != 0 else "0"
+
+
+def _times(band: dict[str, np.ndarray]) -> np.ndarray:
+    """Each tick's moment on a date axis: its month's first day, or, when ticks are shorter
+    than a month (bands carry `t`), as far into that month as t says."""
+    months = np.array([np.datetime64(f"{d}-01") for d in band["date"]]).astype("datetime64[D]")
+    if "t" not in band:
+        return months
+    t = band["t"].astype(float)
+    into = t - np.floor(t + 1e-9)
+    length = (months.astype("datetime64[M]") + 1).astype("datetime64[D]") - months
+    minutes = np.round(into * length.astype(float) * 24 * 60).astype("timedelta64[m]")
+    return months.astype("datetime64[m]") + minutes

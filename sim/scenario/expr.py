@@ -42,7 +42,29 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name: (min args, max args or
     "cos": (1, 1),
     "where": (3, 3),
     "interp": (3, 3),
+    "floor": (1, 1),
+    "ceil": (1, 1),
+    "round": (1, 1),  # half away from zero, as Stella, XMILE and spreadsheets round
+    "mod": (2, 2),  # Vensim's MODULO: the sign of the dividend (C's fmod)
+    "tan": (1, 1),
+    "arcsin": (1, 1),
+    "arccos": (1, 1),
+    "arctan": (1, 1),
+    "step": (2, 2),  # step(height, at), pulse(at, width), ramp(slope, start[, end]): Vensim's
+    "pulse": (2, 2),
+    "ramp": (2, 3),
 }
+# Built-ins with memory: each call site keeps state per run (see `Memory`).
+MEMORY: dict[str, tuple[int, int | None]] = {
+    "smooth": (2, 2),
+    "smooth3": (2, 2),
+    "delay1": (2, 2),
+    "delay3": (2, 2),
+    "delay_fixed": (3, 3),
+    "init": (1, 1),
+}
+FUNCTIONS.update(MEMORY)
+TIMED = ("step", "pulse", "ramp")  # read the calendar's t and the model's step
 RESERVED = frozenset(
     {*PREFIXES, *CALENDAR, *FUNCTIONS, "and", "or", "not", "True", "False", "None"}
 )
@@ -60,6 +82,32 @@ def _reduce(op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
         return out
 
     return apply
+
+
+def _round(x: Any) -> Any:
+    """Round half away from zero (2.5 -> 3, -2.5 -> -3); numpy's own rounds half to even."""
+    whole = np.trunc(x)
+    return np.where(np.abs(x - whole) == 0.5, whole + np.sign(x), np.round(x))
+
+
+def _step(height: Any, at: Any, t: Any, half: float) -> Any:
+    """Vensim's STEP: `height` once t + step/2 > at, else 0."""
+    return _where(np.greater(t + half, at), height, 0.0)
+
+
+def _pulse(at: Any, width: Any, t: Any, half: float) -> Any:
+    """Vensim's PULSE: 1 for at <= t + step/2 < at + width; a width of 0 is one step."""
+    width = np.equal(width, 0.0) * (2 * half) + width
+    mid = t + half
+    return np.logical_and(np.greater_equal(mid, at), np.less(mid, at + width)) * 1.0
+
+
+def _ramp(slope: Any, start: Any, t: Any, end: Any = None) -> Any:
+    """Vensim's RAMP: 0 before `start`, rising by `slope` per month, flat after `end`."""
+    held = np.maximum(t, start)
+    if end is not None:
+        held = np.minimum(held, end)
+    return slope * (held - start)
 
 
 def _where(c: Any, a: Any, b: Any) -> Any:
@@ -97,6 +145,17 @@ _RUNTIME: dict[str, Any] = {
     "_cos": np.cos,
     "_where": lambda c, a, b: _where(c, a, b),
     "_interp": np.interp,
+    "_floor": np.floor,
+    "_ceil": np.ceil,
+    "_round": _round,
+    "_mod": np.fmod,
+    "_tan": np.tan,
+    "_arcsin": np.arcsin,
+    "_arccos": np.arccos,
+    "_arctan": np.arctan,
+    "_step": _step,
+    "_pulse": _pulse,
+    "_ramp": _ramp,
 }
 
 _COMPARE = {
@@ -149,6 +208,7 @@ class Expr:
     code: str
     fn: Callable[[Mapping[str, Any]], Any]
     constant: float | None = None
+    memories: tuple[Memory, ...] = ()  # its calls of built-ins with memory, inner ones first
 
     def __call__(self, ns: Mapping[str, Any]) -> Any:
         return self.fn(ns)
@@ -161,6 +221,28 @@ class Expr:
             if self.code == f"ns[{name!r}]":
                 return name
         return None
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One call site of a built-in with memory (`smooth(x, 3)`), rewritten as a read of `name`.
+
+    The expression that holds the call reads its output as `ns[name]`, a hidden name (it
+    starts with `__`, which no user name may). The engines keep its state per run and
+    `sim.engine.semantics` says how it starts and advances; `args` are the call's arguments,
+    compiled on their own, which the engines evaluate each tick.
+    """
+
+    name: str
+    kind: str
+    args: tuple[Expr, ...]
+    offset: int  # the call's column in the expression's text
+    ticks: int = 0  # delay_fixed: how many ticks back it reads
+
+    @property
+    def call(self) -> str:
+        """The call as written, for messages: smooth(x, 3)."""
+        return f"{self.kind}({', '.join(a.text for a in self.args)})"
 
 
 def is_name(text: str) -> bool:
@@ -202,9 +284,14 @@ def compile_expr(
     flows: frozenset[str] | set[str] = frozenset(),
     calendar: bool = True,
     label: str = "expression",
+    *,
+    step: float = 1.0,
+    memory: bool = False,
 ) -> Expr:
     """Compile `text` allowing `names` (name -> kind, for messages), `flow.X` etc. for X in `flows`.
 
+    `step` is the model's tick in months (step, pulse and ramp read it; a delay_fixed must be
+    a whole number of them); `memory` allows built-ins with memory (in variables and rates).
     Raises ExprError for anything not in the language, with the column of the offending part.
     """
     if isinstance(text, bool):
@@ -243,16 +330,24 @@ def compile_expr(
     if count > MAX_NODES:
         raise ExprError(f"expression too large ({count} parts; at most {MAX_NODES})")
     emitter = _Emitter(names, frozenset(flows), calendar, len(text) - len(text.lstrip()))
+    emitter.step, emitter.memory, emitter.label = step, memory, label
     code = emitter.emit(tree.body, 0)
+    return _function(text, code, emitter.used, label, tuple(emitter.memories))
+
+
+def _function(
+    text: str, code: str, used: set[str], label: str, memories: tuple[Memory, ...] = ()
+) -> Expr:
+    """An Expr from generated code (which reads exactly the names in `used`)."""
     source = f"def _expr(ns):\n    return {code}\n"
     scope = dict(_RUNTIME)
     exec(compile(source, f"<{label}>", "exec"), scope)  # generated from the checked tree only
     constant = None
-    if not emitter.used:
+    if not used:
         with np.errstate(all="ignore"):
             value = scope["_expr"]({})
         constant = float(value)
-    return Expr(text, frozenset(emitter.used), code, scope["_expr"], constant)
+    return Expr(text, frozenset(used), code, scope["_expr"], constant, memories)
 
 
 class _Emitter:
@@ -264,6 +359,10 @@ class _Emitter:
         self.calendar = calendar
         self.lead = lead
         self.used: set[str] = set()
+        self.step = 1.0
+        self.memory = False
+        self.label = "expression"
+        self.memories: list[Memory] = []
 
     def fail(self, node: ast.AST, message: str, hint: str | None = None) -> ExprError:
         return ExprError(message, self.lead + getattr(node, "col_offset", 0), hint)
@@ -409,8 +508,57 @@ class _Emitter:
             if any(b <= a for a, b in itertools.pairwise(xp)):
                 raise self.fail(node.args[1], "interp()'s x points must increase")
             return f"_interp({x}, {xp!r}, {fp!r})"
-        args = ", ".join(self.emit(a, depth) for a in node.args)
-        return f"_{func.id}({args})"
+        if func.id in MEMORY:
+            return self.memory_call(node, func.id, depth)
+        codes = [self.emit(a, depth) for a in node.args]
+        if func.id in TIMED:
+            if not self.calendar:
+                raise self.fail(node, f"{func.id}() reads the time, which is not available here")
+            self.used.add("t")
+            if func.id == "ramp":  # t goes between start and the optional end
+                return "_ramp(" + ", ".join([*codes[:2], "ns['t']", *codes[2:]]) + ")"
+            return f"_{func.id}({', '.join(codes)}, ns['t'], {self.step / 2!r})"
+        return f"_{func.id}({', '.join(codes)})"
+
+    def memory_call(self, node: ast.Call, kind: str, depth: int) -> str:
+        """A built-in with memory: its arguments compiled on their own, its output a name."""
+        if not self.memory:
+            raise self.fail(
+                node,
+                f"{kind}() keeps state from tick to tick, which only a variable or a rate may do",
+                f"define a variable as {kind}(...) and read the variable here",
+            )
+        args = []
+        for arg in node.args:
+            outer, self.used = self.used, set()
+            code = self.emit(arg, depth)
+            args.append(_function(ast.unparse(arg), code, self.used, self.label))
+            self.used = outer  # the call's output is a name of its own, not its inputs
+        ticks = 0
+        if kind in ("smooth", "smooth3", "delay1", "delay3", "delay_fixed"):
+            time = args[1]
+            if time.constant is not None and not time.constant > 0:
+                raise self.fail(node.args[1], f"{kind}()'s time must be > 0, got {time.text}")
+        if kind == "delay_fixed":
+            time = args[1]
+            if time.constant is None:
+                raise self.fail(
+                    node.args[1],
+                    "delay_fixed()'s delay must be a number of months, the same in every run",
+                    "a delay that varies by run or over time is delay1() or delay3()",
+                )
+            ticks = round(time.constant / self.step)
+            if abs(ticks * self.step - time.constant) > 1e-9 * max(1.0, time.constant):
+                raise self.fail(
+                    node.args[1],
+                    f"delay_fixed()'s delay {time.constant:g} is not a whole number of ticks "
+                    f"(step {self.step:g})",
+                )
+        name = f"__{kind}:{self.label}:{len(self.memories)}"
+        col = self.lead + node.col_offset
+        self.memories.append(Memory(name, kind, tuple(args), col, ticks))
+        self.used.add(name)
+        return f"ns[{name!r}]"
 
     def points(self, node: ast.AST) -> list[float]:
         if not isinstance(node, ast.List | ast.Tuple):

@@ -11,12 +11,14 @@ import datetime as dt
 import math
 import re
 import typing
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
@@ -86,7 +88,7 @@ class Flow(_Spec):
     from_: str = Field(alias="from")
     to: str
     rate: Expr
-    delay: int = Field(0, ge=0)
+    delay: int | float = Field(0, ge=0)  # months; a whole number of ticks (sim.model checks)
     noise: AnyDistribution | None = None
     description: str | None = None
     source: str | None = None
@@ -105,6 +107,24 @@ class Flow(_Spec):
         if not self.two_way and isinstance(data, dict):
             data.pop("two_way", None)
         return data
+
+
+class DataSeries(_Spec):
+    """A time series read from a CSV file (`data:`; sim.scenario.data reads it)."""
+
+    file: str
+    column: str | None = None  # default: the column named like the series
+    extrapolate: Literal["flat", "error"] = "flat"
+    over: str | list[str] | None = None  # dimensions: refused until they exist
+    description: str | None = None
+    source: str | None = None
+    # The file as found from the scenario file that declares it (set by `parse`), so that
+    # `extends:` works and a recompiled copy of the scenario (a worker's) finds it too.
+    _path: str | None = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> str:
+        return self._path or self.file
 
 
 class Event(_Spec):
@@ -175,6 +195,9 @@ class Scenario(_Spec):
     events: dict[str, Event] = Field(default_factory=dict)
     outcomes: dict[str, Outcome] = Field(default_factory=dict)
     record: list[str] = Field(default_factory=list)
+    # None when absent, so that a scenario without them dumps (and hashes) as before.
+    step: float | None = Field(None, gt=0, le=1200)  # months per tick (default 1)
+    data: dict[str, DataSeries] | None = None
 
     @field_validator("name")
     @classmethod
@@ -211,6 +234,11 @@ class Scenario(_Spec):
     def start_year_month(self) -> tuple[int, int]:
         return parse_month(self.start)
 
+    @property
+    def tick(self) -> float:
+        """The length of a tick in months."""
+        return 1.0 if self.step is None else float(self.step)
+
     def dump(self) -> dict[str, Any]:
         """The scenario as plain data that loads back to an equal Scenario."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -235,6 +263,10 @@ def parse(doc: Document) -> Scenario:
         raise ScenarioError(problems) from None
     if problems:
         raise ScenarioError(problems)
+    for name, series in (scenario.data or {}).items():
+        place = doc.place(("data", name, "file"))
+        if place is not None:
+            series._path = str(Path(place.file).absolute().parent / series.file)
     return scenario
 
 
@@ -291,6 +323,7 @@ def _model_for(path: PathKey) -> type[BaseModel] | None:
             "flows": Flow,
             "events": Event,
             "outcomes": Outcome,
+            "data": DataSeries,
         }
         return models.get(str(section))
     return None

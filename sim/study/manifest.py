@@ -130,6 +130,11 @@ class NonFinite(_Part):
     first: FirstBad | None = None
 
 
+class DataInfo(_Part):
+    file: str
+    sha256: Sha256
+
+
 class RunManifest(_Part):
     """A `sim run` folder's manifest, as `sim.study.runner` writes it (partial while running)."""
 
@@ -157,6 +162,8 @@ class RunManifest(_Part):
     wall_seconds: Number | None = None
     precision: dict[str, Any] | None = None
     sha256: dict[FileName, Sha256] = Field(default_factory=dict)
+    step: Annotated[float, Field(gt=0)] | None = None  # months per tick, when not 1
+    data: dict[str, DataInfo] | None = None  # each data series' file, as it was read
 
     @model_validator(mode="after")
     def _complete_lists_its_files(self) -> RunManifest:

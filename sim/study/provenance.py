@@ -27,5 +27,8 @@ def build() -> dict[str, str]:
 
 def scenario_sha256(model: Model) -> str:
     """The resolved scenario's hash (after `extends`), canonical JSON: what a study ran."""
-    canonical = json.dumps(model.scenario.dump(), sort_keys=True, separators=(",", ":"))
+    resolved = model.scenario.dump()
+    if model.data:  # what the data files held: an edited file is a changed scenario
+        resolved["data sha256"] = {d.name: d.sha256 for d in model.data}
+    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

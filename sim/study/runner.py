@@ -747,6 +747,12 @@ class _Study:
             "study": p.study,
             "ticks": m.ticks,
             "start": m.scenario.start,
+            **({"step": m.step} if m.step != 1 else {}),
+            **(
+                {"data": {d.name: {"file": d.file, "sha256": d.sha256} for d in m.data}}
+                if m.data
+                else {}
+            ),
             "outcomes": {
                 o.name: {
                     "unit": o.unit,
@@ -824,8 +830,11 @@ SeriesOf = Callable[[str, int], np.ndarray]  # (series, first k runs) -> (ticks,
 
 
 def _bands(m: Model, kept: int, series: SeriesOf) -> pa.Table:
+    # With a step other than a month, several ticks share a date: `t` (months from the start)
+    # says when each is. At step 1 t is the tick, and the table stays as it always was.
+    timed = ("t",) if m.step != 1 else ()
     rows: dict[str, list[Any]] = {
-        k: [] for k in ("series", "tick", "date", "mean", *QUANTILE_NAMES)
+        k: [] for k in ("series", "tick", *timed, "date", "mean", *QUANTILE_NAMES)
     }
     ticks = np.arange(m.ticks)
     dates = [m.date(int(t)) for t in ticks]
@@ -844,6 +853,8 @@ def _bands(m: Model, kept: int, series: SeriesOf) -> pa.Table:
         del ordered
         rows["series"] += [name] * m.ticks
         rows["tick"] += ticks.tolist()
+        if timed:
+            rows["t"] += [m.time(int(t)) for t in ticks]
         rows["date"] += dates
         rows["mean"] += mean.tolist()
         for key, row in zip(QUANTILE_NAMES, q, strict=True):
@@ -854,7 +865,10 @@ def _bands(m: Model, kept: int, series: SeriesOf) -> pa.Table:
 def _paths(m: Model, k: int, series: SeriesOf) -> pa.Table:
     runs = np.repeat(np.arange(k), m.ticks)
     ticks = np.tile(np.arange(m.ticks), k)
-    columns: dict[str, Any] = {"run": runs, "tick": ticks, "date": [m.date(int(t)) for t in ticks]}
+    columns: dict[str, Any] = {"run": runs, "tick": ticks}
+    if m.step != 1:
+        columns["t"] = ticks * m.step
+    columns["date"] = [m.date(int(t)) for t in ticks]
     for name, _ in m.record:
         columns[name] = series(name, k).T.reshape(-1)
     return pa.table(columns)

@@ -313,3 +313,29 @@ def test_the_docs_examples_of_balances_run_alike_in_both_engines(text: str, tmp_
     out = both(model, runs=2)
     balances = [s.name for s in model.stocks if s.kind == "balance" and s.name in out]
     assert any((out[name] < 0).any() for name in balances), "no balance goes below zero"
+
+
+def test_balances_and_two_way_flows_meet_the_time_step_and_the_builtins() -> None:
+    """The two halves of issue 17 together: a two-way flow whose rate reads smooth() of a
+    balance, at a step of 0.25 months: each tick moves rate x step, signed, both engines alike,
+    and the units' totals hold."""
+    model = scenario(
+        months=6,
+        step=0.25,
+        parameters={"goal": 40.0},
+        stocks={"level": {"unit": "t", "initial": 100}, "debt": {"unit": "t", "kind": "balance"}},
+        variables={"seen": "smooth(level, 1)"},
+        flows={"adjust": {"from": "level", "to": "debt", "rate": "seen - goal", "two_way": True}},
+        outcomes={
+            "debt_end": {"of": "debt", "stat": "final"},
+            "low": {"of": "level", "stat": "min"},
+        },
+        record=["level", "debt", "flow.adjust", "seen"],
+    )
+    assert model.ticks == 24
+    out = both(model)
+    first = out["flow.adjust"][0]
+    np.testing.assert_allclose(first, (100 - 40) * 0.25)  # smooth starts at level's first value
+    total = out["level"] + out["debt"]
+    np.testing.assert_allclose(total, 100.0, rtol=1e-12)
+    assert (out["flow.adjust"] < 0).any() and (out["flow.adjust"] > 0).any()  # it turns round

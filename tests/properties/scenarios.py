@@ -347,3 +347,48 @@ def balance_scenarios(draw: st.DrawFn, max_units: int = 3) -> dict[str, Any]:
             data["record"].append(f"transit.w{j}")
     data["outcomes"]["o_two_way"] = {"of": f"cum.{list(flows)[-1]}", "stat": "final"}
     return data
+
+
+@st.composite
+def timed_scenarios(draw: st.DrawFn, max_units: int = 3) -> dict[str, Any]:
+    """A generated scenario (as `scenarios`) at a random step of 1, 0.5 or 0.25 months, with
+    variables that use the time built-ins (smooth, smooth3, delay1, delay3, delay_fixed, init,
+    step, pulse, ramp) and flows whose rates read them."""
+    data = draw(scenarios(max_units=max_units))
+    data["step"] = draw(st.sampled_from([1, 0.5, 0.25]))
+    months = data["months"]
+    reads = [
+        *data["parameters"],
+        *data["stocks"],
+        *data["variables"],
+        *(f"flow.{f}" for f in data["flows"]),
+        "on",
+    ]
+    made: list[str] = []
+    for i in range(draw(st.integers(1, 4))):
+        x = draw(st.sampled_from(reads + made))
+        time = draw(st.sampled_from([1, 2.5, 4]))  # at least a tick: Euler stays stable
+        at = draw(st.integers(0, months))
+        made.append(f"b{i}")
+        data["variables"][f"b{i}"] = draw(
+            st.sampled_from(
+                [
+                    f"smooth({x}, {time})",
+                    f"smooth3(clip({x}, -100, 100), {time})",
+                    f"delay1({x}, {time})",
+                    f"delay3({x} / (1 + abs({x})), {time})",
+                    f"delay_fixed({x}, {draw(st.sampled_from([1, 2, 3]))}, {draw(amount)})",
+                    f"init({x}) + step({draw(amount)}, {at})",
+                    f"{x} * pulse({at}, {draw(st.sampled_from([0, 1, 2.5]))})",
+                    f"ramp({draw(coef)}, {at}, {at + draw(st.integers(1, 6))}) + smooth({x}, 1)",
+                ]
+            )
+        )
+    for name, spec in data["flows"].items():
+        if draw(st.integers(0, 2)) == 0:
+            spec["rate"] = f"max(0, {draw(st.sampled_from(made))}) * {draw(coef)}"
+        if draw(st.integers(0, 3)) == 0:
+            spec["rate"] = f"smooth({spec['rate']}, {draw(st.sampled_from([1, 2]))})"
+        del name
+    data["outcomes"]["o_builtin"] = {"of": made[-1], "stat": draw(st.sampled_from(["mean", "max"]))}
+    return data

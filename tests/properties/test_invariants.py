@@ -21,7 +21,12 @@ from sim.engine.kernel import Block, run_block
 from sim.model import Model
 from sim.study.runner import run
 from tests.helpers import draws
-from tests.properties.scenarios import balance_scenarios, compile_dict, scenarios
+from tests.properties.scenarios import (
+    balance_scenarios,
+    compile_dict,
+    scenarios,
+    timed_scenarios,
+)
 
 RTOL = 1e-9
 RUNS = 4
@@ -221,5 +226,49 @@ def test_results_with_two_way_flows_do_not_depend_on_block_size(data: dict[str, 
         run(model, runs=20, seed=5, sampler="lhs", block_size=b, workers=1).runs
         for b in (1, 7, 4096)
     ]
+    assert tables[0].equals(tables[1])
+    assert tables[0].equals(tables[2])
+
+
+# -- the time step and the built-ins with memory ------------------------------------------------
+@SETTINGS
+@given(timed_scenarios(), samplers)
+def test_a_time_step_and_builtins_keep_conservation(data: dict[str, Any], sampler: str) -> None:
+    model = compile_dict(data)
+    totals = initial_totals(model, sampler)
+    holders = np.array([s.kind != "source" for s in model.stocks])
+
+    def check(t: int, S: np.ndarray, TR: np.ndarray) -> None:
+        assert_conserved(model, t, S, TR, totals)
+        assert (S[holders] >= 0).all(), f"kernel, tick {t}: {S[holders].min()}"
+
+    _, runs = both_engines(model, sampler, observer=check)
+    stocks, transit = des_paths(model, runs)
+    for t in range(model.ticks):
+        assert_conserved(model, t, stocks[t], transit[t], totals)
+
+
+@SETTINGS
+@given(timed_scenarios(), samplers)
+def test_engines_agree_bit_for_bit_with_a_step_and_builtins(
+    data: dict[str, Any], sampler: str
+) -> None:
+    model = compile_dict(data)
+    block, runs = both_engines(model, sampler)
+    for name, values in block.outcomes.items():
+        des = np.array([r.outcomes[name] for r in runs])
+        np.testing.assert_array_equal(values, des, err_msg=name)
+    for name, values in block.series.items():
+        des = np.stack([r.series[name] for r in runs], axis=-1)
+        np.testing.assert_array_equal(values, des, err_msg=name)
+    assert (block.bad_tick == [r.bad_tick for r in runs]).all()
+    assert list(block.bad_name) == [r.bad_name for r in runs]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(timed_scenarios(max_units=2))
+def test_builtins_do_not_depend_on_block_size(data: dict[str, Any]) -> None:
+    model = compile_dict(data)
+    tables = [run(model, runs=12, seed=5, block_size=b, workers=1).runs for b in (1, 5, 4096)]
     assert tables[0].equals(tables[1])
     assert tables[0].equals(tables[2])
