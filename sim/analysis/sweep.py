@@ -266,8 +266,8 @@ def _checked(
 
 
 def label(model: Model, value: float, dates: bool) -> str:
-    """A value as shown: its year-month for an event time (fractional ticks: the month it falls in)."""
-    return model.date(value) if dates else _g(value)
+    """A value as shown: its year-month for an event time (months from the start; a fraction: the month it falls in)."""
+    return model.date_at(value) if dates else _g(value)  # event times are in months
 
 
 def check_parameter(model: Model, parameter: str) -> None:
