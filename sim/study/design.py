@@ -8,6 +8,8 @@ number of workers.
 
 - `Sampled` (the default): every parameter from its distribution with the study's sampler;
   run i's draws depend on the seed, sampler, run count and names only (`sim.sampling.draws`).
+  With a posterior (`sim run --posterior`), run i takes the parameters the posterior holds
+  from its sample J(i), chosen by the seed and i alone, so studies on one posterior pair up.
 - `Grid`: a sweep. The study is `runs` runs at each point of a grid, point-major: run
   ``j * runs + i`` is run i of a `runs`-run sampled study with the point's parameters fixed.
   Every point shares its other draws and noise (common random numbers).
@@ -29,8 +31,9 @@ import numpy as np
 
 from sim.model import Model
 from sim.sampling import samplers
-from sim.sampling.draws import noise_draws, parameter_draws
+from sim.sampling.draws import noise_draws, parameter_draws, posterior_rows
 from sim.scenario.schema import Distribution, Fixed
+from sim.study.posterior import Posterior
 
 Draws = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]  # parameters, noise (ticks, runs)
 
@@ -55,20 +58,42 @@ def _segments(start: int, stop: int, size: int) -> Iterator[tuple[int, int, int]
 
 @dataclass(frozen=True)
 class Sampled:
-    """Every parameter drawn from its distribution by the study's sampler."""
+    """Every parameter drawn from its distribution by the study's sampler; with a
+    `posterior`, the parameters it holds are taken jointly from its row J(i) instead
+    (`posterior_rows`), and everything else is drawn exactly as without it."""
 
+    posterior: Posterior | None = None
     kind = "sampled"
 
     def size(self, runs: int) -> int:
         return runs
 
     def identity(self) -> dict[str, Any] | None:
-        return None  # the plain study: nothing beyond seed, sampler and runs
+        if self.posterior is None:
+            return None  # the plain study: nothing beyond seed, sampler and runs
+        return {
+            "kind": self.kind,
+            "posterior": {
+                "sha256": self.posterior.sha256,
+                "parameters": list(self.posterior.names),
+            },
+        }
 
     def draw(self, m: Model, seed: int, sampler: str, runs: int, start: int, stop: int) -> Draws:
         params = parameter_draws(m.parameters, sampler, seed, runs, start, stop)
         noise = noise_draws(m.noises, seed, runs, m.ticks, start, stop)
+        if self.posterior is not None:
+            # The prior draws of these parameters are made and replaced, so a joint sampler
+            # (Sobol) draws the other parameters' values as it would without a posterior.
+            rows = self.rows(seed, runs, start, stop)
+            for name in self.posterior.names:
+                params[name] = self.posterior.values[name][rows]
         return params, noise
+
+    def rows(self, seed: int, runs: int, start: int, stop: int) -> np.ndarray:
+        """The posterior sample each of runs [start, stop) takes."""
+        assert self.posterior is not None
+        return posterior_rows(self.posterior.weight, seed, runs, start, stop)
 
     def columns(self, runs: int, start: int, stop: int) -> dict[str, np.ndarray]:
         return {}
