@@ -24,10 +24,12 @@ from sim.analysis.saved import kind_of
 from sim.cli.common import dump_json
 from sim.errors import ResultsError
 from sim.model import load
+from sim.present.describe import observation_table, posterior_line
 from sim.present.tables import comparison_cells, threshold_cells
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.manifest import is_analysis, read_json
+from sim.study.posterior import Posterior, read_posterior
 from sim.study.results import Results
 from sim.study.runner import run as run_model
 
@@ -61,6 +63,13 @@ _seed = click.option("--seed", "-s", type=int, help="Seed for scenario files giv
 _sampler = click.option(
     "--sampler", type=click.Choice(SAMPLERS), help="Sampler for scenario files given as SOURCES."
 )
+_posterior = click.option(
+    "--posterior",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Draw scenario files' parameters from this calibration folder's posterior, as "
+    "`sim run --posterior` does (every scenario file on the same one, so they stay paired).",
+)
 
 
 @click.command()
@@ -71,6 +80,7 @@ _sampler = click.option(
 @_runs
 @_seed
 @_sampler
+@_posterior
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the comparison as CSV rows.")
 @click.option(
@@ -93,6 +103,7 @@ def compare(
     runs: int | None,
     seed: int | None,
     sampler: str | None,
+    posterior: Path | None,
     as_json: bool,
     as_csv: bool,
     plot: Path | None,
@@ -126,7 +137,7 @@ def compare(
                 raise ResultsError(f"{flag} {path}: {why}")  # before anything runs
             if path is not None:
                 store.check_output(path, _image_kind(path), sources, force, flag)
-    results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv)
+    results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv, posterior=posterior)
     table = compare_results(*results, outcomes=outcomes or None, given=given, thresholds=thresholds)
     written = _write_plots(table, results, plot, fan)
     if as_json:
@@ -149,6 +160,7 @@ def compare(
             )
         for line in table.legend():
             console.print(f"[dim]{line}[/dim]", soft_wrap=True)
+        _print_posteriors(console, table)
     for path in written:
         click.echo(f"wrote {path}", err=as_json or as_csv)
 
@@ -161,6 +173,7 @@ def compare(
 @_runs
 @_seed
 @_sampler
+@_posterior
 @click.option(
     "--out",
     "-o",
@@ -179,6 +192,7 @@ def report(
     runs: int | None,
     seed: int | None,
     sampler: str | None,
+    posterior: Path | None,
     out: Path,
     title: str | None,
     force: bool,
@@ -203,7 +217,7 @@ def report(
             "or only analysis folders"
         )
     if studies:
-        results = _gather(studies, runs, seed, sampler, quiet=False)
+        results = _gather(studies, runs, seed, sampler, quiet=False, posterior=posterior)
         table: Comparison | None = compare_results(
             *results, outcomes=outcomes or None, given=given, thresholds=thresholds
         )
@@ -212,13 +226,14 @@ def report(
             runs is not None
             or seed is not None
             or sampler is not None
+            or posterior is not None
             or outcomes
             or given is not None
             or thresholds
         ):
             raise click.UsageError(
-                "--runs, --seed, --sampler, --outcome, --given and --threshold apply only "
-                "to a comparison"
+                "--runs, --seed, --sampler, --posterior, --outcome, --given and --threshold "
+                "apply only to a comparison"
             )
         results, table = [], None
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -240,8 +255,10 @@ def _gather(
     seed: int | None,
     sampler: str | None,
     quiet: bool,
+    posterior: Path | None = None,
 ) -> list[Results]:
-    """Results for each source: folders loaded, scenario files run with shared settings."""
+    """Results for each source: folders loaded, scenario files run with shared settings
+    (and, with `posterior`, all drawn from that calibration)."""
     if len(sources) < 2:
         raise click.UsageError("give at least two results folders or scenario files")
     is_scenario = [p.suffix.lower() in SCENARIO_SUFFIXES and not p.is_dir() for p in sources]
@@ -262,14 +279,39 @@ def _gather(
         runs = runs if runs is not None else (base.n_runs if base else first.scenario.runs)
         seed = seed if seed is not None else (base.seed if base else first.scenario.seed)
         sampler = sampler or (base.sampler if base else first.scenario.sampler)
+        drawn: Posterior | None = read_posterior(posterior) if posterior is not None else None
         err = Console(stderr=True, highlight=False)
         for k, model in models.items():
             if not quiet and sys.stderr.isatty():
-                err.print(f"running {sources[k]}: {runs:,} runs, seed {seed}, {sampler}")
-            loaded[k] = run_model(model, runs=runs, seed=seed, sampler=sampler)
-    elif runs is not None or seed is not None or sampler is not None:
-        raise click.UsageError("--runs, --seed and --sampler apply only to scenario files")
+                on = f", posterior {drawn.short}…" if drawn is not None else ""
+                err.print(f"running {sources[k]}: {runs:,} runs, seed {seed}, {sampler}{on}")
+            loaded[k] = run_model(model, runs=runs, seed=seed, sampler=sampler, posterior=drawn)
+    elif runs is not None or seed is not None or sampler is not None or posterior is not None:
+        raise click.UsageError(
+            "--runs, --seed, --sampler and --posterior apply only to scenario files"
+        )
     return [loaded[k] for k in range(len(sources))]
+
+
+def _print_posteriors(console: Console, table: Comparison) -> None:
+    """Which posterior each scenario's parameters came from, and each one's observation
+    table (observed against posterior predictive), once per posterior."""
+    shown: dict[str, list[str]] = {}
+    info: dict[str, dict] = {}
+    for label, p in zip(table.scenarios, table.posteriors, strict=True):
+        if p is not None:
+            shown.setdefault(str(p.get("sha256")), []).append(label)
+            info[str(p.get("sha256"))] = p
+    for sha, labels in shown.items():
+        p = info[sha]
+        console.print(f"{', '.join(labels)}: {posterior_line(p)}", soft_wrap=True)
+        if p.get("observations"):
+            console.print(
+                observation_table(
+                    p["observations"],
+                    f"Observations of the posterior {sha[:12]}… (posterior predictive)",
+                )
+            )
 
 
 def _write_plots(

@@ -97,7 +97,7 @@ class Posterior:
             if isinstance(m.get("observations"), dict)
             else {},
             "method": method if isinstance(method, dict) else {},
-            "ess": float(ess) if _finite_number(ess) else self.ess,
+            "ess": float(ess) if isinstance(ess, int | float) and _finite_number(ess) else self.ess,
             "scenario": (
                 {k: scenario[k] for k in ("name", "sha256") if k in scenario}
                 if isinstance(scenario, dict)
