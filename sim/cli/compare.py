@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
@@ -304,7 +305,7 @@ def _print_posteriors(console: Console, table: Comparison) -> None:
             info[str(p.get("sha256"))] = p
     for sha, labels in shown.items():
         p = info[sha]
-        console.print(f"{', '.join(labels)}: {posterior_line(p)}", soft_wrap=True)
+        console.print(escape(f"{', '.join(labels)}: {posterior_line(p)}"), soft_wrap=True)
         if p.get("observations"):
             console.print(
                 observation_table(

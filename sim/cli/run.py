@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from sim.cli.common import (
@@ -325,7 +326,7 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
     console = out_console()
     console.print(table)
     if (drawn := res.manifest.get("posterior")) is not None:
-        console.print(describe.posterior_line(drawn))
+        console.print(escape(describe.posterior_line(drawn)))
     console.print(f"wrote {folder}/ in {res.manifest['wall_seconds']:.2f} s")
     if precision:
         reached = ", ".join(
@@ -404,8 +405,10 @@ def trace(
     )
     if drawn_from is not None:
         console.print(
-            f"posterior sample {story.posterior_sample} of {drawn_from.folder} "
-            f"(sha256 {drawn_from.short}…) for: {', '.join(drawn_from.names)}"
+            escape(
+                f"posterior sample {story.posterior_sample} of {drawn_from.folder} "
+                f"(sha256 {drawn_from.short}…) for: {', '.join(drawn_from.names)}"
+            )
         )
     if story.parameters:
         console.print(

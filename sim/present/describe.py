@@ -215,7 +215,7 @@ def observation_table(data: Any, title: str = "Observations (posterior predictiv
         table.add_column(col, justify="left" if k < 2 or col == "covered" else "right")
     for row in observation_rows(data):
         style = "yellow" if row[-1] == "no" else None
-        table.add_row(*row, style=style)
+        table.add_row(*(Text(cell) for cell in row), style=style)
     return table
 
 

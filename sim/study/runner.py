@@ -715,10 +715,11 @@ class _Study:
         if manifest.get("format_version") != store.FORMAT_VERSION:
             raise ResultsError(f"{folder}: written by another version of sim; run without --resume")
         theirs, ours = manifest.get("study", {}), self.p.study
+        # Every key either holds: a design (a posterior) there and none now differs too.
         differ = [
-            f"{key} {_shown(key, theirs.get(key))} there, {_shown(key, ours[key])} now"
-            for key in ours
-            if theirs.get(key) != ours[key]
+            f"{key} {_shown(key, theirs.get(key))} there, {_shown(key, ours.get(key))} now"
+            for key in [*ours, *(k for k in theirs if k not in ours)]
+            if theirs.get(key) != ours.get(key)
         ]
         if differ:
             raise ResultsError(
