@@ -133,6 +133,13 @@ def _sweep(saved: Saved) -> tuple[str, str, str]:
             "the same values at every point (common random numbers), so the curves show the "
             "lever's effect alone."
         )
+    if isinstance(drawn := s.get("posterior"), dict):
+        what += (
+            f" The parameters {escape(', '.join(map(str, drawn.get('parameters', []))))} came "
+            f"from the posterior in <code>{escape(str(drawn.get('folder', '?')))}</code> "
+            f"(sha256 <code>{escape(str(drawn.get('sha256', ''))[:12])}…</code>), run <i>i</i> "
+            "of every point taking the same posterior sample."
+        )
     for name, values in ((parameter, outside), (by, by_outside)):
         if values:
             prior = f"{escape(name)}'s prior" if by else "the prior"

@@ -42,7 +42,7 @@ from sim.sampling.distributions import Z_CI95
 from sim.sampling.draws import SAMPLERS
 from sim.scenario.schema import SEED_LIMIT, Fixed
 from sim.study import guards, store
-from sim.study.design import Design, Sampled
+from sim.study.design import Design, Grid, Sampled, posterior_of
 from sim.study.executors import EXECUTORS, check_scheduler, default_workers, open_executor
 from sim.study.manifest import POSTERIOR_SAMPLE
 from sim.study.posterior import Posterior, check, drawn_as_usual, read_posterior
@@ -304,11 +304,6 @@ def with_posterior(posterior: str | Path | Posterior) -> Sampled:
     return Sampled(posterior if isinstance(posterior, Posterior) else read_posterior(posterior))
 
 
-def posterior_of(design: Design) -> Posterior | None:
-    """The posterior a design draws from, if any."""
-    return design.posterior if isinstance(design, Sampled) else None
-
-
 def draw(p: Plan, start: int, stop: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Parameter values and noise paths for runs [start, stop) of a plan, as its design says."""
     return p.design.draw(p.model, p.seed, p.sampler, p.sample_runs, start, stop)
@@ -388,7 +383,7 @@ class BlockJob:
         params, noise = draw(p, start, stop)
         block = execute(p, params, noise, start, stop, keep)
         extra = p.design.columns(p.sample_runs, start, stop)
-        if isinstance(p.design, Sampled) and p.design.posterior is not None:
+        if isinstance(p.design, Sampled | Grid) and p.design.posterior is not None:
             extra[POSTERIOR_SAMPLE] = p.design.rows(p.seed, p.sample_runs, start, stop)
         table = _rows(m, start, stop, extra | {n: params[n] for n in m.sampled}, block)
         series = {name: np.ascontiguousarray(block.series[name][:, :keep]) for name, _ in m.record}
