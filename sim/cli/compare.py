@@ -118,9 +118,10 @@ def compare(
     mean, p05, p50, p95 and Monte Carlo standard error, and each scenario minus the first:
     the mean and median difference with 95% bootstrap intervals, P(B > A), the two-sample
     KS statistic and the Wasserstein distance. Runs are paired (common random numbers) when
-    the results share their seed, sampler and run count; the output says so. --given keeps
-    the paired runs where a condition on parameters holds; --threshold adds P(condition)
-    per scenario and its paired difference, with Newcombe's interval.
+    the results share their seed, sampler, run count and posterior (`sim run --posterior`,
+    or none); the output says so, and which posterior, with its observation table. --given
+    keeps the paired runs where a condition on parameters holds; --threshold adds
+    P(condition) per scenario and its paired difference, with Newcombe's interval.
     """
 
     if as_json and as_csv:
