@@ -224,6 +224,20 @@ def _what_was_run(comparison: Comparison, results: Sequence[Results]) -> str:
         ),
         ("non-finite runs", [f"{int(r.manifest.get('nonfinite_runs', 0)):,}" for r in results]),
     ]
+    posteriors = _posteriors(comparison, results)
+    if any(p is not None for p in posteriors):
+        facts.append(
+            (
+                "parameters from",
+                [
+                    f"posterior <code>{escape(str(p.get('sha256', ''))[:12])}…</code> "
+                    f"({len(p.get('parameters', []))} parameters)"
+                    if p is not None
+                    else "priors"
+                    for p in posteriors
+                ],
+            )
+        )
     head = "".join(f"<th>{escape(label)}</th>" for label in comparison.scenarios)
     body = "".join(
         f"<tr><th>{escape(fact)}</th>{''.join(f'<td>{v}</td>' for v in values)}</tr>"

@@ -175,6 +175,13 @@ def read_posterior(folder: str | Path) -> Posterior:
             f"{folder}: {POSTERIOR_FILE} has no column {', '.join(missing)} (a calibration "
             f"writes sample, a column per parameter in {store.MANIFEST}, and weight)"
         )
+    between = table.column_names[1 : table.column_names.index("weight")]
+    if table.column_names[0] != "sample" or sorted(between) != sorted(names):
+        raise ResultsError(
+            f"{folder}: {POSTERIOR_FILE}: its parameter columns ({', '.join(between) or 'none'}, "
+            f"between sample and weight) are not the parameters {store.MANIFEST} lists "
+            f"({', '.join(names)})"
+        )
     if table.num_rows == 0:
         raise ResultsError(f"{folder}: {POSTERIOR_FILE} holds no samples")
     values = {name: _floats(folder, table, name) for name in (*names, "weight")}

@@ -352,3 +352,28 @@ def test_trace_tells_the_posterior_row(cal):
     story = trace_run(bakery(), 17, runs=50, seed=8, posterior=cal)
     assert story.posterior_sample == res.runs.column("posterior_sample")[17].as_py()
     assert story.parameters["mill_output"] == res.parameter("mill_output")[17]
+
+
+def test_parameter_columns_the_manifest_does_not_list_are_refused(cal, tmp_path):
+    folder = _copy(cal, tmp_path / "cal")
+    table = pq.read_table(folder / "posterior.parquet")
+    extra = table.add_column(2, "yeast", pa.array(np.ones(table.num_rows)))
+    _rewrite(folder, extra)
+    with pytest.raises(ResultsError, match=r"are not the parameters manifest\.json lists"):
+        read_posterior(folder)
+
+
+def test_a_results_manifest_whose_posterior_record_was_edited_is_refused(cal, tmp_path):
+    sim.run(bakery(), runs=50, posterior=cal, out=tmp_path / "a")
+    path = tmp_path / "a" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["posterior"]["sha256"] = "not a hash"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ResultsError, match=r"posterior\.sha256"):
+        sim.Results.load(tmp_path / "a")
+    sim.run(bakery(), runs=50, out=tmp_path / "b")
+    path = tmp_path / "b" / "manifest.json"
+    plain = json.loads(path.read_text())
+    path.write_text(json.dumps(plain | {"posterior": manifest["posterior"] | {"sha256": "0" * 64}}))
+    with pytest.raises(ResultsError, match="no column posterior_sample"):
+        sim.Results.load(tmp_path / "b")
