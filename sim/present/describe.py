@@ -167,11 +167,21 @@ def posterior_line(info: dict[str, Any]) -> str:
         f"{len(held)} parameter{'s' * (len(held) != 1)} drawn from the posterior in "
         f"{info.get('folder')} (sha256 {str(info.get('sha256', ''))[:12]}…"
         + (f", effective sample size {number(float(ess))}" if isinstance(ess, int | float) else "")
-        + f"): {', '.join(held)}"
+        + f"): {_names(held)}"
     )
     if usual:
-        text += f"; drawn from their priors as usual: {', '.join(usual)}"
+        text += f"; drawn from their priors as usual: {_names(usual)}"
     return text
+
+
+NAMES_SHOWN = 12  # a line names at most this many parameters; the manifest lists them all
+
+
+def _names(names: list[str]) -> str:
+    if len(names) <= NAMES_SHOWN:
+        return ", ".join(names)
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return f"{shown} and {len(names) - NAMES_SHOWN} more (manifest.json lists them)"
 
 
 def observations(data: Any) -> dict[str, dict[str, Any]]:

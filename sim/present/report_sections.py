@@ -318,7 +318,7 @@ def _observations(data: Any) -> str:
         "<th>sd</th><th>p05</th><th>p50</th><th>p95</th><th>z</th><th>covered</th>"
         f"<th>source</th></tr>{''.join(body)}</table></div>"
         "<p class='legend'>p05, p50, p95: the posterior predictive distribution (simulated "
-        "value plus observation error); z: how far the observed value lies from the predictive distribution, in its sds; "
+        "value plus observation error); z: (observed − predictive mean) / predictive sd; "
         "covered: for held-out observations (<code>use: validate</code>), whether the 90% "
         "predictive interval holds the observed value.</p>"
     )

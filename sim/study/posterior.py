@@ -136,6 +136,11 @@ def read_posterior(folder: str | Path) -> Posterior:
             f'{folder}: not a calibration folder ({what}, not "{KIND}"); '
             "--posterior takes the folder `sim calibrate` writes"
         )
+    if manifest.get("complete") is False:
+        raise ResultsError(
+            f"{folder}: an incomplete calibration (its manifest says complete: false); "
+            "run `sim calibrate` again"
+        )
     expected = manifest.get("posterior_sha256")
     if not isinstance(expected, str) or len(expected) != 64:
         raise ResultsError(

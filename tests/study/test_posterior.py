@@ -101,6 +101,12 @@ def _weights(table: pa.Table, w: np.ndarray) -> pa.Table:
             lambda f: (f / "manifest.json").write_text('{"kind": "sweep"}'),
             'not a calibration folder (its kind is "sweep"',
         ),
+        (
+            lambda f: (f / "manifest.json").write_text(
+                json.dumps(json.loads((f / "manifest.json").read_text()) | {"complete": False})
+            ),
+            "an incomplete calibration",
+        ),
         (lambda f: (f / "posterior.parquet").unlink(), "posterior.parquet is missing"),
         (
             lambda f: (f / "posterior.parquet").write_bytes(
@@ -139,6 +145,7 @@ def _weights(table: pa.Table, w: np.ndarray) -> pa.Table:
         "no folder",
         "no manifest",
         "not a calibration",
+        "incomplete",
         "no parquet",
         "edited parquet",
         "missing parameter column",
