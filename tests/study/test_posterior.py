@@ -182,7 +182,8 @@ def test_every_mismatch_is_named_at_once_and_nothing_is_written(tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     problems = match(read_posterior(folder), m)
     assert [p.path for p in problems] == ["parameters.mill_output", "parameters.price", ""]
-    assert "differs" in problems[0].message and "triangular(low 80" not in problems[0].message
+    assert "triangular(80, 100, 130), differs" in problems[0].message
+    assert problems[0].message.endswith("calibrated under, triangular(80, 100, 140)")
     assert problems[0].place is not None and problems[0].place.file.endswith("bakery.yaml")
     assert "fixed at 450" in problems[1].message
     assert "'flour', which scenario 'bakery' does not have" in problems[2].message
