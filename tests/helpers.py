@@ -73,3 +73,77 @@ def wait_for_parts(proc: Any, parts: Path, n: int, polls: int = 12_000) -> None:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.01)
     raise AssertionError(f"fewer than {n} parts appeared in {parts}")
+
+
+def calibration_folder(
+    folder: Path,
+    model: Model,
+    values: dict[str, Any],
+    weight: Any,
+    observations: dict[str, dict[str, Any]] | None = None,
+    simulated: dict[str, Any] | None = None,
+) -> Path:
+    """A calibration folder as `sim calibrate` writes it (the contract of `sim.study.posterior`),
+    for `model`'s parameters `values` (name -> samples) with these weights: posterior.parquet
+    (sample, the parameters, weight, a column per observation) and manifest.json, last."""
+    import hashlib
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sim.study.provenance import scenario_sha256
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weight = np.asarray(weight, dtype=np.float64)
+    weight = weight / weight.sum()
+    n = len(weight)
+    observations = observations or {}
+    simulated = simulated or {k: np.zeros(n) for k in observations}
+    columns: dict[str, Any] = {"sample": pa.array(np.arange(n, dtype=np.int64))}
+    for name, v in values.items():
+        columns[name] = pa.array(np.asarray(v, dtype=np.float64))
+    columns["weight"] = pa.array(weight)
+    for name in observations:
+        columns[name] = pa.array(np.asarray(simulated[name], dtype=np.float64))
+    pq.write_table(pa.table(columns), folder / "posterior.parquet")
+    digest = hashlib.sha256((folder / "posterior.parquet").read_bytes()).hexdigest()
+
+    def quantiles(x: Any, w: Any = None) -> dict[str, float]:
+        x = np.asarray(x, dtype=float)
+        order = np.argsort(x)
+        cdf = np.cumsum(np.ones(len(x)) / len(x) if w is None else np.asarray(w)[order])
+        return {
+            f"p{round(100 * q):02d}": float(x[order][min(np.searchsorted(cdf, q), len(x) - 1)])
+            for q in (0.05, 0.5, 0.95)
+        }
+
+    manifest = {
+        "kind": "calibration",
+        "scenario": {
+            "name": model.name,
+            "sha256": scenario_sha256(model),
+            "files": list(model.files),
+        },
+        "observations_file": {"path": "observations.yaml", "sha256": "0" * 64},
+        "method": {"name": "test helper", "settings": {}},
+        "seed": 1,
+        "runs": n,
+        "ess": float(1 / np.sum(weight**2)),
+        "parameters": {
+            name: {
+                "prior": model.parameters[name].model_dump(
+                    mode="json", exclude={"unit", "source", "description"}
+                )
+                if name in model.parameters
+                else {"dist": "uniform", "low": 0.0, "high": 1.0},
+                "prior_quantiles": {"p05": 0.0, "p50": 0.0, "p95": 0.0},
+                "posterior_quantiles": quantiles(v, weight),
+            }
+            for name, v in values.items()
+        },
+        "observations": observations,
+        "posterior_sha256": digest,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder

@@ -5,6 +5,8 @@ parameters and noises they share (common random numbers, DESIGN.md "Randomness")
 of one and run `i` of the other differ only by what the scenarios change. Their run-by-run
 differences are then *paired*, and the spread of those differences, not of the outcomes, sets
 how sure we are of the shift. Otherwise the two samples are independent and compared as such.
+Studies drawn from a posterior (`sim run --posterior`) pair only with studies drawn from the
+same posterior: run i then takes the same posterior sample in each.
 
 Runs without a value are left out, and the table counts them. A `first` outcome has no value
 when the event never happened. Any outcome has none in a run that went non-finite. A paired
@@ -187,6 +189,9 @@ class Comparison:
     notes: tuple[str, ...] = field(default_factory=tuple)
     given: Given | None = None
     thresholds: tuple[Threshold, ...] = ()
+    # Per scenario, the posterior its parameters were drawn from (its manifest's `posterior`:
+    # folder, sha256, parameters, observations, ...), or None for priors.
+    posteriors: tuple[dict[str, Any] | None, ...] = ()
 
     def summary(self, outcome: str, scenario: str) -> OutcomeSummary:
         """One scenario's distribution of one outcome."""
@@ -312,6 +317,10 @@ class Comparison:
             "confidence": self.confidence,
             "notes": list(self.notes),
             "given": self.given.as_dict() if self.given is not None else None,
+            "posteriors": [
+                {"label": label, "posterior": p}
+                for label, p in zip(self.scenarios, self.posteriors, strict=True)
+            ],
             "thresholds": [
                 {
                     "condition": t.condition,
@@ -478,6 +487,14 @@ def compare(
         pairing(results[0], res, (labels[0], label))
         for label, res in zip(labels[1:], results[1:], strict=True)
     )
+    for label, res in zip(labels[1:], results[1:], strict=True):
+        if (why := posterior_mismatch(results[0], res, (labels[0], label))) is not None:
+            warnings.warn(
+                f"{labels[0]} vs {label}: {why}, so run i is not the same world in both and "
+                "their difference mixes the scenarios' effect with the change of beliefs; "
+                "run both with the same --posterior (and seed) for a paired comparison",
+                stacklevel=2,
+            )
     kept: Given | None = None
     if given is not None:  # paired as whole studies; the kept runs are then the same worlds
         kept = keep_given(results, given, labels)
@@ -517,6 +534,7 @@ def compare(
             threshold(results, text, labels, pairings, confidence)
             for text in dict.fromkeys(thresholds)
         ),
+        posteriors=tuple(posterior_of(res) for res in results),
     )
 
 
@@ -751,14 +769,42 @@ def _newcombe(
     )
 
 
+def posterior_of(res: Results) -> dict[str, Any] | None:
+    """The posterior a study drew parameters from (its manifest's `posterior`), or None."""
+    info = res.manifest.get("posterior")
+    return info if isinstance(info, dict) else None
+
+
+def posterior_mismatch(a: Results, b: Results, labels: tuple[str, str] | None = None) -> str | None:
+    """Why `a` and `b` did not draw from the same posterior, or None if they did (or both
+    drew from their priors)."""
+    name_a, name_b = labels or (a.name, b.name)
+    pa_, pb_ = posterior_of(a), posterior_of(b)
+    if pa_ is None and pb_ is None:
+        return None
+    if pa_ is None or pb_ is None:
+        one = name_a if pa_ is not None else name_b
+        sha = str((pa_ or pb_ or {}).get("sha256", ""))[:12]
+        return f"only {one} drew parameters from a posterior ({sha}…), the other from priors"
+    if pa_.get("sha256") != pb_.get("sha256"):
+        return (
+            f"drawn from different posteriors ({str(pa_.get('sha256'))[:12]}… vs "
+            f"{str(pb_.get('sha256'))[:12]}…)"
+        )
+    return None
+
+
 def pairing(a: Results, b: Results, labels: tuple[str, str] | None = None) -> Pairing:
-    """Whether run i of `b` is paired with run i of `a`: same seed, sampler and run count."""
+    """Whether run i of `b` is paired with run i of `a`: same seed, sampler, run count and
+    posterior (or both on their priors)."""
     name_a, name_b = labels or (a.name, b.name)
     why = []
     if a.seed != b.seed:
         why.append(f"seeds differ ({a.seed} vs {b.seed})")
     if a.sampler != b.sampler:
         why.append(f"samplers differ ({a.sampler} vs {b.sampler})")
+    if (mismatch := posterior_mismatch(a, b, (name_a, name_b))) is not None:
+        why.append(mismatch)
     if a.n_runs != b.n_runs:
         why.append(f"run counts differ ({a.n_runs:,} vs {b.n_runs:,})")
     if not why and not np.array_equal(
@@ -773,10 +819,12 @@ def pairing(a: Results, b: Results, labels: tuple[str, str] | None = None) -> Pa
         caveat = (
             "; but Sobol draws differ when the sampled parameters differ, so pairing helps less"
         )
+    shared = posterior_of(a)
+    on = f", posterior {str(shared.get('sha256'))[:12]}…" if shared is not None else ""
     return Pairing(
         True,
         f"{name_a} vs {name_b}: paired run by run (same seed {a.seed}, sampler {a.sampler}, "
-        f"{a.n_runs:,} runs: common random numbers{caveat})",
+        f"{a.n_runs:,} runs{on}: common random numbers{caveat})",
     )
 
 

@@ -30,6 +30,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ from sim.model import Model, check_outcomes, compile_scenario
 from sim.scenario.expr import Expr
 from sim.scenario.schema import Distribution, Fixed, parse_month
 from sim.study.design import Grid
+from sim.study.posterior import Posterior, drawn_as_usual, read_posterior
 from sim.study.results import QUANTILE_NAMES, QUANTILES
 from sim.study.runner import Execution, plan, run
 
@@ -87,6 +89,7 @@ class Sweep:
     by_unit: str = ""
     by_prior: str = ""
     by_outside: tuple[str, ...] = ()
+    posterior: dict[str, Any] | None = None  # the posterior drawn from, as a run records it
 
     kind = "sweep"
 
@@ -210,6 +213,12 @@ class Sweep:
                     f"({self.by} × {self.parameter})",
                 }
             )
+        if self.posterior is not None:
+            settings["posterior"] = self.posterior
+            settings["common_random_numbers"] = (
+                f"{settings['common_random_numbers']}; the posterior's parameters from the "
+                "same posterior sample J(i) everywhere"
+            )
         return settings
 
 
@@ -291,6 +300,7 @@ def sweep(
     *,
     by: tuple[str, str | Sequence[float | str]] | None = None,
     execution: Execution | None = None,
+    posterior: str | Path | Posterior | None = None,
 ) -> Sweep:
     """Run `model` with `parameter` fixed at each of `values`, with common random numbers.
 
@@ -301,7 +311,10 @@ def sweep(
 
     Every point's runs go through the study runner as one study (`sim.study.design.Grid`);
     `execution` says how it runs (engine, workers, executor, its folder and whether to
-    resume it; serial and in memory by default).
+    resume it; serial and in memory by default). With a `posterior` (a calibration folder),
+    run i of every point takes the posterior's parameters from its sample J(i), the rest as
+    usual; a lever the posterior holds is refused (fixing one coordinate of a joint posterior
+    would keep the others' values from worlds where it had another value).
     """
     by_name = by[0] if by is not None else ""
     if by_name == parameter:
@@ -321,6 +334,23 @@ def sweep(
                 f"{len(points)} values of {parameter} × {len(by_points)} of {by_name} = {size} "
                 f"grid points; at most {MAX_VALUES}",
                 hint="give fewer values or a coarser STEP",
+            )
+    drawn = (
+        None
+        if posterior is None
+        else posterior
+        if isinstance(posterior, Posterior)
+        else read_posterior(posterior)
+    )
+    if drawn is not None:
+        held = [n for n in (parameter, by_name) if n and n in drawn.names]
+        if held:
+            raise ScenarioError.one(
+                f"--set {', '.join(held)}: the posterior in {drawn.folder} holds "
+                f"{'it' if len(held) == 1 else 'them'}, and a sweep would fix one coordinate "
+                "of a joint posterior (its other parameters' values come from worlds where "
+                f"{held[0]} had other values)",
+                hint="sweep a parameter the posterior does not hold, or run without --posterior",
             )
     cells = grid(points, labels, by_points, by_labels)
     names = tuple(dict.fromkeys(outcomes)) if outcomes else tuple(o.name for o in model.outcomes)
@@ -342,7 +372,7 @@ def sweep(
         first.sampler,
         progress=progress,
         **(execution or Execution()).options(),
-        design=Grid(tuple(fixed)),
+        design=Grid(tuple(fixed), drawn),
     )
     shape = (len(by_points), len(points)) if by_name else (len(points),)
     ok = (res.runs.column("status").to_numpy(zero_copy_only=False) == STATUS_OK).reshape(
@@ -383,6 +413,11 @@ def sweep(
         by_unit=by_spec.unit if by_spec else "",
         by_prior=by_spec.describe() if by_spec else "",
         by_outside=_outside(by_spec, by_points, by_labels) if by_spec else (),
+        posterior=None
+        if drawn is None
+        else drawn.summary(
+            [n for n in drawn_as_usual(drawn, model) if n not in (parameter, by_name)]
+        ),
     )
 
 

@@ -35,6 +35,7 @@ from sim.cli.common import (
 )
 from sim.errors import ScenarioError
 from sim.model import load
+from sim.present.describe import posterior_line
 from sim.present.numbers import number
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
@@ -96,6 +97,13 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
     help="With --baseline: explain X(FILE)/X(BASELINE) − 1 instead.",
 )
 @click.option("--resamples", type=int, hidden=True, help="Deprecated; ignored.")
+@click.option(
+    "--posterior",
+    metavar="DIR",
+    hidden=True,  # refused: said when tried, by analogy with `sim run --posterior`
+    expose_value=False,
+    callback=lambda ctx, param, value: _no_posterior(value),
+)
 @_out
 @_force
 @study_options("study")
@@ -180,6 +188,17 @@ def sensitivity_command(
     console.print(f"wrote {folder}/ in {wall:.1f} s ({res.evaluations:,} runs)")
 
 
+def _no_posterior(value: str | None) -> None:
+    if value is not None:
+        raise click.UsageError(
+            "--posterior: Sobol' indices split an outcome's variance among independent "
+            "parameters, each drawn from its own distribution; a posterior is joint (the data "
+            "correlate its parameters), so the indices would not mean what they say. Run "
+            "`sim sensitivity` on the priors, or `sim sweep --posterior` to see one lever's "
+            "effect on the posterior"
+        )
+
+
 @click.command("sweep")
 @click.argument("file", type=FILE)
 @click.option(
@@ -207,6 +226,13 @@ def sensitivity_command(
 )
 @_seed
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: the scenario's sampler].")
+@click.option(
+    "--posterior",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Draw the parameters the calibration folder DIR holds from its posterior (run i of "
+    "every point the same sample, as `sim run --posterior`); a lever it holds is refused.",
+)
 @_out
 @_force
 @study_options("study")
@@ -219,6 +245,7 @@ def sweep_command(
     runs: int | None,
     seed: int | None,
     sampler: str | None,
+    posterior: Path | None,
     out: Path | None,
     force: bool,
     as_json: bool,
@@ -256,6 +283,7 @@ def sweep_command(
             progress=tick,
             by=levers[1] if len(levers) == 2 else None,
             execution=_study(study, folder, force),
+            posterior=posterior,
         )
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sweep_figure
@@ -296,6 +324,8 @@ def sweep_command(
             f"[yellow]runs that went non-finite, {per}: {list(res.nonfinite)}; "
             "they are left out of the figures[/yellow]"
         )
+    if res.posterior is not None:
+        console.print(escape(posterior_line(res.posterior)))
     console.print(f"wrote {folder}/ in {wall:.1f} s ({res.runs * points:,} runs)")
 
 

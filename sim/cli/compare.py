@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
@@ -24,10 +25,12 @@ from sim.analysis.saved import kind_of
 from sim.cli.common import dump_json
 from sim.errors import ResultsError
 from sim.model import load
+from sim.present.describe import observation_table, posterior_line
 from sim.present.tables import comparison_cells, threshold_cells
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.manifest import is_analysis, read_json
+from sim.study.posterior import Posterior, read_posterior
 from sim.study.results import Results
 from sim.study.runner import run as run_model
 
@@ -61,6 +64,13 @@ _seed = click.option("--seed", "-s", type=int, help="Seed for scenario files giv
 _sampler = click.option(
     "--sampler", type=click.Choice(SAMPLERS), help="Sampler for scenario files given as SOURCES."
 )
+_posterior = click.option(
+    "--posterior",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Draw scenario files' parameters from this calibration folder's posterior, as "
+    "`sim run --posterior` does (every scenario file on the same one, so they stay paired).",
+)
 
 
 @click.command()
@@ -71,6 +81,7 @@ _sampler = click.option(
 @_runs
 @_seed
 @_sampler
+@_posterior
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the comparison as CSV rows.")
 @click.option(
@@ -99,6 +110,7 @@ def compare(
     runs: int | None,
     seed: int | None,
     sampler: str | None,
+    posterior: Path | None,
     as_json: bool,
     as_csv: bool,
     xlsx: Path | None,
@@ -114,9 +126,10 @@ def compare(
     the mean and median difference with 95% intervals (a percentile bootstrap below 5,000
     runs, normal and order-statistic intervals from there), P(B > A), the two-sample
     KS statistic and the Wasserstein distance. Runs are paired (common random numbers) when
-    the results share their seed, sampler and run count; the output says so. --given keeps
-    the paired runs where a condition on parameters holds; --threshold adds P(condition)
-    per scenario and its paired difference, with Newcombe's interval.
+    the results share their seed, sampler, run count and posterior (`sim run --posterior`,
+    or none); the output says so, and which posterior, with its observation table. --given
+    keeps the paired runs where a condition on parameters holds; --threshold adds
+    P(condition) per scenario and its paired difference, with Newcombe's interval.
     """
 
     if as_json and as_csv:
@@ -136,7 +149,7 @@ def compare(
                 store.check_output(path, _image_kind(path), sources, force, flag)
     if xlsx is not None:
         store.check_output(xlsx, "xlsx", sources, force, "--xlsx")
-    results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv)
+    results = _gather(sources, runs, seed, sampler, quiet=as_json or as_csv, posterior=posterior)
     table = compare_results(*results, outcomes=outcomes or None, given=given, thresholds=thresholds)
     written = _write_plots(table, results, plot, fan)
     if xlsx is not None:
@@ -164,6 +177,7 @@ def compare(
             )
         for line in table.legend():
             console.print(f"[dim]{line}[/dim]", soft_wrap=True)
+        _print_posteriors(console, table)
     for path in written:
         click.echo(f"wrote {path}", err=as_json or as_csv)
 
@@ -176,6 +190,7 @@ def compare(
 @_runs
 @_seed
 @_sampler
+@_posterior
 @click.option(
     "--out",
     "-o",
@@ -194,6 +209,7 @@ def report(
     runs: int | None,
     seed: int | None,
     sampler: str | None,
+    posterior: Path | None,
     out: Path,
     title: str | None,
     force: bool,
@@ -218,7 +234,7 @@ def report(
             "or only analysis folders"
         )
     if studies:
-        results = _gather(studies, runs, seed, sampler, quiet=False)
+        results = _gather(studies, runs, seed, sampler, quiet=False, posterior=posterior)
         table: Comparison | None = compare_results(
             *results, outcomes=outcomes or None, given=given, thresholds=thresholds
         )
@@ -227,11 +243,13 @@ def report(
             runs is not None
             or seed is not None
             or sampler is not None
+            or posterior is not None
             or given is not None
             or thresholds
         ):
             raise click.UsageError(
-                "--runs, --seed, --sampler, --given and --threshold apply only to a comparison"
+                "--runs, --seed, --sampler, --posterior, --given and --threshold apply only to "
+                "a comparison"
             )
         results, table = [], None
         if outcomes:
@@ -264,8 +282,10 @@ def _gather(
     seed: int | None,
     sampler: str | None,
     quiet: bool,
+    posterior: Path | None = None,
 ) -> list[Results]:
-    """Results for each source: folders loaded, scenario files run with shared settings."""
+    """Results for each source: folders loaded, scenario files run with shared settings
+    (and, with `posterior`, all drawn from that calibration)."""
     if len(sources) < 2:
         raise click.UsageError("give at least two results folders or scenario files")
     is_scenario = [p.suffix.lower() in SCENARIO_SUFFIXES and not p.is_dir() for p in sources]
@@ -286,14 +306,39 @@ def _gather(
         runs = runs if runs is not None else (base.n_runs if base else first.scenario.runs)
         seed = seed if seed is not None else (base.seed if base else first.scenario.seed)
         sampler = sampler or (base.sampler if base else first.scenario.sampler)
+        drawn: Posterior | None = read_posterior(posterior) if posterior is not None else None
         err = Console(stderr=True, highlight=False)
         for k, model in models.items():
             if not quiet and sys.stderr.isatty():
-                err.print(f"running {sources[k]}: {runs:,} runs, seed {seed}, {sampler}")
-            loaded[k] = run_model(model, runs=runs, seed=seed, sampler=sampler)
-    elif runs is not None or seed is not None or sampler is not None:
-        raise click.UsageError("--runs, --seed and --sampler apply only to scenario files")
+                on = f", posterior {drawn.short}…" if drawn is not None else ""
+                err.print(f"running {sources[k]}: {runs:,} runs, seed {seed}, {sampler}{on}")
+            loaded[k] = run_model(model, runs=runs, seed=seed, sampler=sampler, posterior=drawn)
+    elif runs is not None or seed is not None or sampler is not None or posterior is not None:
+        raise click.UsageError(
+            "--runs, --seed, --sampler and --posterior apply only to scenario files"
+        )
     return [loaded[k] for k in range(len(sources))]
+
+
+def _print_posteriors(console: Console, table: Comparison) -> None:
+    """Which posterior each scenario's parameters came from, and each one's observation
+    table (observed against posterior predictive), once per posterior."""
+    shown: dict[str, list[str]] = {}
+    info: dict[str, dict] = {}
+    for label, p in zip(table.scenarios, table.posteriors, strict=True):
+        if p is not None:
+            shown.setdefault(str(p.get("sha256")), []).append(label)
+            info[str(p.get("sha256"))] = p
+    for sha, labels in shown.items():
+        p = info[sha]
+        console.print(escape(f"{', '.join(labels)}: {posterior_line(p)}"), soft_wrap=True)
+        if p.get("observations"):
+            console.print(
+                observation_table(
+                    p["observations"],
+                    f"Observations of the posterior {sha[:12]}… (posterior predictive)",
+                )
+            )
 
 
 def _write_plots(

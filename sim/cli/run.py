@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from sim.cli.common import (
@@ -31,6 +32,7 @@ from sim.present import describe
 from sim.present.numbers import number
 from sim.sampling.samplers import SAMPLERS
 from sim.study.guards import parse_size
+from sim.study.posterior import Posterior, check, read_posterior
 from sim.study.results import Results
 from sim.study.runner import run as api_run
 from sim.study.runner import trace_run
@@ -66,6 +68,25 @@ def validate(files: tuple[Path, ...], quiet: bool) -> None:
         sys.exit(USER_ERROR)
 
 
+posterior_option = click.option(
+    "--posterior",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Draw the parameters the calibration folder DIR holds (written by `sim calibrate`) "
+    "from its posterior, run i taking sample J(i) chosen by seed and run alone, so studies "
+    "on one posterior stay paired; the others as usual.",
+)
+
+
+def _posterior(folder: Path | None, model: Model) -> Posterior | None:
+    """The posterior at `folder`, checked against `model` (every mismatch at once)."""
+    if folder is None:
+        return None
+    posterior = read_posterior(folder)
+    check(posterior, model)
+    return posterior
+
+
 @click.command()
 @click.argument("file", type=FILE)
 @click.option(
@@ -76,11 +97,19 @@ def validate(files: tuple[Path, ...], quiet: bool) -> None:
     show_default=True,
     help="text for people; json/yaml (loads back) for tools; dot for Graphviz.",
 )
-def show(file: Path, fmt: str) -> None:
+@click.option(
+    "--posterior",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Also say which parameters a run with --posterior DIR draws from that calibration "
+    "(text format).",
+)
+def show(file: Path, fmt: str, posterior: Path | None) -> None:
     """Show FILE's resolved scenario: parameters, stocks, flows, events, outcomes."""
     model = load(file)
+    drawn_from = _posterior(posterior, model)
     if fmt == "text":
-        out_console().print(describe.as_rich(model))
+        out_console().print(describe.as_rich(model, drawn_from))
     elif fmt == "json":
         click.echo(describe.as_json(model))
     elif fmt == "yaml":
@@ -146,6 +175,7 @@ def _precision(
     help="Add blocks until the 95% half-width of OUTCOME's mean is below REL of it "
     "(0.01 or 1%); repeatable; --runs is the cap.",
 )
+@posterior_option
 @max_memory_option
 @click.option("--force", is_flag=True, help="Replace a folder holding another scenario's results.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -168,6 +198,7 @@ def run_command(
     scheduler: str | None,
     resume: bool,
     precision: dict[str, float],
+    posterior: Path | None,
     max_memory: str | None,
     force: bool,
     as_json: bool,
@@ -179,9 +210,12 @@ def run_command(
     --keep-paths) into the results folder, then prints mean, p05, p50 and p95 per outcome.
     Blocks of runs go to every core (or a Dask cluster) and land in the folder as they
     finish; the results are the same bits for any --workers, --executor or --block-size.
-    Interrupted (Ctrl-C, a kill, a power cut), it resumes with --resume.
+    Interrupted (Ctrl-C, a kill, a power cut), it resumes with --resume. With --posterior
+    DIR the parameters a calibration holds come from its posterior (runs.parquet then has
+    a posterior_sample column: the posterior row each run took).
     """
     model = load(file)
+    drawn_from = _posterior(posterior, model)  # refused before any folder is touched
     folder = out or Path("results") / model.name
     memory_limit = parse_size(max_memory) if max_memory is not None else None
     show_bar = sys.stderr.isatty() if progress is None else progress
@@ -210,6 +244,7 @@ def run_command(
                 resume=resume,
                 precision=precision,
                 max_memory=memory_limit,
+                posterior=drawn_from,
             )
     except KeyboardInterrupt:
         again = _resume_command(file, model, folder, click.get_current_context().params)
@@ -238,6 +273,8 @@ def _resume_command(file: Path, model: Model, folder: Path, params: dict[str, An
         args += ["--scheduler", params["scheduler"]]
     if params["max_memory"]:
         args += ["--max-memory", params["max_memory"]]
+    if params.get("posterior"):
+        args += ["--posterior", str(params["posterior"])]
     return shlex.join([*args, "--resume"])
 
 
@@ -260,6 +297,7 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
                     "nonfinite_runs": nonfinite["runs"],
                     "nonfinite": nonfinite,
                     "precision": precision,
+                    "posterior": res.manifest.get("posterior"),
                     "outcomes": [row.as_dict() for row in summary],
                 }
             )
@@ -287,6 +325,8 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
         )
     console = out_console()
     console.print(table)
+    if (drawn := res.manifest.get("posterior")) is not None:
+        console.print(escape(describe.posterior_line(drawn)))
     console.print(f"wrote {folder}/ in {res.manifest['wall_seconds']:.2f} s")
     if precision:
         reached = ", ".join(
@@ -322,6 +362,7 @@ def _pct(x: float | None) -> str:
 )
 @click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: the scenario's sampler].")
+@posterior_option
 @click.option("--all", "everything", is_flag=True, help="Also list every shipment and arrival.")
 @click.option("--json", "as_json", is_flag=True, help="Print the event log as JSON.")
 def trace(
@@ -330,18 +371,21 @@ def trace(
     runs: int | None,
     seed: int | None,
     sampler: str | None,
+    posterior: Path | None,
     everything: bool,
     as_json: bool,
 ) -> None:
     """Tell one run's story through the SimPy engine: its draws, events and outcomes."""
     model = load(file)
-    story = trace_run(model, run_index, runs=runs, seed=seed, sampler=sampler)
+    drawn_from = _posterior(posterior, model)
+    story = trace_run(model, run_index, runs=runs, seed=seed, sampler=sampler, posterior=drawn_from)
     if as_json:
         click.echo(
             dump_json(
                 {
                     "scenario": model.name,
                     "run": run_index,
+                    "posterior_sample": story.posterior_sample,
                     "parameters": story.parameters,
                     "log": [
                         {**entry.__dict__, "date": model.date(entry.tick)}
@@ -359,6 +403,13 @@ def trace(
         f"[bold]{model.name}[/bold], run {run_index} (seed {story.seed}, {story.sampler}, "
         f"of {story.runs} runs)"
     )
+    if drawn_from is not None:
+        console.print(
+            escape(
+                f"posterior sample {story.posterior_sample} of {drawn_from.folder} "
+                f"(sha256 {drawn_from.short}…) for: {', '.join(drawn_from.names)}"
+            )
+        )
     if story.parameters:
         console.print(
             "drawn: " + ", ".join(f"{k} = {number(v)}" for k, v in story.parameters.items())

@@ -11,6 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from sim.model import Model
+from sim.present.numbers import number
+from sim.study.posterior import Posterior, drawn_as_usual
 
 
 def as_data(model: Model) -> dict[str, Any]:
@@ -51,8 +53,9 @@ def as_dot(model: Model) -> str:
     return "\n".join(lines) + "\n"
 
 
-def as_rich(model: Model) -> Group:
-    """Parameters, stocks by unit, the flow graph, events and outcomes as rich tables."""
+def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
+    """Parameters, stocks by unit, the flow graph, events and outcomes as rich tables; with
+    a `posterior`, which parameters a run with it draws from the posterior."""
     sc = model.scenario
     head = Text()
     head.append(f"{sc.name}", style="bold")
@@ -65,12 +68,30 @@ def as_rich(model: Model) -> Group:
     )
     if len(model.files) > 1:
         head.append("\nfiles: " + " <- ".join(model.files))
+    held: set[str] = set()
+    if posterior is not None:
+        held = set(posterior.names)
+        usual = drawn_as_usual(posterior, model)
+        head.append(
+            f"\nwith --posterior {posterior.folder} (sha256 {posterior.short}…, "
+            f"{posterior.samples:,} samples, calibrated on "
+            f"{_calibrated_on(posterior.manifest)}): {len(held)} parameter"
+            f"{'s' * (len(held) != 1)} drawn from the posterior, "
+            + (f"{len(usual)} from their priors" if usual else "none from priors")
+        )
 
     params = Table(title="Parameters", title_justify="left", expand=False)
     for col in ("name", "distribution", "unit", "source"):
         params.add_column(col, overflow="fold")
+    if posterior is not None:
+        params.add_column("drawn from")
     for name, spec in model.parameters.items():
-        params.add_row(name, spec.describe(), spec.unit, spec.source or "[red]none given[/red]")
+        row = [name, spec.describe(), spec.unit, spec.source or "[red]none given[/red]"]
+        if posterior is not None:
+            row.append(
+                "posterior" if name in held else "prior" if name in model.sampled else "fixed"
+            )
+        params.add_row(*row)
 
     stocks = Table(title="Stocks by unit", title_justify="left")
     for col in ("unit", "stock", "kind", "initial"):
@@ -93,7 +114,10 @@ def as_rich(model: Model) -> Group:
             f.noise.describe() if f.noise else "",
         )
 
-    parts: list[Any] = [head, params, stocks, flows]
+    parts: list[Any] = [head, params]
+    if posterior is not None and observations(posterior.manifest.get("observations")):
+        parts.append(observation_table(posterior.manifest.get("observations")))
+    parts += [stocks, flows]
     if model.data:
         data = Table(title="Data series", title_justify="left")
         for col in ("name", "file", "column", "beyond the rows"):
@@ -136,3 +160,87 @@ def as_rich(model: Model) -> Group:
     if model.record:
         parts.append(Text("recorded: " + ", ".join(name for name, _ in model.record)))
     return Group(*parts)
+
+
+# -- a posterior a study drew from: said wherever its results are shown ----------------------
+
+
+def _calibrated_on(manifest: dict[str, Any]) -> str:
+    scenario = manifest.get("scenario")
+    name = scenario.get("name") if isinstance(scenario, dict) else None
+    return f"scenario {name}" if name else "an unnamed scenario"
+
+
+def posterior_line(info: dict[str, Any]) -> str:
+    """One sentence on the posterior a study drew from (a run manifest's `posterior`)."""
+    held = list(info.get("parameters", []))
+    usual = list(info.get("drawn_as_usual", []))
+    ess = info.get("ess")
+    text = (
+        f"{len(held)} parameter{'s' * (len(held) != 1)} drawn from the posterior in "
+        f"{info.get('folder')} (sha256 {str(info.get('sha256', ''))[:12]}…"
+        + (f", effective sample size {number(float(ess))}" if isinstance(ess, int | float) else "")
+        + f"): {_names(held)}"
+    )
+    if usual:
+        text += f"; drawn from their priors as usual: {_names(usual)}"
+    return text
+
+
+NAMES_SHOWN = 12  # a line names at most this many parameters; the manifest lists them all
+
+
+def _names(names: list[str]) -> str:
+    if len(names) <= NAMES_SHOWN:
+        return ", ".join(names)
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return f"{shown} and {len(names) - NAMES_SHOWN} more (manifest.json lists them)"
+
+
+def observations(data: Any) -> dict[str, dict[str, Any]]:
+    """A calibration's observation table, keeping only well-formed rows."""
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+
+
+OBSERVATION_COLUMNS = ("observation", "use", "observed", "sd", "p05", "p50", "p95", "z", "covered")
+
+
+def observation_rows(data: Any) -> list[list[str]]:
+    """The observation table as text cells, in OBSERVATION_COLUMNS order: observed value and
+    its sd against the posterior predictive p05/p50/p95, z, and (held out) whether the 90%
+    predictive interval covers it."""
+    rows = []
+    for name, o in observations(data).items():
+        covered = o.get("covered")
+        rows.append(
+            [
+                name,
+                str(o.get("use", "")),
+                _num(o.get("observed"))
+                + (f" {o['unit']}" if o.get("unit") not in (None, "", "1") else ""),
+                _num(o.get("sd")),
+                _num(o.get("p05")),
+                _num(o.get("p50")),
+                _num(o.get("p95")),
+                _num(o.get("z")),
+                "yes" if covered is True else "no" if covered is False else "",
+            ]
+        )
+    return rows
+
+
+def observation_table(data: Any, title: str = "Observations (posterior predictive)") -> Table:
+    """The calibration's observation table as a rich table."""
+    table = Table(title=title, title_justify="left")
+    for k, col in enumerate(OBSERVATION_COLUMNS):
+        table.add_column(col, justify="left" if k < 2 or col == "covered" else "right")
+    for row in observation_rows(data):
+        style = "yellow" if row[-1] == "no" else None
+        table.add_row(*(Text(cell) for cell in row), style=style)
+    return table
+
+
+def _num(x: Any) -> str:
+    return number(float(x)) if isinstance(x, int | float) and not isinstance(x, bool) else "–"

@@ -25,6 +25,7 @@ from typing import Any
 from sim.analysis.compare import Comparison, kept_runs
 from sim.analysis.saved import Saved
 from sim.present.figures import fan_figure, outcome_figure, outcome_meaning, png_bytes
+from sim.present.report_sections import posterior_section
 from sim.present.report_sections import section as analysis_section
 from sim.present.summary import findings, summary_figure, threshold_sentences
 from sim.present.tables import comparison_cells, threshold_cells
@@ -61,6 +62,7 @@ tr.diff td .ci, td .ci { font-weight: 400; color: #5b6475; font-size: 12.5px; }
 tr.differs td { background: #fff8e6; }
 .tag { display: inline-block; font-size: 11px; padding: 0 6px; border-radius: 8px;
   background: #d98e04; color: #fff; margin-left: 6px; font-weight: 600; }
+.tag.posterior { background: #3465a4; }
 .what { color: #5b6475; font-size: 13px; margin-left: 8px; }
 .legend { color: #444c5c; font-size: 13.5px; }
 .legend li { margin: 2px 0; }
@@ -121,6 +123,7 @@ def render(
         detail += [
             _thresholds(comparison),
             _what_was_run(comparison, results),
+            posterior_section(comparison.scenarios, _posteriors(comparison, results)),
             _differences_in_inputs(comparison, results),
             _table(comparison, results[0].outcomes),
             _reading(comparison),
@@ -289,6 +292,20 @@ def _what_was_run(comparison: Comparison, results: Sequence[Results]) -> str:
         ),
         ("non-finite runs", [f"{int(r.manifest.get('nonfinite_runs', 0)):,}" for r in results]),
     ]
+    posteriors = _posteriors(comparison, results)
+    if any(p is not None for p in posteriors):
+        facts.append(
+            (
+                "parameters from",
+                [
+                    f"posterior <code>{escape(str(p.get('sha256', ''))[:12])}…</code> "
+                    f"({len(p.get('parameters', []))} parameters)"
+                    if p is not None
+                    else "priors"
+                    for p in posteriors
+                ],
+            )
+        )
     head = "".join(f"<th>{escape(label)}</th>" for label in comparison.scenarios)
     body = "".join(
         f"<tr><th>{escape(fact)}</th>{''.join(f'<td>{v}</td>' for v in values)}</tr>"
@@ -456,23 +473,37 @@ def _reading(comparison: Comparison) -> str:
     )
     if not paired:
         text += (
-            "<p><b>These scenarios are not paired</b> (seeds, samplers or run counts differ), "
+            "<p><b>These scenarios are not paired</b> (seeds, samplers, run counts or "
+            "posteriors differ), "
             "so only whole distributions are compared. Run them with the same "
             "<code>--seed</code> and <code>--runs</code> to get run-by-run differences.</p>"
         )
     return text
 
 
+def _posteriors(comparison: Comparison, results: Sequence[Results]) -> list[dict[str, Any] | None]:
+    """Per scenario, the posterior its parameters came from (None: priors)."""
+    if comparison.posteriors:
+        return list(comparison.posteriors)
+    return [p if isinstance(p := r.manifest.get("posterior"), dict) else None for r in results]
+
+
 def _parameters(comparison: Comparison, results: Sequence[Results]) -> str:
     names = _union(r.parameters for r in results)
+    posteriors = _posteriors(comparison, results)
     rows = []
     for name in names:
         specs = [r.parameters.get(name) for r in results]
-        dists = [str(s["distribution"]) if s else "–" for s in specs]
+        dists = [
+            str(s["distribution"]) + _from_posterior(p, name) if s else "–"
+            for s, p in zip(specs, posteriors, strict=True)
+        ]
         units = {str(s.get("unit", "")) for s in specs if s} - {"1", ""}
         sources = {str(s.get("source") or "") for s in specs if s}
         differs = len(set(dists)) > 1
         tag = '<span class="tag">differs</span>' if differs else ""
+        if any(_from_posterior(p, name) for p in posteriors):
+            tag += '<span class="tag posterior">posterior</span>'
         if len(set(dists)) == 1:
             dist_cells = f'<td colspan="{len(results)}">{escape(dists[0])}</td>'
         else:
@@ -491,12 +522,26 @@ def _parameters(comparison: Comparison, results: Sequence[Results]) -> str:
     head = "".join(f"<th>{escape(label)}</th>" for label in comparison.scenarios)
     return (
         "<h2>Parameters and their sources</h2>"
-        '<div class="wide"><table><tr><th>parameter</th><th>unit</th>'
+        + (
+            "<p class='legend'>→ posterior: in that scenario, drawn from the posterior "
+            "(see “Parameters from a posterior”), not from the distribution shown, which is "
+            "the prior it was calibrated under.</p>"
+            if any(p is not None for p in posteriors)
+            else ""
+        )
+        + '<div class="wide"><table><tr><th>parameter</th><th>unit</th>'
         f"{head}<th>source</th></tr>" + "".join(rows) + "</table></div>"
     )
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _from_posterior(posterior: dict[str, Any] | None, name: str) -> str:
+    """' → posterior <hash>…' when the parameter was drawn from that posterior."""
+    if posterior is None or name not in posterior.get("parameters", []):
+        return ""
+    return f" → posterior {str(posterior.get('sha256'))[:12]}…"
 
 
 def _cell(text: str) -> str:

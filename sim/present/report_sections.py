@@ -1,4 +1,5 @@
-"""The report's sections for analysis folders: sensitivity indices, lever sweeps, PRIM boxes.
+"""The report's sections for analysis folders: sensitivity indices, lever sweeps, PRIM boxes;
+and the section on the posterior a comparison's studies drew their parameters from.
 
 Each section is built from the folder as written (`sim.analysis.saved.load`): what was run, the
 table, and the figure, embedded. All text from scenarios and settings is escaped.
@@ -167,6 +168,13 @@ def _sweep(saved: Saved) -> tuple[str, str, str]:
             "the same values at every point (common random numbers), so the curves show the "
             "lever's effect alone."
         )
+    if isinstance(drawn := s.get("posterior"), dict):
+        what += (
+            f" The parameters {escape(', '.join(map(str, drawn.get('parameters', []))))} came "
+            f"from the posterior in <code>{escape(str(drawn.get('folder', '?')))}</code> "
+            f"(sha256 <code>{escape(str(drawn.get('sha256', ''))[:12])}…</code>), run <i>i</i> "
+            "of every point taking the same posterior sample."
+        )
     for name, values in ((parameter, outside), (by, by_outside)):
         if values:
             prior = f"{escape(name)}'s prior" if by else "the prior"
@@ -256,3 +264,96 @@ def _unit(unit: str) -> str:
 
 def _unit_text(unit: str) -> str:
     return f" {unit}" if unit not in ("", "1") else ""
+
+
+# -- the posterior a comparison's studies drew their parameters from (`sim run --posterior`) --
+
+
+def posterior_section(labels: Sequence[str], posteriors: Sequence[dict[str, Any] | None]) -> str:
+    """Which scenarios drew parameters from a posterior, which one (folder, short hash, the
+    calibration's method and effective sample size), and each posterior's observation table:
+    observed against the posterior predictive p05/p50/p95, z, and whether a held-out
+    observation's 90% predictive interval covers it. Empty when every study drew from priors."""
+    if not any(p is not None for p in posteriors):
+        return ""
+    groups: dict[str, list[str]] = {}
+    info: dict[str, dict[str, Any]] = {}
+    for label, p in zip(labels, posteriors, strict=True):
+        if p is not None:
+            groups.setdefault(str(p.get("sha256")), []).append(label)
+            info[str(p.get("sha256"))] = p
+    priors = [label for label, p in zip(labels, posteriors, strict=True) if p is None]
+    parts = ["<h2>Parameters from a posterior</h2>"]
+    if len(groups) > 1 or priors:
+        parts.append(
+            '<p class="pairing unpaired">The scenarios did not all draw from the same '
+            "posterior"
+            + (f" ({escape(', '.join(priors))} from priors)" if priors else "")
+            + ": run <i>i</i> is not the same world in each, so the differences mix the "
+            "scenarios' effect with the change of beliefs.</p>"
+        )
+    for sha, who in groups.items():
+        p = info[sha]
+        held = [str(n) for n in p.get("parameters", [])]
+        usual = [str(n) for n in p.get("drawn_as_usual", [])]
+        method = _dict(p.get("method"))
+        calibrated = _dict(p.get("scenario"))
+        ess = _float(p.get("ess"))
+        parts.append(
+            f"<h3>{escape(', '.join(who))}: posterior <code>{escape(sha[:12])}…</code></h3>"
+            f"<p>{len(held)} parameter{'s' * (len(held) != 1)} drawn jointly from the "
+            f"calibration in <code>{escape(str(p.get('folder', '?')))}</code> (sha256 "
+            f"<code>{escape(sha)}</code>"
+            + (
+                f", calibrated on scenario <code>{escape(str(calibrated['name']))}</code>"
+                if calibrated.get("name")
+                else ""
+            )
+            + (f", method {escape(str(method['name']))}" if method.get("name") else "")
+            + (f", effective sample size {escape(number(ess))}" if math.isfinite(ess) else "")
+            + f"): {escape(', '.join(held))}. "
+            "Run <i>i</i> takes posterior sample J(i), chosen by the seed and <i>i</i> alone "
+            "(its row is the <code>posterior_sample</code> column of runs.parquet), so every "
+            "scenario run on this posterior with the same seed takes the same sample."
+            + (f" Drawn from their priors as usual: {escape(', '.join(usual))}." if usual else "")
+            + "</p>"
+        )
+        parts.append(_observations(p.get("observations")))
+    return "".join(parts)
+
+
+def _dict(x: Any) -> dict[str, Any]:
+    return x if isinstance(x, dict) else {}
+
+
+def _observations(data: Any) -> str:
+    if not isinstance(data, dict) or not data:
+        return "<p class='legend'>The calibration recorded no observation table.</p>"
+    body = []
+    for name, o in data.items():
+        if not isinstance(o, dict):
+            continue
+        covered = o.get("covered")
+        unit = str(o.get("unit") or "")
+        body.append(
+            f'<tr class="{"differs" if covered is False else ""}">'
+            f"<td>{escape(str(name))}</td><td>{escape(str(o.get('use', '')))}</td>"
+            f"<td class='num'>{escape(number(_float(o.get('observed'))))}"
+            f"{escape(_unit_text(unit))}</td>"
+            f"<td class='num'>{escape(number(_float(o.get('sd'))))}</td>"
+            + "".join(
+                f"<td class='num'>{escape(number(_float(o.get(k))))}</td>"
+                for k in ("p05", "p50", "p95", "z")
+            )
+            + f"<td>{'yes' if covered is True else 'no' if covered is False else ''}</td>"
+            f"<td>{escape(str(o.get('source', '')))}</td></tr>"
+        )
+    return (
+        "<div class='wide'><table><tr><th>observation</th><th>use</th><th>observed</th>"
+        "<th>sd</th><th>p05</th><th>p50</th><th>p95</th><th>z</th><th>covered</th>"
+        f"<th>source</th></tr>{''.join(body)}</table></div>"
+        "<p class='legend'>p05, p50, p95: the posterior predictive distribution (simulated "
+        "value plus observation error); z: (observed − predictive mean) / predictive sd; "
+        "covered: for held-out observations (<code>use: validate</code>), whether the 90% "
+        "predictive interval holds the observed value.</p>"
+    )

@@ -166,3 +166,38 @@ def noise_draws(
             values = spec.ppf(values)
         out[name] = values
     return out
+
+
+# A posterior's row for each run: its own purpose, so no parameter or noise stream moves.
+_POSTERIOR = 3
+POSTERIOR_STREAM = "posterior"
+
+
+@lru_cache(maxsize=16)
+def _posterior_uniforms(seed: int, rblock: int) -> np.ndarray:
+    """A random block's uniforms for choosing posterior rows: always the whole block, so run
+    i's uniform depends on the seed and i only (not the run count, sampler or block cut)."""
+    u = generator(seed, _POSTERIOR, rblock, POSTERIOR_STREAM).random(RANDOM_BLOCK)
+    u.setflags(write=False)
+    return u
+
+
+def posterior_rows(weight: np.ndarray, seed: int, runs: int, start: int, stop: int) -> np.ndarray:
+    """The posterior sample J(i) each of runs [start, stop) takes: weighted resampling by the
+    inverse CDF of the cumulative weights at run i's uniform.
+
+    J(i) depends on the seed, the run index and the weights only, so two scenarios run on
+    the same posterior with the same seed take the same sample in run i (paired), whatever
+    the run count, sampler, block size or worker count.
+    """
+    if not 0 <= start < stop <= runs:
+        raise ValueError(f"runs [{start}, {stop}) outside 0..{runs}")
+    cdf = np.cumsum(np.asarray(weight, dtype=np.float64))
+    cdf /= cdf[-1]
+    cdf[-1] = 1.0  # u < 1 always finds a row, whatever the rounding of the sum
+    u = np.concatenate(
+        [_posterior_uniforms(seed, b)[lo:hi] for b, _, lo, hi in _block_sizes(runs, start, stop)]
+    )
+    # side="right": the first row whose cumulative weight exceeds u, so a zero-weight row
+    # (equal to the row before it) is never taken.
+    return np.searchsorted(cdf, u, side="right").astype(np.int64)

@@ -8,6 +8,8 @@ number of workers.
 
 - `Sampled` (the default): every parameter from its distribution with the study's sampler;
   run i's draws depend on the seed, sampler, run count and names only (`sim.sampling.draws`).
+  With a posterior (`sim run --posterior`), run i takes the parameters the posterior holds
+  from its sample J(i), chosen by the seed and i alone, so studies on one posterior pair up.
 - `Grid`: a sweep. The study is `runs` runs at each point of a grid, point-major: run
   ``j * runs + i`` is run i of a `runs`-run sampled study with the point's parameters fixed.
   Every point shares its other draws and noise (common random numbers).
@@ -29,8 +31,9 @@ import numpy as np
 
 from sim.model import Model
 from sim.sampling import samplers
-from sim.sampling.draws import noise_draws, parameter_draws
+from sim.sampling.draws import noise_draws, parameter_draws, posterior_rows
 from sim.scenario.schema import Distribution, Fixed
+from sim.study.posterior import Posterior
 
 Draws = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]  # parameters, noise (ticks, runs)
 
@@ -55,20 +58,38 @@ def _segments(start: int, stop: int, size: int) -> Iterator[tuple[int, int, int]
 
 @dataclass(frozen=True)
 class Sampled:
-    """Every parameter drawn from its distribution by the study's sampler."""
+    """Every parameter drawn from its distribution by the study's sampler; with a
+    `posterior`, the parameters it holds are taken jointly from its row J(i) instead
+    (`posterior_rows`), and everything else is drawn exactly as without it."""
 
+    posterior: Posterior | None = None
     kind = "sampled"
 
     def size(self, runs: int) -> int:
         return runs
 
     def identity(self) -> dict[str, Any] | None:
-        return None  # the plain study: nothing beyond seed, sampler and runs
+        if self.posterior is None:
+            return None  # the plain study: nothing beyond seed, sampler and runs
+        return {
+            "kind": self.kind,
+            "posterior": {
+                "sha256": self.posterior.sha256,
+                "parameters": list(self.posterior.names),
+            },
+        }
 
     def draw(self, m: Model, seed: int, sampler: str, runs: int, start: int, stop: int) -> Draws:
         params = parameter_draws(m.parameters, sampler, seed, runs, start, stop)
         noise = noise_draws(m.noises, seed, runs, m.ticks, start, stop)
+        if self.posterior is not None:
+            _from_posterior(params, self.posterior, self.rows(seed, runs, start, stop))
         return params, noise
+
+    def rows(self, seed: int, runs: int, start: int, stop: int) -> np.ndarray:
+        """The posterior sample each of runs [start, stop) takes."""
+        assert self.posterior is not None
+        return posterior_rows(self.posterior.weight, seed, runs, start, stop)
 
     def columns(self, runs: int, start: int, stop: int) -> dict[str, np.ndarray]:
         return {}
@@ -76,9 +97,12 @@ class Sampled:
 
 @dataclass(frozen=True)
 class Grid:
-    """A sweep: `runs` sampled runs at each point, each point fixing some parameters."""
+    """A sweep: `runs` sampled runs at each point, each point fixing some parameters. With a
+    `posterior`, run i of every point takes the posterior parameters from its sample J(i)
+    (a swept parameter can't be one of them: `sim.analysis.sweep` refuses it)."""
 
     points: tuple[Mapping[str, Fixed], ...]
+    posterior: Posterior | None = None
     kind = "grid"
 
     def size(self, runs: int) -> int:
@@ -88,19 +112,36 @@ class Grid:
         return {
             "kind": self.kind,
             "points": [{k: float(v.value) for k, v in p.items()} for p in self.points],
-        }
+        } | (
+            {
+                "posterior": {
+                    "sha256": self.posterior.sha256,
+                    "parameters": list(self.posterior.names),
+                }
+            }
+            if self.posterior is not None
+            else {}
+        )
 
     def draw(self, m: Model, seed: int, sampler: str, runs: int, start: int, stop: int) -> Draws:
         parts = []
         for j, first, end in _segments(start, stop, runs):
             specs: dict[str, Distribution] = {**m.parameters, **self.points[j]}
-            parts.append(
-                (
-                    parameter_draws(specs, sampler, seed, runs, first, end),
-                    noise_draws(m.noises, seed, runs, m.ticks, first, end),
-                )
-            )
+            params = parameter_draws(specs, sampler, seed, runs, first, end)
+            if self.posterior is not None:
+                rows = posterior_rows(self.posterior.weight, seed, runs, first, end)
+                _from_posterior(params, self.posterior, rows, keep=self.points[j])
+            parts.append((params, noise_draws(m.noises, seed, runs, m.ticks, first, end)))
         return _concat(parts)
+
+    def rows(self, seed: int, runs: int, start: int, stop: int) -> np.ndarray:
+        """The posterior sample each of runs [start, stop) takes: run i of every point the
+        same."""
+        assert self.posterior is not None
+        weight = self.posterior.weight
+        return np.concatenate(
+            [posterior_rows(weight, seed, runs, a, b) for _, a, b in _segments(start, stop, runs)]
+        )
 
     def columns(self, runs: int, start: int, stop: int) -> dict[str, np.ndarray]:
         index = np.arange(start, stop, dtype=np.int64)
@@ -208,3 +249,22 @@ def saltelli(
 ) -> Saltelli:
     """The Saltelli design of `model`'s parameters `names` with N = n, in `replicates`."""
     return Saltelli(n, tuple(names), tuple(model.parameters[k] for k in names), seed, replicates)
+
+
+def _from_posterior(
+    params: dict[str, np.ndarray],
+    posterior: Posterior,
+    rows: np.ndarray,
+    keep: Mapping[str, Any] | None = None,
+) -> None:
+    """Replace the prior draws of the posterior's parameters (but those in `keep`) with their
+    values in rows `rows`. The prior draws were made first and are dropped, so a joint sampler
+    (Sobol) draws the other parameters' values as it would without a posterior."""
+    for name in posterior.names:
+        if keep is None or name not in keep:
+            params[name] = posterior.values[name][rows]
+
+
+def posterior_of(design: Design) -> Posterior | None:
+    """The posterior a design draws parameters from, if any."""
+    return design.posterior if isinstance(design, Sampled | Grid) else None

@@ -35,6 +35,7 @@ MAX_RUNS = 2**53  # beyond, run indices are no longer exact as doubles
 RUNS_TABLE_COLUMNS = ("run", "status", "bad_tick", "bad_name")
 BANDS_COLUMNS = ("series", "tick", "date", "mean", "p05", "p25", "p50", "p75", "p95")
 RUN_DATA_FILES = ("runs.parquet", "bands.parquet", "paths.parquet")
+POSTERIOR_SAMPLE = "posterior_sample"  # runs.parquet's column: the posterior row run i took
 
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
@@ -135,6 +136,20 @@ class DataInfo(_Part):
     sha256: Sha256
 
 
+class PosteriorInfo(_Part):
+    """The calibration a study drew parameters from (`sim run --posterior`)."""
+
+    folder: str
+    sha256: Sha256
+    samples: Annotated[int, Field(ge=1)] | None = None
+    parameters: list[Name]
+    drawn_as_usual: list[Name] = Field(default_factory=list)
+    observations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    method: dict[str, Any] = Field(default_factory=dict)
+    ess: Number | None = None
+    scenario: dict[str, Any] = Field(default_factory=dict)
+
+
 class RunManifest(_Part):
     """A `sim run` folder's manifest, as `sim.study.runner` writes it (partial while running)."""
 
@@ -161,6 +176,7 @@ class RunManifest(_Part):
     nonfinite: NonFinite | None = None
     wall_seconds: Number | None = None
     precision: dict[str, Any] | None = None
+    posterior: PosteriorInfo | None = None
     sha256: dict[FileName, Sha256] = Field(default_factory=dict)
     step: Annotated[float, Field(gt=0)] | None = None  # months per tick, when not 1
     data: dict[str, DataInfo] | None = None  # each data series' file, as it was read
@@ -250,6 +266,8 @@ def check_data(folder: Path, manifest: dict[str, Any]) -> None:
         )
     sampled = [n for n, p in manifest["parameters"].items() if p.get("sampled")]
     wanted = [*RUNS_TABLE_COLUMNS, *manifest["outcomes"], *sampled]
+    if manifest.get("posterior") is not None:
+        wanted.append(POSTERIOR_SAMPLE)
     missing = [c for c in wanted if c not in runs.schema.names]
     if missing:
         raise ResultsError(

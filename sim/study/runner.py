@@ -42,8 +42,10 @@ from sim.sampling.distributions import Z_CI95
 from sim.sampling.draws import SAMPLERS
 from sim.scenario.schema import SEED_LIMIT, Fixed
 from sim.study import guards, store
-from sim.study.design import Design, Sampled
+from sim.study.design import Design, Grid, Sampled, posterior_of
 from sim.study.executors import EXECUTORS, check_scheduler, default_workers, open_executor
+from sim.study.manifest import POSTERIOR_SAMPLE
+from sim.study.posterior import Posterior, check, drawn_as_usual, read_posterior
 from sim.study.provenance import build, scenario_sha256
 from sim.study.results import QUANTILE_NAMES, QUANTILES, Results
 
@@ -184,6 +186,8 @@ def plan(
         problems.append("--precision needs a plain study (not a sweep or a sensitivity design)")
     if problems:
         raise ScenarioError.one("; ".join(problems))
+    if (posterior := posterior_of(design)) is not None:
+        check(posterior, model)  # every mismatched parameter at once, before anything runs
     total = design.size(runs)
     keep_paths = min(keep_paths, total)
     return Plan(
@@ -219,6 +223,7 @@ def run(
     precision: Mapping[str, float] | None = None,
     max_memory: int | None = None,
     design: Design | None = None,
+    posterior: str | Path | Posterior | None = None,
 ) -> Results:
     """Run a study of `model` and return its `Results`; with `out`, also write the folder.
 
@@ -231,12 +236,21 @@ def run(
     maps outcomes to a relative 95% half-width of their mean: blocks are added until every
     target is met, with `runs` as the cap. A study that would not fit this machine's memory
     (or `max_memory` bytes) or the free disk is refused before it starts (`sim.study.guards`).
+    `posterior` (a calibration folder, or its `read_posterior`) draws the parameters it holds
+    from it: run i takes posterior sample J(i), chosen by the seed and i alone, so two
+    scenarios run on one posterior with one seed stay paired; the rest is drawn as usual.
 
     >>> import sim
     >>> res = sim.run(sim.load("examples/bakery.yaml"), runs=100, seed=3)
     >>> res.n_runs
     100
     """
+    if posterior is not None:
+        if design is not None and not isinstance(design, Sampled):
+            raise ScenarioError.one(
+                f"a posterior applies to a plain study, not a {design.kind} design"
+            )
+        design = with_posterior(posterior)
     p = plan(model, runs, seed, sampler, engine, block_size, keep_paths, precision, design)
     auto = workers is None
     workers = default_workers() if workers is None else workers
@@ -283,6 +297,11 @@ def run(
             if store.is_disk_full(exc):  # the parts written so far stay, for --resume
                 raise store.disk_full(folder, exc) from None
             raise
+
+
+def with_posterior(posterior: str | Path | Posterior) -> Sampled:
+    """The sampled design whose runs draw the posterior's parameters from it."""
+    return Sampled(posterior if isinstance(posterior, Posterior) else read_posterior(posterior))
 
 
 def draw(p: Plan, start: int, stop: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -364,6 +383,8 @@ class BlockJob:
         params, noise = draw(p, start, stop)
         block = execute(p, params, noise, start, stop, keep)
         extra = p.design.columns(p.sample_runs, start, stop)
+        if isinstance(p.design, Sampled | Grid) and p.design.posterior is not None:
+            extra[POSTERIOR_SAMPLE] = p.design.rows(p.seed, p.sample_runs, start, stop)
         table = _rows(m, start, stop, extra | {n: params[n] for n in m.sampled}, block)
         series = {name: np.ascontiguousarray(block.series[name][:, :keep]) for name, _ in m.record}
         return BlockResult(b, table, series)
@@ -378,6 +399,7 @@ class Story:
     seed: int
     sampler: str
     runs: int
+    posterior_sample: int | None = None  # the posterior's row it drew from, if any
 
 
 def trace_run(
@@ -386,8 +408,10 @@ def trace_run(
     runs: int | None = None,
     seed: int | None = None,
     sampler: str | None = None,
+    posterior: str | Path | Posterior | None = None,
 ) -> Story:
-    """Run number `index` of a study through the SimPy engine, with its event log."""
+    """Run number `index` of a study through the SimPy engine, with its event log (and,
+    with a `posterior`, the draws a `posterior` study gives it)."""
     runs = runs or model.scenario.runs
     if index < 0:
         raise ScenarioError.one(f"--run must be >= 0 (got {index})")
@@ -396,12 +420,16 @@ def trace_run(
             f"--run {index} is past the study's {runs:,} runs (0 to {runs - 1:,})",
             hint="pass --runs to trace a run of a bigger study",
         )
-    p = plan(model, runs, seed, sampler, engine="des")
+    design = with_posterior(posterior) if posterior is not None else None
+    p = plan(model, runs, seed, sampler, engine="des", design=design)
     params, noise = draw(p, index, index + 1)
     values = {a: float(v[0]) for a, v in params.items()}
     result = run_one(model, values, {a: v[:, 0] for a, v in noise.items()}, index)
     drawn = {a: values[a] for a in model.sampled}
-    return Story(result, drawn, p.seed, p.sampler, p.runs)
+    row = None
+    if isinstance(p.design, Sampled) and p.design.posterior is not None:
+        row = int(p.design.rows(p.seed, p.sample_runs, index, index + 1)[0])
+    return Story(result, drawn, p.seed, p.sampler, p.runs, row)
 
 
 # -- what the study keeps of each block: small, order-independent summaries -----------------
@@ -682,10 +710,11 @@ class _Study:
         if manifest.get("format_version") != store.FORMAT_VERSION:
             raise ResultsError(f"{folder}: written by another version of sim; run without --resume")
         theirs, ours = manifest.get("study", {}), self.p.study
+        # Every key either holds: a design (a posterior) there and none now differs too.
         differ = [
-            f"{key} {_shown(key, theirs.get(key))} there, {_shown(key, ours[key])} now"
-            for key in ours
-            if theirs.get(key) != ours[key]
+            f"{key} {_shown(key, theirs.get(key))} there, {_shown(key, ours.get(key))} now"
+            for key in [*ours, *(k for k in theirs if k not in ours)]
+            if theirs.get(key) != ours.get(key)
         ]
         if differ:
             raise ResultsError(
@@ -773,6 +802,11 @@ class _Study:
                 for name, spec in m.parameters.items()
             },
             "record": [name for name, _ in m.record],
+            **(
+                {"posterior": posterior.summary(drawn_as_usual(posterior, m))}
+                if (posterior := posterior_of(p.design)) is not None
+                else {}
+            ),
             "bands": _band_method(p.kept, p.runs),
             "keep_paths": p.keep_paths,
             "versions": store.versions(),
@@ -782,6 +816,9 @@ class _Study:
 
 
 def _shown(key: str, value: Any) -> str:
+    if key == "design" and (value is None or "posterior" in value):
+        held = (value or {}).get("posterior")
+        return f"posterior {str(held['sha256'])[:12]}…" if held else "no posterior"
     if value is None:
         return "unset"
     if key == "scenario_sha256":
