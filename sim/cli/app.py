@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from sim.cli.analyse import discover_command, sensitivity_command, sweep_command
+from sim.cli.calibrate import calibrate_command
 from sim.cli.common import OUR_ERROR, USER_ERROR
 from sim.cli.compare import compare, report
 from sim.cli.run import run_command, show, trace, validate
@@ -73,6 +74,7 @@ for command in (
     sensitivity_command,
     sweep_command,
     discover_command,
+    calibrate_command,
 ):
     cli.add_command(command)
 
