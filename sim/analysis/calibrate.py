@@ -30,7 +30,7 @@ parameter values, and noise from a stream keyed by the batch), so it has workers
 guards and progress, and the same bits for any number of workers. All the sampler's own
 randomness (resampling, proposals, acceptances) comes from one generator seeded by `seed`.
 
-Budget: `runs` is the total number of simulations. N = clamp(runs // 50, 100, 4000); the
+Budget: `runs` is the total number of simulations. N = clamp(runs // 100, 100, 4000); the
 moves of each stage take what the budget has left. If the budget runs out before φ = 1,
 the last step jumps to φ = 1 by reweighting alone (still a valid importance-sampling
 estimate, with a smaller effective sample size) and says so in a warning.
@@ -70,11 +70,11 @@ from sim.study.runner import Execution, run
 DEFAULT_RUNS = 200_000
 MIN_PARTICLES = 100
 MAX_PARTICLES = 4000
-RUNS_PER_PARTICLE = 50  # N = runs // 50: a budget for ~49 move steps in all
+RUNS_PER_PARTICLE = 100  # N = runs // 100: a budget for ~99 move steps in all
 ESS_FRACTION = 0.5
 TARGET_ACCEPTANCE = 0.25
 MOVE_MISS = 0.01  # stage moves: until a particle stayed put with at most this chance
-MAX_MOVES = 20
+MAX_MOVES = 10
 CALIBRATE_KEY = 0xCA11  # keeps the sampler's streams apart from the runner's
 LOW_ESS = 0.25  # a final effective sample size below this share of N is warned about
 CONFLICT_SDS = 3.0  # prior-data conflict: observed beyond the prior runs' range ± this many sds
