@@ -111,7 +111,7 @@ def compile_targets(model: Model, obs: Observations) -> tuple[Target, ...]:
         raise ScenarioError(problems)
     if not any(t.use == "calibrate" for t in out):
         raise ScenarioError.one(
-            f"{obs.path}: no observation has `use: calibrate`; nothing to calibrate on",
+            "no observation has `use: calibrate`; nothing to calibrate on",
             obs.doc.place(("observations",)),
             "observations",
             "mark at least one observation `use: calibrate` (the default)",

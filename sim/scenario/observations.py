@@ -31,7 +31,7 @@ from sim.errors import Place, Problem, ScenarioError, did_you_mean, dotted
 from sim.sampling.distributions import STRICT
 from sim.scenario.expr import name_problem
 from sim.scenario.loader import Document, read_yaml
-from sim.scenario.schema import Expr, Stat, _data_path, _merge_union_types, _message
+from sim.scenario.schema import Expr, Stat, _data_path, _merge_union_types, _message, _typo_for
 
 Use = Literal["calibrate", "validate"]
 INTERVAL = 0.90  # what `low`/`high` span
@@ -147,7 +147,8 @@ def load_observations(path: str | Path) -> Observations:
 def _translate(exc: ValidationError, doc: Document) -> list[Problem]:
     """Pydantic's errors as located problems, with the valid keys for an unknown one."""
     problems: list[Problem] = []
-    for err in _merge_union_types(exc.errors(include_url=False), doc):
+    errors = _merge_union_types(exc.errors(include_url=False), doc)
+    for err in errors:
         kind = err["type"]
         path = _data_path(tuple(err["loc"]), doc.data, kind)
         hint = None
@@ -159,8 +160,13 @@ def _translate(exc: ValidationError, doc: Document) -> list[Problem]:
             hint = did_you_mean(key, valid) or "valid keys: " + ", ".join(valid)
             place = doc.place(path, key=True)
         elif kind == "missing":
+            if _typo_for(path, errors, doc):
+                continue  # the unknown key's "did you mean" says it better
             message = f"missing required field '{path[-1]}'"
             place = doc.place(path[:-1])
+        elif kind == "too_short":
+            message = "no observations; give at least one"
+            place = doc.place(path)
         else:
             message = _message(err)
             place = doc.place(path)

@@ -66,7 +66,9 @@ def test_the_posterior_with_noise_integrated_out(tmp_path: Path):
     # s_end = a + C·U with the flow's noise U ~ uniform(0.5, 1.5): the exact posterior of a
     # integrates U out (tests/calibration/models.py), computed here by quadrature.
     y, sd = 16.0, 0.5
-    cal, _ = _calibrate(tmp_path, NOISY, {"end": {"of": "s", "stat": "final", "value": y, "sd": sd}})
+    cal, _ = _calibrate(
+        tmp_path, NOISY, {"end": {"of": "s", "stat": "final", "value": y, "sd": sd}}
+    )
 
     def density(a: float) -> float:
         like = stats.norm.cdf((y - a - 0.5 * C) / sd) - stats.norm.cdf((y - a - 1.5 * C) / sd)
