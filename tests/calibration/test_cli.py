@@ -151,7 +151,7 @@ BAD: dict[str, tuple[str, str]] = {
     ),
     "empty_mapping": (
         "observations: {}\n",
-        "{file}:1:15: observations: dictionary should have at least 1 item after validation, not 0",
+        "{file}:1:15: observations: no observations; give at least one",
     ),
     "empty_file": (
         "",
