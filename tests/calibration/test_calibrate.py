@@ -22,7 +22,7 @@ from sim.errors import ResultsError, ScenarioError
 from sim.scenario.observations import load_observations
 from sim.study import store
 from sim.study.runner import Execution
-from tests.calibration.models import C, LINEAR, MONTHS, MU0, NOISY, S0, observations, write_yaml
+from tests.calibration.models import LINEAR, MONTHS, MU0, NOISY, S0, C, observations, write_yaml
 
 Z = 4.0  # Monte Carlo errors allowed
 
@@ -123,7 +123,7 @@ def test_held_out_values_change_nothing(tmp_path: Path):
 
 def test_the_same_bits_for_any_block_size_and_worker_count(tmp_path: Path):
     target = {"end": {"of": "s", "stat": "final", "value": 16, "sd": 1}}
-    one, model = _calibrate(tmp_path, NOISY, target, runs=6000, seed=9)
+    one, _ = _calibrate(tmp_path, NOISY, target, runs=6000, seed=9)
     cut, _ = _calibrate(
         tmp_path, NOISY, target, runs=6000, seed=9, execution=Execution(block_size=37)
     )
