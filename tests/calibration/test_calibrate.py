@@ -135,9 +135,9 @@ def test_the_same_bits_for_any_block_size_and_worker_count(tmp_path: Path):
 @pytest.mark.slow
 def test_the_same_bits_on_two_workers(tmp_path: Path):
     target = {"end": {"of": "s", "stat": "final", "value": 16, "sd": 1}}
-    one, _ = _calibrate(tmp_path, NOISY, target, runs=600, seed=9, particles=100)
+    one, _ = _calibrate(tmp_path, NOISY, target, runs=300, seed=9, particles=100)
     two, _ = _calibrate(
-        tmp_path, NOISY, target, runs=600, seed=9, particles=100,
+        tmp_path, NOISY, target, runs=300, seed=9, particles=100,
         execution=Execution(workers=2, block_size=50),
     )  # fmt: skip
     assert one.table().equals(two.table())
