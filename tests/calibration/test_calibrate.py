@@ -285,3 +285,28 @@ def test_bad_requests_are_refused(tmp_path: Path):
     fixed = LINEAR | {"parameters": {"a": 3, "b": 1}}
     with pytest.raises(ScenarioError, match="no uncertain parameters"):
         _calibrate(tmp_path, fixed, {"e": {"of": "s", "stat": "final", "value": 1, "sd": 1}})
+
+
+def test_the_given_design_runs_the_values_it_is_given(tmp_path: Path):
+    from sim.study.design import Given
+
+    model = sim.load(write_yaml(tmp_path, "noisy.yaml", NOISY | {"parameters": {
+        "a": NOISY["parameters"]["a"], "b": 0.25}}))  # fmt: skip
+    values = {"a": np.array([1.0, 2.0, 3.0, 4.0, 5.0])}
+    design = Given(values, noise_seed=11)
+    whole = design.draw(model, 0, "mc", 5, 0, 5)
+    parts = [design.draw(model, 0, "mc", 5, lo, hi) for lo, hi in ((0, 2), (2, 5))]
+    assert np.array_equal(whole[0]["a"], values["a"]) and np.all(whole[0]["b"] == 0.25)
+    assert np.array_equal(whole[1]["jitter"], np.concatenate([p[1]["jitter"] for p in parts], 1))
+    other = Given(values, noise_seed=12).draw(model, 0, "mc", 5, 0, 5)
+    assert not np.array_equal(whole[1]["jitter"], other[1]["jitter"])
+    res = run_study(model, design)
+    assert np.array_equal(res.parameter("a"), values["a"])
+    with pytest.raises(ValueError, match="no values for parameter 'a'"):
+        Given({}, 1).draw(model, 0, "mc", 5, 0, 5)
+
+
+def run_study(model: sim.Model, design: object) -> sim.Results:
+    from sim.study.runner import run
+
+    return run(model, 5, 1, design=design)  # type: ignore[arg-type]
