@@ -57,6 +57,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "discover_command",
         "Find the parameter ranges behind the runs in RESULTS where...",
     ),
+    "calibrate": (
+        "sim.cli.calibrate",
+        "calibrate_command",
+        "The posterior of FILE's uncertain parameters given observed...",
+    ),
 }
 
 

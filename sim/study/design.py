@@ -23,6 +23,7 @@ A design is small and picklable: workers rebuild their draws from it, never rece
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,9 +242,6 @@ class Saltelli:
         return {"matrix": index // self.n, "sample": index % self.n}
 
 
-Design = Sampled | Grid | Saltelli
-
-
 def saltelli(
     model: Model, n: int, seed: int, names: Sequence[str], replicates: int = REPLICATES
 ) -> Saltelli:
@@ -268,3 +266,44 @@ def _from_posterior(
 def posterior_of(design: Design) -> Posterior | None:
     """The posterior a design draws parameters from, if any."""
     return design.posterior if isinstance(design, Sampled | Grid) else None
+
+
+@dataclass(frozen=True)
+class Given:
+    """Run i takes row i of `values` (one array per sampled parameter) and noise path i of a
+    stream keyed by `noise_seed`; fixed parameters take their value. A calibration asks for
+    runs at parameter values it chose (`sim.analysis.calibrate`), each with fresh noise."""
+
+    values: Mapping[str, np.ndarray]
+    noise_seed: int
+    kind = "given"
+
+    def size(self, runs: int) -> int:
+        return len(next(iter(self.values.values()))) if self.values else runs
+
+    def identity(self) -> dict[str, Any]:
+        digest = hashlib.sha256()
+        for name in sorted(self.values):
+            digest.update(name.encode() + b"\0")
+            digest.update(np.ascontiguousarray(self.values[name], dtype=np.float64).tobytes())
+        return {
+            "kind": self.kind,
+            "values_sha256": digest.hexdigest(),
+            "noise_seed": self.noise_seed,
+        }
+
+    def draw(self, m: Model, seed: int, sampler: str, runs: int, start: int, stop: int) -> Draws:
+        params = {k: np.asarray(v[start:stop], dtype=np.float64) for k, v in self.values.items()}
+        for name, spec in m.parameters.items():
+            if name not in params:
+                if not isinstance(spec, Fixed):
+                    raise ValueError(f"a Given design has no values for parameter '{name}'")
+                params[name] = np.full(stop - start, float(spec.value))
+        noise = noise_draws(m.noises, self.noise_seed, self.size(runs), m.ticks, start, stop)
+        return params, noise
+
+    def columns(self, runs: int, start: int, stop: int) -> dict[str, np.ndarray]:
+        return {}
+
+
+Design = Sampled | Grid | Saltelli | Given

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -50,6 +51,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 
+@functools.cache  # asked once per study; a calibration runs dozens (metadata costs ~30 ms)
 def versions() -> dict[str, str]:
     """Versions of sim and the libraries whose behaviour its results depend on."""
     out = {}
