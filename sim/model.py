@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sim.errors import Place, Problem, ScenarioError, did_you_mean, dotted
+from sim.scenario import sources
 from sim.scenario.expr import MAX_NAME, RESERVED, Expr, ExprError, compile_expr, name_problem
 from sim.scenario.loader import Document, PathKey, load_document
 from sim.scenario.schema import Distribution, Fixed, Scenario, parse, parse_month
@@ -237,6 +238,9 @@ class _Compiler:
         event_defs = self.compile_events(params, {**params, **state, **stocks})
         outcome_defs = self.compile_outcomes(everything)
         record_defs = self.compile_record(everything)
+        if self.doc is not None:  # citations are checked against the file the scenario names
+            for problem in sources.problems(sc, self.doc.places):
+                self.add(problem)
         if self.problems:
             raise ScenarioError(self.ordered())
         return Model(

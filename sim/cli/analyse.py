@@ -36,6 +36,7 @@ from sim.cli.common import (
 from sim.errors import ScenarioError
 from sim.model import load
 from sim.present.numbers import number
+from sim.present.tables import Fit
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.guards import parse_size
@@ -165,7 +166,7 @@ def sensitivity_command(
         return
     console = out_console()
     for outcome in res.outcomes:
-        console.print(_sensitivity_table(res, outcome, top))
+        console.print(Fit(_sensitivity_table(res, outcome, top), whole=(1,)))
         console.print(
             f"[dim]First-order indices sum to {res.explained(outcome):.2f}: the rest of the "
             "variance comes from interactions"
@@ -266,7 +267,7 @@ def sweep_command(
         return
     console = out_console()
     for name in res.outcomes:
-        console.print(_sweep_grid_table(res, name) if res.by else _sweep_table(res, name))
+        console.print(Fit(_sweep_grid_table(res, name) if res.by else _sweep_table(res, name)))
     points = len(res.values) * max(1, len(res.by_values))
     if res.by:
         console.print(
@@ -411,7 +412,7 @@ def discover_command(
         + (f"; {res.excluded} non-finite runs left out" if res.excluded else "")
     )
     for box in res.boxes:
-        console.print(_box_table(res, box.number))
+        console.print(Fit(_box_table(res, box.number)))
     console.print(
         "[dim]coverage: share of all cases inside the box; density: share of the box's runs "
         "that are cases. 'without': the box's density and coverage if that restriction were "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from sim.analysis.saved import kind_of
 from sim.cli.common import dump_json
 from sim.errors import ResultsError
 from sim.model import load
-from sim.present.tables import comparison_cells, threshold_cells
+from sim.present.tables import Fit, comparison_cells, threshold_cells
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.manifest import is_analysis, read_json
@@ -139,12 +140,14 @@ def compare(
         if table.thresholds:
             rows = threshold_cells(table)
             console.print(
-                _rich_table(
-                    "Threshold probabilities"
-                    + (f" ({table.given.kept:,} kept runs)" if table.given else ""),
-                    rows,
-                    list(range(len(rows[0][1]))),
-                    {"outcome", "scenario", "difference"},
+                Fit(
+                    _rich_table(
+                        "Threshold probabilities"
+                        + (f" ({table.given.kept:,} kept runs)" if table.given else ""),
+                        rows,
+                        list(range(len(rows[0][1]))),
+                        {"outcome", "scenario", "difference"},
+                    )
                 )
             )
         for line in table.legend():
@@ -325,9 +328,9 @@ def _print_table(console: Console, table: Comparison, results: list[Results]) ->
     ):
         console.print(whole)
         return
-    console.print(_rich_table(title, rows, [0, 1, 2, 3, 4, 5], {"outcome", "scenario"}))
+    console.print(Fit(_rich_table(title, rows, [0, 1, 2, 3, 4, 5], {"outcome", "scenario"})))
     console.print(
-        _rich_table("Differences B − A", rows, [0, 1, 4, 6, 7, 8], {"outcome", "difference"})
+        Fit(_rich_table("Differences B − A", rows, [0, 1, 4, 6, 7, 8], {"outcome", "difference"}))
     )
 
 
@@ -348,7 +351,7 @@ def _rich_table(
 
 def _console() -> Console:
     """stdout; when it is not a terminal, wide enough that the table is never squeezed."""
-    if sys.stdout.isatty():
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
         return Console(highlight=False, soft_wrap=False)
     return Console(highlight=False, soft_wrap=False, width=200)
 

@@ -29,7 +29,9 @@ from sim.errors import ScenarioError
 from sim.model import Model, load
 from sim.present import describe
 from sim.present.numbers import number
+from sim.present.tables import Fit
 from sim.sampling.samplers import SAMPLERS
+from sim.scenario import sources
 from sim.study.guards import parse_size
 from sim.study.results import Results
 from sim.study.runner import run as api_run
@@ -62,6 +64,8 @@ def validate(files: tuple[Path, ...], quiet: bool) -> None:
                 else ""
             )
             click.echo(f"{file}: ok{note}")
+            for warning in sources.warnings(model.scenario, model.place):
+                click.echo(f"warning: {warning}", err=True)
     if failed:
         sys.exit(USER_ERROR)
 
@@ -286,7 +290,7 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
             row.unit,
         )
     console = out_console()
-    console.print(table)
+    console.print(Fit(table))
     console.print(f"wrote {folder}/ in {res.manifest['wall_seconds']:.2f} s")
     if precision:
         reached = ", ".join(

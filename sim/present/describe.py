@@ -11,6 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from sim.model import Model
+from sim.present.tables import Fit
+from sim.scenario.sources import entries_cited
 
 
 def as_data(model: Model) -> dict[str, Any]:
@@ -66,7 +68,16 @@ def as_rich(model: Model) -> Group:
     for col in ("name", "distribution", "unit", "source"):
         params.add_column(col, overflow="fold")
     for name, spec in model.parameters.items():
-        params.add_row(name, spec.describe(), spec.unit, spec.source or "[red]none given[/red]")
+        source = Text(spec.source) if spec.source else Text("none given", style="red")
+        params.add_row(name, spec.describe(), spec.unit, source)
+    cited = Table(title="Sources cited", title_justify="left")
+    for col in ("key", "title", "publisher", "date", "reliability"):
+        cited.add_column(col)
+    for key, entry in entries_cited(sc, model.place).items():
+        cited.add_row(
+            *(Text(x) for x in (key, entry.title, entry.publisher, entry.date)),
+            Text(entry.reliability),
+        )
 
     stocks = Table(title="Stocks by unit", title_justify="left")
     for col in ("unit", "stock", "kind", "initial"):
@@ -89,14 +100,17 @@ def as_rich(model: Model) -> Group:
             f.noise.describe() if f.noise else "",
         )
 
-    parts: list[Any] = [head, params, stocks, flows]
+    parts: list[Any] = [head, Fit(params)]
+    if cited.rows:
+        parts.append(Fit(cited))
+    parts += [Fit(stocks, whole=(0, 1)), Fit(flows)]
     if model.variables:
         variables = Table(title="Variables (evaluation order)", title_justify="left")
         variables.add_column("name")
         variables.add_column("expression", overflow="fold")
         for name, expr in model.variables:
             variables.add_row(name, expr.text)
-        parts.append(variables)
+        parts.append(Fit(variables))
     if model.events:
         events = Table(title="Events", title_justify="left")
         for col in ("event", "at", "does"):
@@ -113,13 +127,13 @@ def as_rich(model: Model) -> Group:
                 f"{k} ×= {v.text}" for k, v in e.scales
             ]
             events.add_row(e.name, at, "; ".join(does))
-        parts.append(events)
+        parts.append(Fit(events))
     outcomes = Table(title="Outcomes", title_justify="left")
     for col in ("outcome", "stat", "of", "unit"):
         outcomes.add_column(col, overflow="fold")
     for o in model.outcomes:
         outcomes.add_row(o.name, o.stat, o.expr.text, o.unit)
-    parts.append(outcomes)
+    parts.append(Fit(outcomes))
     if model.record:
         parts.append(Text("recorded: " + ", ".join(name for name, _ in model.record)))
     return Group(*parts)

@@ -45,7 +45,8 @@ EXTENDS_ROOT = "SIM_EXTENDS_ROOT"  # folders (joined like PATH) whose files exte
 # equal). A file named by `extends:` that has none of them is not a scenario.
 SCENARIO_KEYS = frozenset(
     {"name", "description", "extends", "start", "months", "seed", "runs", "sampler",
-     "parameters", "state", "variables", "stocks", "flows", "events", "outcomes", "record"}
+     "parameters", "state", "variables", "stocks", "flows", "events", "outcomes", "record",
+     "sources"}
 )  # fmt: skip
 
 _STANDARD_TAG = "tag:yaml.org,2002:"

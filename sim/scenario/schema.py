@@ -159,6 +159,7 @@ class Scenario(_Spec):
     events: dict[str, Event] = Field(default_factory=dict)
     outcomes: dict[str, Outcome] = Field(default_factory=dict)
     record: list[str] = Field(default_factory=list)
+    sources: str | None = None  # the file `source:` texts cite by [KEY] (sim.scenario.sources)
 
     @field_validator("name")
     @classmethod
