@@ -195,6 +195,7 @@ def report(
     each becomes a section with its table and figure (a report may hold only those).
     """
     from sim.analysis.saved import load as load_analysis
+    from sim.analysis.saved import stale as stale_analysis
     from sim.present.report import render
 
     store.check_output(out, "html", sources, force, "--out")  # before anything runs
@@ -224,6 +225,9 @@ def report(
                 "to a comparison"
             )
         results, table = [], None
+    for saved in shown:
+        if why := stale_analysis(saved, results):
+            click.echo(f"warning: left {saved.folder} out of the report: {why}", err=True)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = render(table, results, title=title, generated=now, analyses=shown)
     try:

@@ -22,8 +22,9 @@ from html import escape
 from typing import Any
 
 from sim.analysis.compare import Comparison, kept_runs
-from sim.analysis.saved import Saved
+from sim.analysis.saved import Saved, stale
 from sim.present.figures import fan_figure, outcome_figure, outcome_meaning, png_bytes
+from sim.present.report_sections import link_citations, sources_section, stale_note
 from sim.present.report_sections import section as analysis_section
 from sim.present.tables import comparison_cells, threshold_cells
 from sim.study.results import Results
@@ -113,9 +114,13 @@ def render(
             parts.append(_figures(comparison, results))
     elif generated:
         parts.append(f'<p class="sub">Generated {escape(generated)}.</p>')
-    parts += [analysis_section(a, figure=figures) for a in analyses]
+    parts += [
+        stale_note(a, why) if (why := stale(a, results)) else analysis_section(a, figure=figures)
+        for a in analyses
+    ]
     if comparison is not None:
         parts.append(_parameters(comparison, results))
+        parts.append(sources_section(results))
     rebuild = (
         "Every number above can be rebuilt with <code>sim compare</code> on the same "
         "results folders"
@@ -372,10 +377,11 @@ def _parameters(comparison: Comparison, results: Sequence[Results]) -> str:
         else:
             dist_cells = "".join(f"<td>{escape(d)}</td>" for d in dists)
         if len(sources) <= 1:
-            source = escape(next(iter(sources), "")) or "<i>no source given</i>"
+            source = link_citations(escape(next(iter(sources), ""))) or "<i>no source given</i>"
         else:
             source = "<br>".join(
-                f"{escape(label)}: {escape(str(s.get('source') or '–') if s else '–')}"
+                f"{escape(label)}: "
+                + link_citations(escape(str(s.get("source") or "–") if s else "–"))
                 for label, s in zip(comparison.scenarios, specs, strict=True)
             )
         rows.append(
