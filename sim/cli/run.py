@@ -25,7 +25,7 @@ from sim.cli.common import (
     scheduler_option,
     workers_option,
 )
-from sim.errors import ScenarioError
+from sim.errors import ResultsError, ScenarioError
 from sim.model import Model, load
 from sim.present import describe
 from sim.present.numbers import number
@@ -187,6 +187,7 @@ def run_command(
     """
     model = load(file)
     folder = out or Path("results") / model.name
+    finished = resume and _complete(folder)  # then nothing runs: say so, not "wrote"
     memory_limit = parse_size(max_memory) if max_memory is not None else None
     show_bar = sys.stderr.isatty() if progress is None else progress
     try:
@@ -219,7 +220,15 @@ def run_command(
         again = _resume_command(file, model, folder, click.get_current_context().params)
         click.echo(f"interrupted; resume with: {again}", err=True)
         sys.exit(130)
-    _print_summary(res, folder, engine, as_json)
+    _print_summary(res, folder, engine, as_json, finished)
+
+
+def _complete(folder: Path) -> bool:
+    """Whether `folder` holds a finished study (one `--resume` has nothing left to do for)."""
+    try:
+        return bool(Results.load(folder).manifest.get("complete"))
+    except ResultsError:
+        return False
 
 
 def _resume_command(file: Path, model: Model, folder: Path, params: dict[str, Any]) -> str:
@@ -245,7 +254,9 @@ def _resume_command(file: Path, model: Model, folder: Path, params: dict[str, An
     return shlex.join([*args, "--resume"])
 
 
-def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> None:
+def _print_summary(
+    res: Results, folder: Path, engine: str, as_json: bool, finished: bool = False
+) -> None:
     summary = res.summary()
     nonfinite = res.nonfinite
     precision = res.manifest.get("precision")
@@ -261,6 +272,7 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
                     "engine": engine,
                     "executor": res.manifest.get("executor"),
                     "wall_seconds": res.manifest["wall_seconds"],
+                    "already_complete": finished,
                     "nonfinite_runs": nonfinite["runs"],
                     "nonfinite": nonfinite,
                     "precision": precision,
@@ -291,7 +303,13 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
         )
     console = out_console()
     console.print(Fit(table))
-    console.print(f"wrote {folder}/ in {res.manifest['wall_seconds']:.2f} s")
+    if finished:
+        console.print(
+            f"{folder}/ was already complete, nothing to resume: it finished "
+            f"{res.manifest.get('finished', '?')} after {res.manifest['wall_seconds']:.2f} s"
+        )
+    else:
+        console.print(f"wrote {folder}/ in {res.manifest['wall_seconds']:.2f} s")
     if precision:
         reached = ", ".join(
             f"{name} ±{_pct(o['relative'])} (target {_pct(o['requested'])})"
@@ -369,14 +387,15 @@ def trace(
         )
     quiet = set() if everything else {"ship", "arrive"}
     last = None
+    digits = len(str(max(model.ticks - 1, 0)))  # ticks padded alike, so columns line up
     for entry in story.run.log:
         if entry.kind in quiet:
             continue
         date = model.date(entry.tick)
         head = (
-            f"{date} (tick {entry.tick})"
+            f"{date} (tick {entry.tick:>{digits}})"
             if date != last
-            else " " * (len(date) + len(str(entry.tick)) + 8)
+            else " " * (len(date) + digits + 8)
         )
         last = date
         amount = (
