@@ -50,7 +50,11 @@ _out = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder to write [default: results/<scenario>-<analysis>-<what>].",
 )
-_force = click.option("--force", is_flag=True, help="Write into a folder holding other files.")
+_force = click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a folder holding other files, or another analysis of this kind.",
+)
 _json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 _progress = click.option(
     "--progress/--no-progress",
