@@ -8,7 +8,8 @@
 
 What drives an outcome, how it moves with a lever, and where the bad cases lie:
 `sim.sensitivity(model, "bread_eaten")`, `sim.sweep(model, "strike_month", "6:30:6")`,
-`sim.discover(results, where="hungry_months > 3")`.
+`sim.discover(results, where="hungry_months > 3")`. What the observations say of the
+parameters: `sim.calibrate(model, observations)` (`sim.scenario.observations.load_observations`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sim.analysis.calibrate import calibrate
     from sim.analysis.compare import compare
     from sim.analysis.discover import discover
     from sim.analysis.sensitivity import sensitivity
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 # numpy, scipy and pyarrow. Each name's home module:
 _HOMES = {
     "Results": "sim.study.results",
+    "calibrate": "sim.analysis.calibrate",
     "compare": "sim.analysis.compare",
     "discover": "sim.analysis.discover",
     "load": "sim.model",
@@ -37,7 +40,7 @@ _HOMES = {
     "sweep": "sim.analysis.sweep",
 }
 
-__all__ = ["Results", "compare", "discover", "load", "run", "sensitivity", "sweep"]
+__all__ = ["Results", "calibrate", "compare", "discover", "load", "run", "sensitivity", "sweep"]
 
 
 def __getattr__(name: str) -> Any:

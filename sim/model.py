@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sim.errors import Place, Problem, ScenarioError, did_you_mean, dotted
+from sim.scenario import sources
 from sim.scenario.data import read_series
 from sim.scenario.expr import (
     MAX_NAME,
@@ -321,6 +322,9 @@ class _Compiler:
         stage2, initial = self.order(memories)
         by_name = dict(var_defs)
         var_defs = [(n, by_name[n]) for n in stage2 if n in by_name]
+        if self.doc is not None:  # citations are checked against the file the scenario names
+            for problem in sources.problems(sc, self.doc.places):
+                self.add(problem)
         if self.problems:
             raise ScenarioError(self.ordered())
         return Model(

@@ -299,6 +299,7 @@ def discover(
         "folder": str(results.folder) if results.folder else None,
         "scenario": results.name,
         "scenario_sha256": results.manifest.get("scenario_sha256"),
+        "runs_sha256": results.manifest.get("sha256", {}).get("runs.parquet"),
         "runs": results.n_runs,
         "seed": results.seed,
         "sampler": results.sampler,

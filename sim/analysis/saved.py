@@ -15,13 +15,20 @@ A folder per analysis, like a run's (default `results/<scenario>-<kind>-<what>/`
 
 Files are written atomically (`sim.study.store.write_table` / `write_json`), the manifest last.
 `load` reads a folder back, checking it is complete and unaltered; `sim report` embeds it.
+
+An analysis never silently replaces a different one: the manifest records its `identity` (what
+was asked for, and the hashes of what it read: the scenario, or a results folder's runs), and
+`check_target` refuses a folder holding another analysis of the same kind unless forced. A
+saved analysis whose input has changed since is `stale`, and the report leaves it out.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import platform
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +41,9 @@ from sim.analysis.discover import Discovery
 from sim.analysis.sensitivity import BASELINE_STUDY as BASELINE_STUDY  # its baseline's study
 from sim.analysis.sensitivity import Sensitivity
 from sim.analysis.sweep import Sweep
-from sim.errors import ResultsError
+from sim.errors import ResultsError, ScenarioError
 from sim.model import Model
+from sim.model import load as load_model
 from sim.study import store
 from sim.study.manifest import ANALYSIS_FORMAT
 from sim.study.provenance import scenario_sha256
@@ -97,10 +105,14 @@ def save(
     model: Model | None = None,
     wall_seconds: float | None = None,
     force: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `result`'s folder: its tables, the figure (PNG bytes) and the manifest, last."""
+    """Write `result`'s folder: its tables, the figure (PNG bytes) and the manifest, last.
+
+    `identity` (from `identity()`) is recorded, so that a later analysis of another study is
+    refused this folder unless forced."""
     folder = Path(folder)
-    _prepare(folder, result.kind, force)
+    _prepare(folder, result.kind, force, identity)
     files = tables(result)
     for name, table in files.items():
         store.write_table(table, folder / name)
@@ -120,6 +132,7 @@ def save(
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 3),
+        **({"identity": identity} if identity is not None else {}),
     }
     store.write_json(manifest, folder / store.MANIFEST)
     return folder
@@ -208,10 +221,12 @@ def load(folder: str | Path) -> Saved:
 _OURS = ("sensitivity", "sweep", "sweep_runs", "discover", "trajectory")
 
 
-def check_target(folder: Path, kind: str, force: bool) -> None:
-    """Refuse to write a `kind` analysis over a run's results, unrelated files or another kind
-    of analysis (unless `force`). Its own study subfolder, left by an interrupted analysis,
-    is its own."""
+def check_target(
+    folder: Path, kind: str, force: bool, identity: dict[str, Any] | None = None
+) -> None:
+    """Refuse to write a `kind` analysis over a run's results, unrelated files, another kind
+    of analysis, or (given its `identity`) another analysis of this kind, unless `force`. Its
+    own study subfolder, left by an interrupted analysis, is its own."""
     if folder.exists() and not folder.is_dir():
         raise ResultsError(f"{folder}: exists and is not a folder")
     own = (STUDY, BASELINE_STUDY)
@@ -232,11 +247,71 @@ def check_target(folder: Path, kind: str, force: bool) -> None:
                 f"{folder} holds a {other} analysis, not a {kind} one; choose another --out "
                 "or pass --force to replace it"
             )
+        theirs = store.read_manifest(folder).get("identity")
+        if identity is not None and isinstance(theirs, dict) and theirs != identity:
+            raise ResultsError(
+                f"{folder} holds another {kind} analysis ({_differences(theirs, identity)}); "
+                "choose another --out to keep both, or pass --force to replace it"
+            )
 
 
-def _prepare(folder: Path, kind: str, force: bool) -> None:
+def identity(kind: str, **request: Any) -> dict[str, Any]:
+    """What tells an analysis from another of its kind: what it was asked, what it read.
+
+    `request` holds the settings that change its numbers (outcomes, runs, seed, the --where
+    condition, ...) and the sha256 of its inputs (the scenario; for discover, the results'
+    runs.parquet). Plain JSON data, so it compares equal to itself read back."""
+    return json.loads(json.dumps({"kind": kind, **dict(sorted(request.items()))}))
+
+
+def _differences(theirs: dict[str, Any], ours: dict[str, Any]) -> str:
+    def shown(value: Any) -> str:
+        if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
+            return value[:12] + "…"  # a hash: its start tells two apart
+        return json.dumps(value, ensure_ascii=False)
+
+    keys = [k for k in dict.fromkeys([*ours, *theirs]) if theirs.get(k) != ours.get(k)]
+    return "; ".join(f"{k} {shown(theirs.get(k))} there, {shown(ours.get(k))} now" for k in keys)
+
+
+def stale(saved: Saved, results: Sequence[Any] = ()) -> str | None:
+    """Why a saved analysis no longer describes its input, or None if nothing says so.
+
+    Stale when a compared result of the same scenario ran another version of it, when the
+    results folder a discovery searched has been run again since (its runs.parquet changed),
+    or when the scenario file a sensitivity or sweep ran has changed since."""
+    recorded = saved.manifest.get("scenario", {}).get("sha256")
+    for res in results:
+        theirs = res.manifest.get("scenario_sha256")
+        if res.name == saved.scenario and recorded and theirs and theirs != recorded:
+            return (
+                f"it ran another version of scenario {saved.scenario} than the results "
+                f"compared here (scenario sha256 {str(recorded)[:12]}… there, "
+                f"{str(theirs)[:12]}… here)"
+            )
+    source = saved.settings.get("source") or {}
+    if saved.kind == "discover" and source.get("folder") and source.get("runs_sha256"):
+        folder = Path(str(source["folder"]))
+        try:
+            now = store.read_manifest(folder).get("sha256", {}).get("runs.parquet")
+        except ResultsError:
+            return None  # moved or removed: nothing to compare with
+        if now and now != source["runs_sha256"]:
+            return f"the results it searched, {folder}, have been run again since"
+    files = saved.manifest.get("scenario", {}).get("files") or []
+    if saved.kind != "discover" and files and recorded:
+        try:
+            now = scenario_sha256(load_model(files[-1]))
+        except (ScenarioError, OSError):
+            return None  # not here any more, or broken: nothing to compare with
+        if now != recorded:
+            return f"its scenario file {files[-1]} has changed since it ran"
+    return None
+
+
+def _prepare(folder: Path, kind: str, force: bool, identity: dict[str, Any] | None = None) -> None:
     """Make `folder` ready; refuse to write over a run's results or unrelated files."""
-    check_target(folder, kind, force)
+    check_target(folder, kind, force, identity)
     folder.mkdir(parents=True, exist_ok=True)
     # The old manifest goes first: a folder half rewritten must not pass for complete.
     names = [store.MANIFEST] + [f"{s}.{e}" for s in _OURS for e in ("parquet", "png")]

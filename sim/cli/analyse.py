@@ -37,9 +37,11 @@ from sim.errors import ScenarioError
 from sim.model import load
 from sim.present.describe import posterior_line
 from sim.present.numbers import number
+from sim.present.tables import Fit
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.guards import parse_size
+from sim.study.provenance import scenario_sha256
 from sim.study.results import Results
 from sim.study.runner import Execution
 
@@ -49,7 +51,11 @@ _out = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder to write [default: results/<scenario>-<analysis>-<what>].",
 )
-_force = click.option("--force", is_flag=True, help="Write into a folder holding other files.")
+_force = click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a folder holding other files, or another analysis of this kind.",
+)
 _json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 _progress = click.option(
     "--progress/--no-progress",
@@ -151,7 +157,16 @@ def sensitivity_command(
         model.name, outcomes, base.name if base is not None else ""
     )
     inputs = [*model.files, *(base.files if base is not None else [])]
-    _check_folder(folder, "sensitivity", inputs, force)
+    asked = analyses.identity(
+        "sensitivity",
+        scenario_sha256=scenario_sha256(model),
+        baseline_sha256=scenario_sha256(base) if base is not None else None,
+        outcomes=list(outcomes),
+        runs=runs,
+        seed=model.scenario.seed if seed is None else seed,
+        ratio=ratio,
+    )
+    _check_folder(folder, "sensitivity", inputs, force, asked)
     clock = time.perf_counter()
     with _interruptible(folder, out), _bar(progress, as_json, f"{model.name}: sensitivity") as tick:
         res = sensitivity(
@@ -167,13 +182,13 @@ def sensitivity_command(
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sensitivity_figure
 
-    folder = _save(res, _png(sensitivity_figure(res, top)), folder, force, wall, model)
+    folder = _save(res, _png(sensitivity_figure(res, top)), folder, force, wall, model, asked)
     if as_json:
         _echo_result(res, folder, "indices")
         return
     console = out_console()
     for outcome in res.outcomes:
-        console.print(_sensitivity_table(res, outcome, top))
+        console.print(Fit(_sensitivity_table(res, outcome, top), whole=(1,)))
         console.print(
             f"[dim]First-order indices sum to {res.explained(outcome):.2f}: the rest of the "
             "variance comes from interactions"
@@ -270,7 +285,16 @@ def sweep_command(
     model = load(file)
     by = levers[1][0] if len(levers) == 2 else ""
     folder = out or analyses.sweep_folder(model.name, levers[0][0], by)
-    _check_folder(folder, "sweep", model.files, force)
+    asked = analyses.identity(
+        "sweep",
+        scenario_sha256=scenario_sha256(model),
+        levers=[f"{name}={values.strip()}" for name, values in levers],
+        outcomes=list(outcomes),
+        runs=model.scenario.runs if runs is None else runs,
+        seed=model.scenario.seed if seed is None else seed,
+        sampler=sampler or model.scenario.sampler,
+    )
+    _check_folder(folder, "sweep", model.files, force, asked)
     clock = time.perf_counter()
     with _interruptible(folder, out), _bar(progress, as_json, f"{model.name}: sweep") as tick:
         res = run_sweep(
@@ -288,13 +312,13 @@ def sweep_command(
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sweep_figure
 
-    folder = _save(res, _png(sweep_figure(res)), folder, force, wall, model)
+    folder = _save(res, _png(sweep_figure(res)), folder, force, wall, model, asked)
     if as_json:
         _echo_result(res, folder, "rows")
         return
     console = out_console()
     for name in res.outcomes:
-        console.print(_sweep_grid_table(res, name) if res.by else _sweep_table(res, name))
+        console.print(Fit(_sweep_grid_table(res, name) if res.by else _sweep_table(res, name)))
     points = len(res.values) * max(1, len(res.by_values))
     if res.by:
         console.print(
@@ -416,8 +440,23 @@ def discover_command(
     the box's runs that are cases), and each restriction with what dropping it would cost.
     """
     clock = time.perf_counter()
+    searched = Results.load(results)
+    asked = analyses.identity(
+        "discover",
+        results=str(results),
+        scenario_sha256=searched.manifest.get("scenario_sha256"),
+        runs_sha256=searched.manifest.get("sha256", {}).get("runs.parquet"),
+        where=where,
+        parameters=list(parameters),
+        boxes=boxes,
+        min_coverage=min_coverage,
+        alpha=alpha,
+        min_mass=min_mass,
+        prune=prune,
+        paste=paste,
+    )
     res = run_discover(
-        Results.load(results),
+        searched,
         where,
         parameters=parameters or None,
         alpha=alpha,
@@ -430,7 +469,7 @@ def discover_command(
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import discover_figure
 
-    folder = _save(res, _png(discover_figure(res)), out, force, wall, None)
+    folder = _save(res, _png(discover_figure(res)), out, force, wall, None, asked)
     if as_json:
         _echo_result(res, folder, "boxes")
         return
@@ -441,7 +480,7 @@ def discover_command(
         + (f"; {res.excluded} non-finite runs left out" if res.excluded else "")
     )
     for box in res.boxes:
-        console.print(_box_table(res, box.number))
+        console.print(Fit(_box_table(res, box.number)))
     console.print(
         "[dim]coverage: share of all cases inside the box; density: share of the box's runs "
         "that are cases. 'without': the box's density and coverage if that restriction were "
@@ -601,9 +640,12 @@ class _bar:
         self.context.__exit__(*exc)
 
 
-def _check_folder(folder: Path, kind: str, inputs: Sequence[str], force: bool) -> None:
-    """Before a study starts: the folder may take this analysis, and holds none of its inputs."""
-    analyses.check_target(folder, kind, force)
+def _check_folder(
+    folder: Path, kind: str, inputs: Sequence[str], force: bool, asked: dict[str, Any]
+) -> None:
+    """Before a study starts: the folder may take this analysis (not another one of its kind,
+    unless forced), and holds none of its inputs."""
+    analyses.check_target(folder, kind, force, asked)
     store.check_output_folder(
         folder,
         inputs,
@@ -637,13 +679,21 @@ def _interruptible(folder: Path, out: Path | None) -> Iterator[None]:
         sys.exit(130)
 
 
-def _save(res: Any, png: bytes, out: Path | None, force: bool, wall: float, model: Any) -> Path:
+def _save(
+    res: Any,
+    png: bytes,
+    out: Path | None,
+    force: bool,
+    wall: float,
+    model: Any,
+    asked: dict[str, Any],
+) -> Path:
     """Write an analysis folder (default: named after the analysis); return where."""
     folder = out or analyses.default_folder(res)
     inputs = model.files if model is not None else [res.source["folder"]]
     writes = [store.MANIFEST, *analyses.tables(res), f"{res.kind}.png"]
     store.check_output_folder(Path(folder), [p for p in inputs if p], writes)
-    analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force)
+    analyses.save(res, folder, png, model=model, wall_seconds=wall, force=force, identity=asked)
     return Path(folder)
 
 

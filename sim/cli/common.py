@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,8 +37,9 @@ def err_console() -> Console:
 
 
 def out_console() -> Console:
-    # Piped output goes to files and scripts: don't squeeze tables into 80 columns.
-    width = None if sys.stdout.isatty() else 160
+    # Piped output goes to files and scripts: don't squeeze tables into 80 columns (unless
+    # COLUMNS says how wide, as for any terminal program).
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
     return Console(highlight=False, soft_wrap=False, width=width)
 
 

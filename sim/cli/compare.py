@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from sim.cli.common import dump_json
 from sim.errors import ResultsError
 from sim.model import load
 from sim.present.describe import observation_table, posterior_line
-from sim.present.tables import comparison_cells, threshold_cells
+from sim.present.tables import Fit, comparison_cells, threshold_cells
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.manifest import is_analysis, read_json
@@ -167,12 +168,14 @@ def compare(
         if table.thresholds:
             rows = threshold_cells(table)
             console.print(
-                _rich_table(
-                    "Threshold probabilities"
-                    + (f" ({table.given.kept:,} kept runs)" if table.given else ""),
-                    rows,
-                    list(range(len(rows[0][1]))),
-                    {"outcome", "scenario", "difference"},
+                Fit(
+                    _rich_table(
+                        "Threshold probabilities"
+                        + (f" ({table.given.kept:,} kept runs)" if table.given else ""),
+                        rows,
+                        list(range(len(rows[0][1]))),
+                        {"outcome", "scenario", "difference"},
+                    )
                 )
             )
         for line in table.legend():
@@ -223,6 +226,7 @@ def report(
     each becomes a section with its table and figure (a report may hold only those).
     """
     from sim.analysis.saved import load as load_analysis
+    from sim.analysis.saved import stale as stale_analysis
     from sim.present.report import render
 
     store.check_output(out, "html", sources, force, "--out")  # before anything runs
@@ -261,6 +265,9 @@ def report(
                     f"--outcome {', '.join(outcomes)}: none of the analyses is about it "
                     f"(they are about: {', '.join(known) or 'nothing'})"
                 )
+    for saved in shown:
+        if why := stale_analysis(saved, results):
+            click.echo(f"warning: left {saved.folder} out of the report: {why}", err=True)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = render(
         table, results, title=title, generated=now, analyses=shown, outcomes=outcomes or None
@@ -406,9 +413,8 @@ def _print_table(console: Console, table: Comparison, results: list[Results]) ->
         console.print(
             f"[bold]Identical in every paired run[/bold] ({len(same)} of "
             f"{len(table.outcomes)}, not tabled; --json and --csv have them): " + ", ".join(same),
-            soft_wrap=True,
             highlight=False,
-        )
+        )  # wrapped at the console's width, between names
 
 
 def _print_rows(console: Console, title: str, table: Comparison) -> None:
@@ -421,9 +427,9 @@ def _print_rows(console: Console, title: str, table: Comparison) -> None:
     ):
         console.print(whole)
         return
-    console.print(_rich_table(title, rows, [0, 1, 2, 3, 4, 5], {"outcome", "scenario"}))
+    console.print(Fit(_rich_table(title, rows, [0, 1, 2, 3, 4, 5], {"outcome", "scenario"})))
     console.print(
-        _rich_table("Differences B − A", rows, [0, 1, 4, 6, 7, 8], {"outcome", "difference"})
+        Fit(_rich_table("Differences B − A", rows, [0, 1, 4, 6, 7, 8], {"outcome", "difference"}))
     )
 
 
@@ -444,7 +450,7 @@ def _rich_table(
 
 def _console() -> Console:
     """stdout; when it is not a terminal, wide enough that the table is never squeezed."""
-    if sys.stdout.isatty():
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
         return Console(highlight=False, soft_wrap=False)
     return Console(highlight=False, soft_wrap=False, width=200)
 

@@ -26,11 +26,13 @@ from sim.cli.common import (
     scheduler_option,
     workers_option,
 )
-from sim.errors import ScenarioError
+from sim.errors import ResultsError, ScenarioError
 from sim.model import Model, load
 from sim.present import describe
 from sim.present.numbers import number
+from sim.present.tables import Fit
 from sim.sampling.samplers import SAMPLERS
+from sim.scenario import sources
 from sim.study.guards import parse_size
 from sim.study.posterior import Posterior, check, read_posterior
 from sim.study.results import Results
@@ -64,6 +66,8 @@ def validate(files: tuple[Path, ...], quiet: bool) -> None:
                 else ""
             )
             click.echo(f"{file}: ok{note}")
+            for warning in sources.warnings(model.scenario, model.place):
+                click.echo(f"warning: {warning}", err=True)
     if failed:
         sys.exit(USER_ERROR)
 
@@ -217,6 +221,7 @@ def run_command(
     model = load(file)
     drawn_from = _posterior(posterior, model)  # refused before any folder is touched
     folder = out or Path("results") / model.name
+    finished = resume and _complete(folder)  # then nothing runs: say so, not "wrote"
     memory_limit = parse_size(max_memory) if max_memory is not None else None
     show_bar = sys.stderr.isatty() if progress is None else progress
     try:
@@ -250,7 +255,15 @@ def run_command(
         again = _resume_command(file, model, folder, click.get_current_context().params)
         click.echo(f"interrupted; resume with: {again}", err=True)
         sys.exit(130)
-    _print_summary(res, folder, engine, as_json)
+    _print_summary(res, folder, engine, as_json, finished)
+
+
+def _complete(folder: Path) -> bool:
+    """Whether `folder` holds a finished study (one `--resume` has nothing left to do for)."""
+    try:
+        return bool(Results.load(folder).manifest.get("complete"))
+    except ResultsError:
+        return False
 
 
 def _resume_command(file: Path, model: Model, folder: Path, params: dict[str, Any]) -> str:
@@ -278,7 +291,9 @@ def _resume_command(file: Path, model: Model, folder: Path, params: dict[str, An
     return shlex.join([*args, "--resume"])
 
 
-def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> None:
+def _print_summary(
+    res: Results, folder: Path, engine: str, as_json: bool, finished: bool = False
+) -> None:
     summary = res.summary()
     nonfinite = res.nonfinite
     precision = res.manifest.get("precision")
@@ -294,6 +309,7 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
                     "engine": engine,
                     "executor": res.manifest.get("executor"),
                     "wall_seconds": res.manifest["wall_seconds"],
+                    "already_complete": finished,
                     "nonfinite_runs": nonfinite["runs"],
                     "nonfinite": nonfinite,
                     "precision": precision,
@@ -324,10 +340,16 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
             row.unit,
         )
     console = out_console()
-    console.print(table)
+    console.print(Fit(table))
     if (drawn := res.manifest.get("posterior")) is not None:
         console.print(escape(describe.posterior_line(drawn)))
-    console.print(f"wrote {folder}/ in {res.manifest['wall_seconds']:.2f} s")
+    if finished:
+        console.print(
+            f"{folder}/ was already complete, nothing to resume: it finished "
+            f"{res.manifest.get('finished', '?')} after {res.manifest['wall_seconds']:.2f} s"
+        )
+    else:
+        console.print(f"wrote {folder}/ in {res.manifest['wall_seconds']:.2f} s")
     if precision:
         reached = ", ".join(
             f"{name} ±{_pct(o['relative'])} (target {_pct(o['requested'])})"
@@ -416,14 +438,15 @@ def trace(
         )
     quiet = set() if everything else {"ship", "arrive"}
     last = None
+    digits = len(str(max(model.ticks - 1, 0)))  # ticks padded alike, so columns line up
     for entry in story.run.log:
         if entry.kind in quiet:
             continue
         date = model.date(entry.tick)
         head = (
-            f"{date} (tick {entry.tick})"
+            f"{date} (tick {entry.tick:>{digits}})"
             if date != last
-            else " " * (len(date) + len(str(entry.tick)) + 8)
+            else " " * (len(date) + digits + 8)
         )
         last = date
         amount = (

@@ -19,6 +19,7 @@ from typing import Any
 
 import matplotlib.dates as mdates
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -94,7 +95,10 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
     names = list(outcomes or res.outcomes)
     cols = 1 if len(names) == 1 else 2 if len(names) <= 4 else 3
     rows = math.ceil(len(names) / cols)
-    fig = Figure(figsize=(5.2 * cols + 0.8, 3.4 * rows + 1.0), dpi=DPI, layout="constrained")
+    # Two levers put several curves in each panel: larger panels, so that they stay apart.
+    width, height = (6.8, 4.6) if res.by else (5.2, 3.4)
+    fig = Figure(figsize=(width * cols + 0.8, height * rows + 1.4), dpi=DPI, layout="constrained")
+    palette = _by_palette(res.by_values) if res.by else []
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
@@ -105,7 +109,7 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
         if res.by:
             for j, by_label in enumerate(res.by_labels):
                 c = res.curve(name, by=by_label)
-                color = COLORS[j % len(COLORS)]
+                color = palette[j]
                 ax.fill_between(x, c["p05"], c["p95"], color=color, alpha=0.1, lw=0)
                 # Dotted edges: where bands overlap, the fill alone hides which is which.
                 ax.plot(x, c["p05"], color=color, lw=0.8, ls=":")
@@ -118,7 +122,12 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
             ax.plot(x, c["p50"], color=COLORS[0], lw=2, marker="o", ms=3.5)
             ax.plot(x, c["mean"], color=COLORS[1], lw=1, ls="--")
         ax.set_title(
-            textwrap.fill(f"{name}{unit_label(res.units.get(name, ''))}", 48),
+            textwrap.fill(
+                f"{name}{unit_label(res.units.get(name, ''))}",
+                48,
+                break_long_words=False,
+                break_on_hyphens=False,
+            ),
             loc="left",
             fontsize=10.5,
         )
@@ -137,19 +146,19 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
         )
     handles: list[Artist]
     if res.by:
+        order = np.argsort(np.asarray(res.by_values, dtype=float), kind="stable")
         handles = [
-            Line2D([], [], color=COLORS[j % len(COLORS)], lw=2, marker="o", ms=3.5, label=lab)
-            for j, lab in enumerate(res.by_labels)
+            Line2D([], [], color=palette[j], lw=2, marker="o", ms=3.5, label=res.by_labels[j])
+            for j in order
         ]
         handles.append(
             Patch(facecolor="0.9", edgecolor="0.4", ls=":", label="p05–p95, same colour")
         )
-        fig.legend(
+        fig.legend(  # beside the panels, level with their middle row: in reach of each
             handles=handles,
-            loc="outside lower center",
-            ncol=min(len(handles), 6),
+            loc="outside right center",
             frameon=False,
-            title=f"median for each {res.by}{unit_label(res.by_unit)}",
+            title=f"median for each\n{res.by}{unit_label(res.by_unit)}\n(darker: larger)",
         )
         what = f"{res.parameter}, by {res.by}"
         per = "grid point"
@@ -160,7 +169,7 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
             Patch(color=COLORS[0], alpha=0.45, label="p25–p75"),
             Patch(color=COLORS[0], alpha=0.15, label="p05–p95"),
         ]
-        fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+        fig.legend(handles=handles, loc="outside right center", frameon=False)
         what = f"{res.parameter} (prior {res.prior})"
         per = "value"
     title = f"{res.scenario}: outcomes against {what}; {res.runs:,} runs per {per}, common random numbers"
@@ -287,3 +296,12 @@ def _errors(point: np.ndarray, low: Sequence[float], high: Sequence[float]) -> n
 
 def _tick(x: float, _pos: Any = None) -> str:
     return number(x) if x != 0 else "0"
+
+
+def _by_palette(values: Sequence[float]) -> list[Any]:
+    """A colour per value of the second lever from one sequential colormap, by rank: the
+    order of the colours is the order of the values, whatever order they were given in."""
+    ranks = np.argsort(np.argsort(np.asarray(values, dtype=float), kind="stable"), kind="stable")
+    n = len(values)
+    cmap = colormaps["viridis"].reversed()  # light for small values, dark for large
+    return [cmap(0.15 + 0.75 * (r / (n - 1) if n > 1 else 0.5)) for r in ranks]

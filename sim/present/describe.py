@@ -12,6 +12,8 @@ from rich.text import Text
 
 from sim.model import Model
 from sim.present.numbers import number
+from sim.present.tables import Fit
+from sim.scenario.sources import entries_cited
 from sim.study.posterior import Posterior, drawn_as_usual
 
 
@@ -86,12 +88,21 @@ def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
     if posterior is not None:
         params.add_column("drawn from")
     for name, spec in model.parameters.items():
-        row = [name, spec.describe(), spec.unit, spec.source or "[red]none given[/red]"]
+        source = Text(spec.source) if spec.source else Text("none given", style="red")
+        row: list[str | Text] = [name, spec.describe(), spec.unit, source]
         if posterior is not None:
             row.append(
                 "posterior" if name in held else "prior" if name in model.sampled else "fixed"
             )
         params.add_row(*row)
+    cited = Table(title="Sources cited", title_justify="left")
+    for col in ("key", "title", "publisher", "date", "reliability"):
+        cited.add_column(col)
+    for key, entry in entries_cited(sc, model.place).items():
+        cited.add_row(
+            *(Text(x) for x in (key, entry.title, entry.publisher, entry.date)),
+            Text(entry.reliability),
+        )
 
     stocks = Table(title="Stocks by unit", title_justify="left")
     for col in ("unit", "stock", "kind", "initial"):
@@ -114,10 +125,12 @@ def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
             f.noise.describe() if f.noise else "",
         )
 
-    parts: list[Any] = [head, params]
+    parts: list[Any] = [head, Fit(params)]
+    if cited.rows:
+        parts.append(Fit(cited))
     if posterior is not None and observations(posterior.manifest.get("observations")):
         parts.append(observation_table(posterior.manifest.get("observations")))
-    parts += [stocks, flows]
+    parts += [Fit(stocks, whole=(0, 1)), Fit(flows)]
     if model.data:
         data = Table(title="Data series", title_justify="left")
         for col in ("name", "file", "column", "beyond the rows"):
@@ -125,14 +138,14 @@ def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
         for d in model.data:
             series = (sc.data or {})[d.name]
             data.add_row(d.name, series.file, series.column or d.name, series.extrapolate)
-        parts.append(data)
+        parts.append(Fit(data))
     if model.variables:
         variables = Table(title="Variables (evaluation order)", title_justify="left")
         variables.add_column("name")
         variables.add_column("expression", overflow="fold")
         for name, expr in model.variables:
             variables.add_row(name, expr.text)
-        parts.append(variables)
+        parts.append(Fit(variables))
     if model.events:
         events = Table(title="Events", title_justify="left")
         for col in ("event", "at", "does"):
@@ -150,13 +163,13 @@ def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
                 f"{k} ×= {v.text}" for k, v in e.scales
             ]
             events.add_row(e.name, at, "; ".join(does))
-        parts.append(events)
+        parts.append(Fit(events))
     outcomes = Table(title="Outcomes", title_justify="left")
     for col in ("outcome", "stat", "of", "unit"):
         outcomes.add_column(col, overflow="fold")
     for o in model.outcomes:
         outcomes.add_row(o.name, o.stat, o.expr.text, o.unit)
-    parts.append(outcomes)
+    parts.append(Fit(outcomes))
     if model.record:
         parts.append(Text("recorded: " + ", ".join(name for name, _ in model.record)))
     return Group(*parts)

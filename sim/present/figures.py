@@ -154,12 +154,13 @@ def fan_figure(
         locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        shown = unit_label(unit) if unit else " (no unit declared)"
         ax.set_title(
-            _wrap(f"{series}{unit_label(unit)}{series_meaning(results[0], series)}", 64),
+            _wrap(f"{series}{shown}{series_meaning(results[0], series)}", 64),
             loc="left",
             fontsize=11,
         )
-        ax.set_ylabel(unit if unit not in ("", "1") else series)
+        ax.set_ylabel({"": "no unit declared", "1": "dimensionless"}.get(unit, unit))
         ax.grid(alpha=0.3)
         ax.yaxis.set_major_formatter(_tick)
     handles: list[Any] = [
@@ -190,22 +191,30 @@ def fan_figure(
 
 
 def series_unit(res: Results, series: str) -> str:
-    """The unit of a recorded series: its stock's, a flow's per month, else unknown ("")."""
+    """The unit of a recorded series: a stock's; a flow's per month (`flow.NAME`, or a flow's
+    name); a flow's total (`cum.NAME`); else unknown (""): variables and expressions carry none.
+    """
     scenario = res.manifest.get("scenario", {})
     stocks = scenario.get("stocks", {})
-    if series in stocks:
-        return str(stocks[series].get("unit", ""))
-    flow = scenario.get("flows", {}).get(series)
-    if flow and flow.get("from") in stocks:
-        return f"{stocks[flow['from']].get('unit', '')}/month"
+    flows = scenario.get("flows", {})
+    name = series.strip()
+    if name in stocks:
+        return str(stocks[name].get("unit", ""))
+    prefix, dot, rest = name.partition(".")
+    flow = flows.get(rest) if dot and prefix in ("flow", "cum") else flows.get(name)
+    if isinstance(flow, dict) and flow.get("from") in stocks:
+        unit = str(stocks[flow["from"]].get("unit", ""))
+        return unit if prefix == "cum" and dot else f"{unit}/month"
     return ""
 
 
 def series_meaning(res: Results, series: str) -> str:
     """ ": its description" for a recorded stock or flow that has one, else ""."""
     scenario = res.manifest.get("scenario", {})
+    prefix, dot, rest = series.partition(".")
+    name = rest if dot and prefix in ("flow", "cum") else series
     for section in ("stocks", "flows"):
-        spec = scenario.get(section, {}).get(series)
+        spec = scenario.get(section, {}).get(name if section == "flows" else series)
         if isinstance(spec, dict) and spec.get("description"):
             return f": {spec['description']}"
     return ""

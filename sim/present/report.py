@@ -23,9 +23,14 @@ from html import escape, unescape
 from typing import Any
 
 from sim.analysis.compare import Comparison, kept_runs
-from sim.analysis.saved import Saved
+from sim.analysis.saved import Saved, stale
 from sim.present.figures import fan_figure, outcome_figure, outcome_meaning, png_bytes
-from sim.present.report_sections import posterior_section
+from sim.present.report_sections import (
+    link_citations,
+    posterior_section,
+    sources_section,
+    stale_note,
+)
 from sim.present.report_sections import section as analysis_section
 from sim.present.summary import findings, summary_figure, threshold_sentences
 from sim.present.tables import comparison_cells, threshold_cells
@@ -132,9 +137,15 @@ def render(
             detail.append(_figures(comparison, results))
     elif generated:
         parts.append(f'<p class="sub">Generated {escape(generated)}.</p>')
-    detail += [analysis_section(a, figure=figures, outcomes=outcomes) for a in analyses]
+    detail += [
+        stale_note(a, why)
+        if (why := stale(a, results))
+        else analysis_section(a, figure=figures, outcomes=outcomes)
+        for a in analyses
+    ]
     if comparison is not None:
         detail.append(_parameters(comparison, results))
+        detail.append(sources_section(results))
     contents, detail = _contents([p for p in detail if p])
     parts += [contents, *detail]
     rebuild = (
@@ -509,10 +520,11 @@ def _parameters(comparison: Comparison, results: Sequence[Results]) -> str:
         else:
             dist_cells = "".join(f"<td>{escape(d)}</td>" for d in dists)
         if len(sources) <= 1:
-            source = escape(next(iter(sources), "")) or "<i>no source given</i>"
+            source = link_citations(escape(next(iter(sources), ""))) or "<i>no source given</i>"
         else:
             source = "<br>".join(
-                f"{escape(label)}: {escape(str(s.get('source') or '–') if s else '–')}"
+                f"{escape(label)}: "
+                + link_citations(escape(str(s.get("source") or "–") if s else "–"))
                 for label, s in zip(comparison.scenarios, specs, strict=True)
             )
         rows.append(

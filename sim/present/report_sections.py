@@ -20,6 +20,8 @@ from sim.analysis.saved import Saved
 from sim.analysis.sensitivity import TOP
 from sim.analysis.sweep import SUMMARY_COLUMNS
 from sim.present.numbers import number
+from sim.scenario.sources import KEY, cited, is_key
+from sim.study.results import Results
 
 
 def about(saved: Saved) -> tuple[str, ...]:
@@ -356,4 +358,92 @@ def _observations(data: Any) -> str:
         "value plus observation error); z: (observed − predictive mean) / predictive sd; "
         "covered: for held-out observations (<code>use: validate</code>), whether the 90% "
         "predictive interval holds the observed value.</p>"
+    )
+
+
+# -- sources ------------------------------------------------------------------------------
+
+
+def sources_section(results: Sequence[Results]) -> str:
+    """The sources the compared scenarios cite, as their results folders recorded them.
+
+    Each entry gets an anchor (`source-KEY`), which the parameters' citations link to. A key
+    cited but not recorded (results written before sim recorded sources, or a scenario that
+    names no sources file) is listed as such rather than left out.
+    """
+    recorded: dict[str, dict[str, Any]] = {}
+    keys: dict[str, None] = {}
+    for res in results:
+        for key, entry in (res.manifest.get("sources") or {}).items():
+            if isinstance(entry, dict):
+                recorded.setdefault(str(key), entry)
+        keys.update(dict.fromkeys(k for text in _source_texts(res) for k in cited(text)))
+    keys.update(dict.fromkeys(recorded))
+    if not keys:
+        return ""
+    rows = []
+    for key in keys:
+        entry = recorded.get(key)
+        anchor = f'<td id="source-{escape(key)}"><b>[{escape(key)}]</b></td>'
+        if entry is None:
+            rows.append(
+                f'{anchor}<td colspan="4"><i>cited, but no entry is recorded in the results '
+                "(the scenario names no sources file, or the results predate it)</i></td>"
+            )
+            continue
+        title = escape(str(entry.get("title", "")))
+        url = str(entry.get("url") or "")
+        if url.startswith(("https://", "http://")):
+            title = f'<a href="{escape(url)}">{title}</a>'
+        rows.append(
+            f"{anchor}<td>{title}<br><span class='what'>{escape(str(entry.get('publisher', '')))}"
+            f"</span></td><td>{escape(str(entry.get('date', '')))}</td>"
+            f"<td>{escape(str(entry.get('figures', '')))}</td>"
+            f"<td>{escape(str(entry.get('reliability', '')))}</td>"
+        )
+    return (
+        '<h2 id="sources">Sources</h2><p>Every source the parameters, flows and events above '
+        "cite by key, as recorded when the studies ran: what figure is taken from it and how "
+        "far it can be trusted.</p>"
+        '<div class="wide"><table><tr><th>key</th><th>source</th><th>date</th>'
+        "<th>figures taken</th><th>reliability</th></tr>"
+        + "".join(f"<tr>{r}</tr>" for r in rows)
+        + "</table></div>"
+    )
+
+
+def link_citations(html_text: str) -> str:
+    """Escaped source text with each [KEY] linked to its entry in the Sources section."""
+    return _CITATION.sub(
+        lambda m: f'<a href="#source-{m[1]}">[{m[1]}]</a>' if is_key(m[1]) else m[0], html_text
+    )
+
+
+_CITATION = re.compile(rf"\[({KEY})\]")
+
+
+def _source_texts(res: Results) -> list[str]:
+    scenario = res.manifest.get("scenario") or {}
+    texts = [str(p.get("source") or "") for p in res.parameters.values()]
+    for section in ("stocks", "flows", "events"):
+        for spec in (scenario.get(section) or {}).values():
+            if isinstance(spec, dict):
+                texts.append(str(spec.get("source") or ""))
+                noise = spec.get("noise")
+                if isinstance(noise, dict):
+                    texts.append(str(noise.get("source") or ""))
+    return texts
+
+
+# -- stale analyses -----------------------------------------------------------------------
+
+
+def stale_note(saved: Saved, reason: str) -> str:
+    """What the report shows in place of an analysis it leaves out as stale."""
+    return (
+        f"<h2>Left out: {escape(saved.kind)} of {escape(saved.scenario)}</h2>"
+        f'<p class="given">The {escape(saved.kind)} analysis in '
+        f"<code>{escape(str(saved.folder))}</code> is not shown: {escape(reason)}. Its numbers "
+        "would describe another study than the one in this report; run the analysis again "
+        "to include it.</p>"
     )

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.padding import Padding
+from rich.segment import Segment
+from rich.table import Table
+from rich.text import Text
 
 from sim.analysis.compare import Comparison
 from sim.present.numbers import interval, number, pvalue
@@ -128,3 +138,154 @@ def _shares(low: float, high: float, signed: bool = False) -> str:
     if signed:
         return f"[{low * 100:+.1f}, {high * 100:+.1f}]".replace("-", "−")
     return f"[{low:.1%}, {high:.1%}]"
+
+
+# -- terminal tables that never cut a name ---------------------------------------------------
+
+
+class Fit:
+    """A rich table drawn whole or not at all: no name is ever cut, folded or ellipsised.
+
+    Printed on a console, it draws `table` as it is when that fits; otherwise with each column
+    as wide as its longest word (its longest line for the `whole` columns, which hold names)
+    plus a share of what is left, so nothing breaks inside a word; and when even that is too
+    wide, stacked: each row's first cell on a line of its own, then its other cells as
+    `header value` pairs, wrapped at spaces under it.
+
+    >>> from rich.console import Console
+    >>> table = Table("outcome", "mean")
+    >>> table.add_row("china_import_share_end", "0.935")
+    >>> console = Console(width=26)
+    >>> console.print(Fit(table))
+    china_import_share_end
+        mean 0.935
+    """
+
+    def __init__(self, table: Table, whole: Sequence[int] = (0,)):
+        self.table = table
+        self.whole = set(whole)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = self.table
+        width = options.max_width
+        lines = [[_plain(c).split("\n") for c in (col.header, *col.cells)] for col in table.columns]
+        longest = [
+            max((cell_len(line) for cell in col for line in cell), default=0) for col in lines
+        ]
+        words = [
+            longest[i]
+            if i in self.whole
+            else max(
+                (cell_len(w) for cell in col for line in cell for w in line.split()), default=0
+            )
+            for i, col in enumerate(lines)
+        ]
+        for column, w in zip(table.columns, words, strict=True):
+            column.overflow = "fold"  # belt and braces: rich never ellipsises these
+            column.width = w
+        wide = options.update_width(10**6)
+        extra = Measurement.get(console, wide, table).maximum - sum(words)
+        if sum(longest) + extra <= width:
+            for column, w in zip(table.columns, longest, strict=True):
+                column.width = w
+            yield table
+            return
+        if sum(words) + extra > width:
+            for column in table.columns:
+                column.width = None
+            grid = self._grid(table, longest)
+            if Measurement.get(console, wide, grid).maximum <= width:
+                yield from self._stacked_grid(table, grid, console, options)
+            else:
+                yield from self._stacked(table)
+            return
+        spare = width - sum(words) - extra
+        room = [hi - lo for hi, lo in zip(longest, words, strict=True)]
+        total = sum(room)
+        grown = [
+            lo + (spare * r // total if total else 0) for lo, r in zip(words, room, strict=True)
+        ]
+        for column, w in zip(table.columns, grown, strict=True):
+            column.width = w
+        yield table
+
+    @staticmethod
+    def _grid(table: Table, longest: list[int]) -> Table:
+        """The table without its first column and borders: the values of the stacked form."""
+        grid = Table(box=None, padding=(0, 1), header_style=table.header_style)
+        grid.add_column("", width=2)  # the values sit indented under their row's name
+        for column, w in zip(table.columns[1:], longest[1:], strict=True):
+            grid.add_column(
+                column.header, justify=column.justify, style=column.style, width=w, no_wrap=True
+            )
+        cells = [list(c.cells) for c in table.columns[1:]]
+        for r, row in enumerate(table.rows):
+            grid.add_row("", *(col[r] for col in cells), style=row.style)
+        return grid
+
+    def _stacked_grid(
+        self, table: Table, grid: Table, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType | Segment]:
+        """Each row's name on a line of its own, its values under it, aligned in columns."""
+        lines = console.render_lines(grid, options, pad=False)
+        heads = max((len(_plain(c.header).split("\n")) for c in table.columns[1:]), default=1)
+        if table.title:
+            yield Text(_plain(table.title), style="bold")
+        for line in lines[:heads]:
+            yield from line
+            yield Segment.line()
+        at = heads
+        names = list(table.columns[0].cells)
+        values = [list(c.cells) for c in table.columns[1:]]
+        for r, row in enumerate(table.rows):
+            tall = max((len(_plain(col[r]).split("\n")) for col in values), default=1)
+            yield Text(_plain(names[r]), style=row.style or "", overflow="fold")
+            if any(_plain(col[r]).strip() for col in values):
+                for line in lines[at : at + tall]:
+                    yield from line
+                    yield Segment.line()
+            at += tall
+        if table.caption:
+            yield Text(_plain(table.caption), style="dim")
+
+    @staticmethod
+    def _stacked(table: Table) -> Iterator[RenderableType]:
+        if table.title:
+            yield Text(_plain(table.title), style="bold")
+        columns = table.columns
+        headers = [" ".join(_plain(c.header).split()) for c in columns]
+        cells = [list(c.cells) for c in columns]
+        for r, row in enumerate(table.rows):
+            label = _plain(cells[0][r]) if columns else ""
+            indent = len(label) - len(label.lstrip(" "))
+            first, *more = label.split("\n")
+            yield Text(first, style=row.style or "", overflow="fold")
+            for line in more:
+                yield Padding(
+                    Text(line.strip(), overflow="fold"), (0, 0, 0, indent + 2), expand=False
+                )
+            pairs = Text(overflow="fold")
+            for k in range(1, len(columns)):
+                value = " ".join(_plain(cells[k][r]).split())
+                if not value:
+                    continue
+                if pairs:
+                    pairs.append("  ·  ", style="dim")
+                if headers[k]:
+                    pairs.append(headers[k] + " ", style="dim")
+                pairs.append(value)
+            if pairs:
+                yield Padding(pairs, (0, 0, 0, indent + 4), expand=False)
+            if row.end_section and r + 1 < len(table.rows):
+                yield Text("")
+        if table.caption:
+            yield Text(_plain(table.caption), style="dim")
+
+
+def _plain(cell: Any) -> str:
+    """A table cell's text as shown: str cells are rich markup, Text cells are literal."""
+    if isinstance(cell, Text):
+        return cell.plain
+    if isinstance(cell, str):
+        return Text.from_markup(cell).plain
+    return str(cell)

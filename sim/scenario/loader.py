@@ -46,7 +46,7 @@ EXTENDS_ROOT = "SIM_EXTENDS_ROOT"  # folders (joined like PATH) whose files exte
 SCENARIO_KEYS = frozenset(
     {"name", "description", "extends", "start", "months", "seed", "runs", "sampler",
      "parameters", "state", "variables", "stocks", "flows", "events", "outcomes", "record",
-     "step", "data"}
+     "step", "data", "sources"}
 )  # fmt: skip
 
 _STANDARD_TAG = "tag:yaml.org,2002:"
@@ -443,6 +443,10 @@ def _parse(path: Path, raw: bytes) -> tuple[Any, _Builder]:
         where = Place(file, mark.line + 1, mark.column + 1) if mark else Place(file, 1, 1)
         what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         hint = "indent with spaces; YAML does not allow tabs" if "'\\t'" in what else None
+        plain = _indentation(text, exc)
+        if plain is not None:  # point at the line's first character, not at its colon
+            message, hint, col = plain
+            raise ScenarioError.one(message, Place(file, where.line, col), hint=hint) from None
         raise ScenarioError.one(f"not valid YAML: {what}", where, hint=hint) from None
     except yaml.reader.ReaderError as exc:
         raise _unprintable(file, text, exc) from None
@@ -453,6 +457,66 @@ def _parse(path: Path, raw: bytes) -> tuple[Any, _Builder]:
     finally:
         loader.dispose()
     return data, builder
+
+
+_KEY_COLON = re.compile(r":(?=\s|$)")
+_INDENT_HINT = (
+    "indent the keys of one mapping by the same number of spaces, and a block under a key "
+    "deeper than that key (YAML counts spaces; tabs are not allowed)"
+)
+
+
+def _indentation(text: str, exc: yaml.MarkedYAMLError) -> tuple[str, str, int] | None:
+    """PyYAML's scanner and parser errors that a line's indentation causes, said plainly.
+
+    `mapping values are not allowed here` at a line's first `key:` means the line is deeper
+    than the key above it, which already has a value; `expected <block end>, but found
+    '<block mapping start>'` means a line sits between two levels. (A `: ` inside a plain value
+    raises the first one too, further along its line: that is not indentation.)"""
+    mark = exc.problem_mark
+    lines = text.splitlines()
+    if mark is None or not 0 <= mark.line < len(lines):
+        return None
+    line = lines[mark.line]
+    indent = len(line) - len(line.lstrip(" "))
+    problem = str(exc.problem or "")
+    if problem.startswith("mapping values are not allowed"):
+        first = _KEY_COLON.search(line)
+        if first is None or first.start() != mark.column:
+            return (
+                "not valid YAML: a ': ' inside a plain value",
+                'quote the value, e.g. description: "Claim: ..."',
+                mark.column + 1,
+            )
+        above = next(
+            (
+                s
+                for s in reversed(lines[: mark.line])
+                if s.strip() and not s.lstrip().startswith("#")
+            ),
+            "",
+        )
+        depth = len(above) - len(above.lstrip(" "))
+        return (
+            f"not valid YAML: bad indentation: this line is indented {_spaces(indent)}, deeper "
+            f"than the line above it ({depth}), whose key already has a value",
+            _INDENT_HINT,
+            indent + 1,
+        )
+    if problem.startswith("expected <block end>, but found '<block") and exc.context_mark:
+        start = exc.context_mark
+        return (
+            f"not valid YAML: bad indentation: this line is indented {_spaces(indent)}, which "
+            f"matches no level above it (the mapping from line {start.line + 1} indents its "
+            f"keys by {_spaces(start.column)})",
+            _INDENT_HINT,
+            indent + 1,
+        )
+    return None
+
+
+def _spaces(n: int) -> str:
+    return f"{n} space{'s' * (n != 1)}"
 
 
 def _unprintable(file: str, text: str, exc: yaml.reader.ReaderError) -> ScenarioError:

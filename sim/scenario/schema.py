@@ -198,6 +198,7 @@ class Scenario(_Spec):
     # None when absent, so that a scenario without them dumps (and hashes) as before.
     step: float | None = Field(None, gt=0, le=1200)  # months per tick (default 1)
     data: dict[str, DataSeries] | None = None
+    sources: str | None = None  # the file `source:` texts cite by [KEY] (sim.scenario.sources)
 
     @field_validator("name")
     @classmethod

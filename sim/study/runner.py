@@ -41,6 +41,7 @@ from sim.model import Model, compile_scenario
 from sim.sampling.distributions import Z_CI95
 from sim.sampling.draws import SAMPLERS
 from sim.scenario.schema import SEED_LIMIT, Fixed
+from sim.scenario.sources import entries_cited
 from sim.study import guards, store
 from sim.study.design import Design, Grid, Sampled, posterior_of
 from sim.study.executors import EXECUTORS, check_scheduler, default_workers, open_executor
@@ -807,6 +808,7 @@ class _Study:
                 if (posterior := posterior_of(p.design)) is not None
                 else {}
             ),
+            "sources": {k: e.as_dict() for k, e in entries_cited(m.scenario, m.place).items()},
             "bands": _band_method(p.kept, p.runs),
             "keep_paths": p.keep_paths,
             "versions": store.versions(),

@@ -223,6 +223,7 @@ def test_cli_prints_the_box_and_writes_a_folder(bakery_runs, tmp_path):
             str(out),
             "--json",
             "--no-paste",
+            "--force",  # another analysis (no pasting) replaces the first only when forced
         ],
     )
     assert json.loads(r.output)["boxes"][0]["parameter"] == "strike_month"

@@ -194,6 +194,7 @@ def test_cli_writes_a_folder_and_prints_the_ranking(ishigami_file, tmp_path):
             "--out",
             str(out),
             "--json",
+            "--force",  # another study (N = 64) replaces the first only when forced
         ],
     )
     data = json.loads(r.output)

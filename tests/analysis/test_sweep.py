@@ -166,7 +166,9 @@ def test_cli_writes_a_folder_with_a_figure(tmp_path):
     assert saved.settings["labels"] == ["2024-07", "2025-07", "2026-07"]
     assert saved.tables["sweep_runs.parquet"].num_rows == 300
     r = CliRunner().invoke(
-        cli, ["sweep", str(BAKERY), "--set", "price=400,500", "-n", "20", "-o", str(out), "--json"]
+        cli,
+        ["sweep", str(BAKERY), "--set", "price=400,500", "-n", "20", "-o", str(out), "--json"]
+        + ["--force"],  # another sweep replaces the first only when forced
     )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["settings"]["values"] == [400.0, 500.0]
@@ -331,7 +333,7 @@ def test_cli_two_levers_write_a_folder(tmp_path):
     assert saved.settings["by"] == "mill_output" and saved.settings["by_labels"] == ["90", "120"]
     assert saved.table.column("by_label").to_pylist() == ["90"] * 3 + ["120"] * 3
     assert saved.tables["sweep_runs.parquet"].num_rows == 180
-    r = CliRunner().invoke(cli, [*args, "-n", "10", "-o", str(out), "--json"])
+    r = CliRunner().invoke(cli, [*args, "-n", "10", "-o", str(out), "--json", "--force"])
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)["rows"]
     assert len(rows) == 4 * 6 and rows[0]["by_label"] == "90" and rows[0]["label"] == "2024-07"
