@@ -144,6 +144,11 @@ class OutcomeDef:
         """How a run's non-finite culprit names this outcome."""
         return f"outcomes.{self.name}"
 
+    @property
+    def declared(self) -> str:
+        """The outcome as the scenario declares it (a cell `x[food]` of an arrayed one: x)."""
+        return self.name.split("[", 1)[0]
+
 
 @dataclass(frozen=True)
 class MemoryDef:
@@ -1127,7 +1132,7 @@ class _Compiler:
             return [(name, expr)]
         shape = self.shape_of(expr.dims)
         return [
-            (cell_name(name, elements), pick_cell(expr, index, cell_name(name, elements)))
+            (cell_name(name, elements), pick_cell(expr, index, elements))
             for index, elements in zip(
                 np.ndindex(*shape), dim_cells(expr.dims, self.dimensions), strict=True
             )

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from sim.cli.common import (
@@ -277,7 +278,7 @@ def _print_summary(res: Results, folder: Path, engine: str, as_json: bool) -> No
     for row in summary:
         name = row.name + (f" ({row.empty} never)" if row.empty else "")
         table.add_row(
-            name,
+            escape(name),  # a cell's name, store[food], is not markup
             number(row.mean),
             number(row.p05),
             number(row.p50),

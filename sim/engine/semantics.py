@@ -24,6 +24,7 @@ value; the culprit is named `events.X`, `variables.X`, `flows.X`, `stocks.X` or 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,6 +32,8 @@ from typing import Any, Literal
 import numpy as np
 
 from sim.model import FlowDef, MemoryDef, Model, OutcomeDef, StockDef
+from sim.scenario.dims import Dims, cell_names, expand
+from sim.scenario.expr import Expr
 
 STATUS_OK = "ok"
 STATUS_NONFINITE = "nonfinite"
@@ -59,7 +62,7 @@ def calendar(model: Model, t: int) -> dict[str, float]:
     year, month = model.calendar(t)
     out = {"t": model.time(t), "month": float(month), "year": float(year)}
     for d in model.data:
-        out[d.name] = float(d.values[t])
+        out[d.name] = d.values[t][..., np.newaxis] if d.dims else float(d.values[t])
     return out
 
 
@@ -104,7 +107,7 @@ class Memories:
         self.state: dict[str, list[np.ndarray]] = {}
 
     def _arg(self, mem: MemoryDef, i: int, ns: Mapping[str, Any]) -> np.ndarray:
-        return np.broadcast_to(mem.args[i](ns), (self.n,))
+        return np.broadcast_to(mem.args[i](ns), (*mem.shape, self.n))
 
     def start(self, mem: MemoryDef, ns: Mapping[str, Any]) -> np.ndarray:
         """Set the starting state from `ns` (the values before the first tick); its output."""
@@ -173,19 +176,87 @@ def ration(
     exceed the content, every outflow is scaled by the same factor content / requested and
     the stock is left empty. A source or a balance is unlimited (it may go below zero). When
     no run is short, every flow gets what it asked (None, None)."""
-    out = outflow(requests)
+    return ration_cells(content, requests, [()] * len(requests), (), unlimited)
+
+
+def ration_cells(
+    content: np.ndarray,
+    requests: Sequence[np.ndarray],
+    over: Sequence[Dims],
+    dims: Dims,
+    unlimited: bool,
+) -> tuple[list[np.ndarray] | None, np.ndarray | None]:
+    """`ration` per stock cell: `content` is a stock over `dims` (shape (*sizes, runs)), each
+    request over its flow's dimensions `over[i]` ⊇ `dims`. What a stock cell is asked is the
+    sum of every flow cell asking from it, in declared flow order and then in the flow's
+    cell order (`pieces`); where a cell is short, every flow cell asking from it is scaled
+    by that cell's factor content / requested."""
+    out = outflow(
+        [p for r, have in zip(requests, over, strict=True) for p in pieces(r, have, dims)]
+    )
     if unlimited or not (short := out > content).any():
         content -= out
         return None, None
     factor = content / out
-    given = [np.where(short, r * factor, r) for r in requests]
+    given = [
+        np.where(expand(short, dims, have), r * expand(factor, dims, have), r)
+        for r, have in zip(requests, over, strict=True)
+    ]
     lost = short & (factor == 0) & (content > 0)
     if lost.any():
         # The share underflowed (a tiny stock asked for huge amounts): split what it holds
         # by each flow's part of the request instead, or the stock would vanish.
-        given = [np.where(lost, r / out * content, g) for r, g in zip(requests, given, strict=True)]
+        given = [
+            np.where(
+                expand(lost, dims, have),
+                r / expand(out, dims, have) * expand(content, dims, have),
+                g,
+            )
+            for r, g, have in zip(requests, given, over, strict=True)
+        ]
     content[...] = np.where(short, 0.0, content - out)
     return given, short
+
+
+def pieces(amount: np.ndarray, have: Dims, dims: Dims) -> list[np.ndarray]:
+    """A flow's amount over `have` as the parts that reach (or leave) a stock over `dims`
+    ⊆ `have`: the amount itself when the two agree; otherwise one part per element of the
+    dimensions the stock lacks (row-major), each over `dims`. Summed one after another, as
+    a stock cell receives them, in the same order in every engine."""
+    extra = [i for i, d in enumerate(have) if d not in dims]
+    if not extra:
+        return [amount]
+    moved_ = np.moveaxis(amount, extra, list(range(len(extra))))
+    k = math.prod(moved_.shape[: len(extra)])
+    flat = moved_.reshape((k, *moved_.shape[len(extra) :]))
+    return list(flat)
+
+
+def deliver(stock: np.ndarray, amount: np.ndarray, have: Dims, dims: Dims) -> None:
+    """Add a flow's amount (over `have`) into a stock over `dims`, in place: each stock cell
+    receives its flow cells one after another (`pieces`)."""
+    for piece in pieces(amount, have, dims):
+        stock += piece
+
+
+def assemble(model: Model, values: Mapping[str, Any], runs: int) -> dict[str, np.ndarray]:
+    """Each arrayed parameter's value, (*sizes, runs), from its cells' values (one column
+    each, named `name[elem1,elem2]`, as drawn)."""
+    out = {}
+    for name, dims in model.arrays.items():
+        cells = model.cells(name)
+        if not dims or cells[0] not in values:
+            continue
+        stacked = np.stack(
+            [np.broadcast_to(np.asarray(values[c], dtype=np.float64), (runs,)) for c in cells]
+        )
+        out[name] = stacked.reshape((*model.shape(name), runs))
+    return out
+
+
+def cell_labels(model: Model, label: str, dims: Dims) -> list[str]:
+    """`label[elem1,elem2]` for each cell over `dims` (how a culprit names a cell)."""
+    return cell_names(label, dims, model.dimensions)
 
 
 # -- who gives: one-way and two-way flows ---------------------------------------------------
@@ -261,11 +332,12 @@ class Outcomes:
 
     def update(self, t: int, ns: Mapping[str, Any], health: NonFinite) -> None:
         """Fold tick t's value of each due outcome into its statistic (in place)."""
+        wholes: dict[int, Any] = {}
         for o in self.m.outcomes:
             if not due(o, t, self.m.ticks):
                 continue
             v = self.values[o.name]
-            x = np.broadcast_to(o.expr(ns), (self.n,))
+            x = np.broadcast_to(evaluate(o.expr, ns, wholes), (self.n,))
             health.see(t, o.label, x)
             if o.stat == "final":
                 v[:] = x
@@ -295,6 +367,18 @@ class Outcomes:
         return out
 
 
+def evaluate(expr: Expr, ns: Mapping[str, Any], wholes: dict[int, Any]) -> Any:
+    """An expression's value; a cell of an arrayed one (an outcome's or a record's) reads
+    its cell of the whole, evaluated once per `wholes` (one tick's) for all its cells."""
+    whole = expr.whole
+    if whole is None:
+        return expr(ns)
+    key = id(whole)
+    if key not in wholes:
+        wholes[key] = whole(ns)
+    return wholes[key][expr.cell]
+
+
 # -- non-finite runs ------------------------------------------------------------------------
 class NonFinite:
     """Which runs have gone non-finite: the first tick, and the first name in the tick's order.
@@ -309,9 +393,14 @@ class NonFinite:
         self.tick = np.full(n, -1, dtype=np.int64)
         self.name = np.full(n, "", dtype=object)
 
-    def see(self, t: int, label: str, value: Any) -> None:
-        """Check one value (an array over runs, or one number for all of them) at tick t."""
+    def see(self, t: int, label: str, value: Any, cells: Sequence[str] | None = None) -> None:
+        """Check one value (an array over runs, or one number for all of them) at tick t;
+        an arrayed one (cells, then runs) names the first non-finite cell, `cells[i]`."""
         if np.isfinite(value.sum() if isinstance(value, np.ndarray) else value):
+            return
+        if cells is not None and np.ndim(value) > 1:
+            rows = np.reshape(value, (len(cells), -1))
+            self.check(t, zip(cells, rows, strict=True))
             return
         self.mark(t, label, ~np.isfinite(value))
 

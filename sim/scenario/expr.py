@@ -385,14 +385,19 @@ def array_expr(text: str, values: np.ndarray, dims: tuple[str, ...]) -> Expr:
     return Expr(text, frozenset(), "<per-cell values>", fixed, None, (), dims)
 
 
-def pick_cell(expr: Expr, index: tuple[int, ...], cell: str) -> Expr:
+def pick_cell(expr: Expr, index: tuple[int, ...], elements: Sequence[str]) -> Expr:
     """One cell of an arrayed expression's value, as an Expr of its own (an outcome's or a
-    record's cell). `whole` is the arrayed expression, evaluated once for all its cells."""
+    record's cell). `whole` is the arrayed expression, evaluated once for all its cells;
+    the text is the cell as an expression would pick it (`store[food]`)."""
 
     def fn(ns: Mapping[str, Any]) -> Any:
         return expr.fn(ns)[index]
 
-    return Expr(cell, expr.names, expr.code, fn, None, expr.memories, (), expr, index)
+    whole = expr.text.strip()
+    text = f"{whole}[{','.join(elements)}]"
+    if not whole.replace(".", "").replace("_", "").isalnum():
+        text = f"({whole})[{','.join(elements)}]"
+    return Expr(text, expr.names, expr.code, fn, None, expr.memories, (), expr, index)
 
 
 def _function(
