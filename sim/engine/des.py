@@ -353,7 +353,7 @@ class _World:
                 continue
             if s.name not in self.rationed:
                 self.rationed.add(s.name)
-                out = sum(float(a[0]) for a in wanted)
+                out = sum(float(x) for a in wanted for x in np.reshape(a, -1))
                 self.write(
                     "ration",
                     s.name,
