@@ -362,7 +362,7 @@ def trace(
     )
     if story.parameters:
         console.print(
-            "drawn: " + ", ".join(f"{k} = {number(v)}" for k, v in story.parameters.items())
+            "drawn: " + escape(", ".join(f"{k} = {number(v)}" for k, v in story.parameters.items()))
         )
     quiet = set() if everything else {"ship", "arrive"}
     last = None
@@ -381,10 +381,13 @@ def trace(
             if entry.amount is not None and entry.kind != "ration"
             else ""
         )
-        console.print(f"{head}  {entry.kind:<8} {entry.name}{amount} {entry.detail}".rstrip())
+        told = f"{entry.kind:<8} {entry.name}{amount} {entry.detail}".rstrip()
+        console.print(f"{head}  {escape(told)}")  # cells (store[food]) are not markup
     console.print(
         "outcomes: "
-        + ", ".join(
-            f"{o.name} = {number(story.run.outcomes[o.name])} {o.unit}" for o in model.outcomes
+        + escape(
+            ", ".join(
+                f"{o.name} = {number(story.run.outcomes[o.name])} {o.unit}" for o in model.outcomes
+            )
         )
     )
