@@ -367,3 +367,40 @@ def test_an_arrayed_stock_starting_below_zero_names_its_cell(tmp_path: Path) -> 
     for engine in sorted(ENGINES):
         with pytest.raises(ScenarioError, match=r"initial amount of bin\[e[01]\] is -"):
             ENGINES[engine](model, params, noise, 0, RUNS, None)
+
+
+def test_an_arrayed_data_series_reads_a_column_per_cell(tmp_path: Path) -> None:
+    (tmp_path / "trade.csv").write_text(
+        "date,imports[china],imports[russia]\n2024-01,10,1\n2024-03,30,3\n"
+    )
+    data = {
+        "name": "series",
+        "start": "2024-01",
+        "months": 4,
+        "dimensions": {"partner": ["china", "russia"]},
+        "data": {"imports": {"file": "trade.csv", "over": "partner"}},
+        "stocks": {
+            "abroad": {"over": "partner", "unit": "t", "kind": "source"},
+            "home": {"unit": "t"},
+        },
+        "flows": {"ship": {"over": "partner", "from": "abroad", "to": "home", "rate": "imports"}},
+        "variables": {"smoothed": "smooth(imports, 2)"},
+        "outcomes": {
+            "home_end": {"of": "home", "stat": "final"},
+            "seen": {"of": "imports", "stat": "sum"},
+            "smoothed": {"of": "smoothed", "stat": "final"},
+        },
+    }
+    model = load(write(tmp_path, data))
+    params, noise = draws(model)
+    blocks = [ENGINES[e](model, params, noise, 0, 2, None) for e in sorted(ENGINES)]
+    for block in blocks:
+        # 10, 20, 30, 30 from china and a tenth of that from russia, month by month.
+        assert block.outcomes["seen[china]"][0] == 90.0
+        assert block.outcomes["seen[russia]"][0] == 9.0
+        assert block.outcomes["home_end"][0] == 99.0
+        for name, values in blocks[0].outcomes.items():
+            assert np.array_equal(values, block.outcomes[name]), name
+    (tmp_path / "trade.csv").write_text("date,imports[china]\n2024-01,10\n")
+    with pytest.raises(ScenarioError, match=r"imports\[russia\]"):
+        load(write(tmp_path, data))
