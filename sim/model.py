@@ -216,6 +216,9 @@ class Model:
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(len(self.dimensions[d]) for d in self.arrays.get(name, ()))
 
+    def shape_of(self, dims: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(len(self.dimensions[d]) for d in dims)
+
     def cells(self, name: str) -> list[str]:
         """Its cells' names (`name[elem1,elem2]`, row-major); [name] for a scalar."""
         return cell_names(name, self.dims(name), self.dimensions)

@@ -36,7 +36,6 @@ from sim.engine.semantics import (
     calendar,
     cell_labels,
     deliver,
-    evaluate,
     fire_tick,
     giving,
     moved,
@@ -184,7 +183,18 @@ class _Kernel:
         m, n = self.m, self.n
         keep = n if keep is None else max(0, min(keep, n))
         outcomes = Outcomes(m, n)
-        series = {name: np.empty((m.ticks, keep)) for name, _ in m.record}
+        series = {name: np.empty((m.ticks, keep)) for name, expr in m.record if not expr.whole}
+        # An arrayed record's cells: one (ticks, cells, kept runs) array, a view per cell.
+        self.recorded: list[tuple[Expr, np.ndarray]] = []
+        for name, expr in m.record:
+            whole = expr.whole
+            if whole is None:
+                continue
+            if not self.recorded or self.recorded[-1][0] is not whole:
+                size = math.prod(m.shape_of(whole.dims))
+                self.recorded.append((whole, np.empty((m.ticks, size, keep))))
+            row = int(np.ravel_multi_index(expr.cell, m.shape_of(whole.dims)))
+            series[name] = self.recorded[-1][1][:, row, :]
         for t in range(m.ticks):
             self.ns.update(calendar(m, t))
             self.events(t)
@@ -331,9 +341,13 @@ class _Kernel:
         self.health.check_rows(t, self.stock_labels, self.S)
         outcomes.update(t, ns, self.health)
         if keep:
-            wholes: dict[int, Any] = {}
             for name, expr in self.m.record:
-                series[name][t] = np.broadcast_to(evaluate(expr, ns, wholes), (self.n,))[:keep]
+                if expr.whole is None:
+                    series[name][t] = np.broadcast_to(expr(ns), (self.n,))[:keep]
+            for whole, held in self.recorded:
+                shape = self.m.shape_of(whole.dims)
+                value = np.broadcast_to(whole(ns), (*shape, self.n))
+                held[t] = value.reshape((held.shape[1], self.n))[:, :keep]
 
 
 def _expressions(m: Model) -> list[Expr]:

@@ -24,7 +24,6 @@ value; the culprit is named `events.X`, `variables.X`, `flows.X`, `stocks.X` or 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sim.model import FlowDef, MemoryDef, Model, OutcomeDef, StockDef
-from sim.scenario.dims import Dims, cell_names, expand
+from sim.scenario.dims import Dims, cell_names, expand, fold_rows, to_front
 from sim.scenario.expr import Expr
 
 STATUS_OK = "ok"
@@ -191,9 +190,7 @@ def ration_cells(
     sum of every flow cell asking from it, in declared flow order and then in the flow's
     cell order (`pieces`); where a cell is short, every flow cell asking from it is scaled
     by that cell's factor content / requested."""
-    out = outflow(
-        [p for r, have in zip(requests, over, strict=True) for p in pieces(r, have, dims)]
-    )
+    out = asked_of(requests, over, dims)
     if unlimited or not (short := out > content).any():
         content -= out
         return None, None
@@ -218,25 +215,37 @@ def ration_cells(
     return given, short
 
 
-def pieces(amount: np.ndarray, have: Dims, dims: Dims) -> list[np.ndarray]:
+def asked_of(requests: Sequence[np.ndarray], over: Sequence[Dims], dims: Dims) -> np.ndarray:
+    """What each cell of a stock over `dims` is asked: its flows' requests (each over its
+    `over`) one after another, in declared flow order and each flow's cell order."""
+    parts = [pieces(r, have, dims) for r, have in zip(requests, over, strict=True)]
+    if all(p is None for p in parts):
+        return outflow(requests)
+    rows = [r[np.newaxis] if p is None else p for r, p in zip(requests, parts, strict=True)]
+    shape = np.broadcast_shapes(*(row.shape[1:] for row in rows))
+    stacked = np.concatenate([np.broadcast_to(row, (row.shape[0], *shape)) for row in rows])
+    return fold_rows(np.add, stacked)
+
+
+def pieces(amount: np.ndarray, have: Dims, dims: Dims) -> np.ndarray | None:
     """A flow's amount over `have` as the parts that reach (or leave) a stock over `dims`
-    ⊆ `have`: the amount itself when the two agree; otherwise one part per element of the
-    dimensions the stock lacks (row-major), each over `dims`. Summed one after another, as
-    a stock cell receives them, in the same order in every engine."""
+    ⊆ `have`: None when the two agree (the amount is one part); otherwise (k, *cells of
+    dims, runs), one part per element of the dimensions the stock lacks (row-major). Added
+    one after another (`fold_rows`), as a stock cell receives them, in every engine."""
     extra = [i for i, d in enumerate(have) if d not in dims]
     if not extra:
-        return [amount]
-    moved_ = np.moveaxis(amount, extra, list(range(len(extra))))
-    k = math.prod(moved_.shape[: len(extra)])
-    flat = moved_.reshape((k, *moved_.shape[len(extra) :]))
-    return list(flat)
+        return None
+    return to_front(np.asarray(amount), extra)
 
 
 def deliver(stock: np.ndarray, amount: np.ndarray, have: Dims, dims: Dims) -> None:
     """Add a flow's amount (over `have`) into a stock over `dims`, in place: each stock cell
     receives its flow cells one after another (`pieces`)."""
-    for piece in pieces(amount, have, dims):
-        stock += piece
+    parts = pieces(amount, have, dims)
+    if parts is None:
+        stock += amount
+        return
+    stock[...] = fold_rows(np.add, np.concatenate([stock[np.newaxis], parts]))
 
 
 def assemble(model: Model, values: Mapping[str, Any], runs: int) -> dict[str, np.ndarray]:
@@ -328,17 +337,36 @@ class Outcomes:
     def __init__(self, m: Model, n: int):
         self.m = m
         self.n = n
-        self.values = {o.name: np.full(n, _START[o.stat]) for o in m.outcomes}
+        # The cells of an arrayed outcome are one group: one matrix (cells, runs), updated
+        # as one array; each cell's values are a row of it.
+        self.groups: list[tuple[OutcomeDef, Expr, list[str], np.ndarray]] = []
+        self.values: dict[str, np.ndarray] = {}
+        i = 0
+        outcomes = list(m.outcomes)
+        while i < len(outcomes):
+            o = outcomes[i]
+            whole = o.expr.whole
+            j = i + 1
+            while j < len(outcomes) and whole is not None and outcomes[j].expr.whole is whole:
+                j += 1
+            cells = outcomes[i:j]
+            held = np.full((len(cells), n), _START[o.stat])
+            self.groups.append((o, whole or o.expr, [c.label for c in cells], held))
+            self.values |= {c.name: held[k] for k, c in enumerate(cells)}
+            i = j
 
     def update(self, t: int, ns: Mapping[str, Any], health: NonFinite) -> None:
         """Fold tick t's value of each due outcome into its statistic (in place)."""
-        wholes: dict[int, Any] = {}
-        for o in self.m.outcomes:
+        for o, expr, labels, v in self.groups:
             if not due(o, t, self.m.ticks):
                 continue
-            v = self.values[o.name]
-            x = np.broadcast_to(evaluate(o.expr, ns, wholes), (self.n,))
-            health.see(t, o.label, x)
+            if len(labels) == 1 and expr.whole is None and not expr.dims:
+                x = np.broadcast_to(expr(ns), (1, self.n))
+                health.see(t, o.label, x[0])
+            else:
+                x = np.broadcast_to(expr(ns), (*self.m.shape_of(expr.dims), self.n))
+                x = x.reshape((len(labels), self.n))
+                health.check(t, zip(labels, x, strict=True))
             if o.stat == "final":
                 v[:] = x
             elif o.stat in ("mean", "sum"):

@@ -73,8 +73,8 @@ def as_rich(model: Model) -> Group:
         dims = Table(title="Dimensions", title_justify="left")
         dims.add_column("dimension")
         dims.add_column("elements", overflow="fold")
-        for d, elements in model.dimensions.items():
-            dims.add_row(escape(d), escape(", ".join(elements)) + f" ({len(elements)})")
+        for dim, elements in model.dimensions.items():
+            dims.add_row(escape(dim), escape(", ".join(elements)) + f" ({len(elements)})")
         parts.append(dims)
 
     params = Table(title="Parameters", title_justify="left", expand=False)

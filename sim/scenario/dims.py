@@ -17,6 +17,7 @@ whose leaves may again be scalars (the same for the rest) or lists.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -186,3 +187,42 @@ def _fill(
 def is_arrayed_value(value: Any) -> bool:
     """Whether a value as written is per cell (a list or a mapping) rather than one for all."""
     return isinstance(value, list | dict)
+
+
+def fold_rows(op: Any, rows: np.ndarray) -> np.ndarray:
+    """Reduce a C-contiguous array along its first axis one row after another,
+    ((rows[0] op rows[1]) op rows[2]) ..., as a new array.
+
+    Both engines reduce in this order whatever the other axes' sizes: numpy reduces a first
+    axis row by row (a vectorised op per row) when a row holds two values or more, but sums a
+    contiguous axis pairwise, which is what the one axis of a row of one value would be (the
+    SimPy engine holds one run); then the rows are folded here, one by one."""
+    if rows.shape[0] == 1:
+        return np.array(rows[0])
+    if rows[0].size >= 2:
+        return op.reduce(rows, axis=0)
+    out = op(rows[0], rows[1])
+    for row in rows[2:]:
+        out = op(out, row)
+    return out
+
+
+def to_front(x: np.ndarray, axes: Sequence[int]) -> np.ndarray:
+    """`x` (cells' axes, then runs) with `axes` moved to the front and flattened into one:
+    (k, *rest, runs), a new C-contiguous array (one gather of its rows)."""
+    cells, runs = x.shape[:-1], x.shape[-1]
+    order, front, rest = _order(cells, tuple(axes))
+    return np.take(x.reshape((-1, runs)), order, axis=0).reshape((front, *rest, runs))
+
+
+@functools.lru_cache(maxsize=256)
+def _order(
+    cells: tuple[int, ...], axes: tuple[int, ...]
+) -> tuple[np.ndarray, int, tuple[int, ...]]:
+    """The rows of a (cells, runs) array in the order `to_front` wants them."""
+    index = np.arange(int(np.prod(cells, dtype=np.int64))).reshape(cells)
+    moved = np.moveaxis(index, list(axes), list(range(len(axes))))
+    front = int(np.prod(moved.shape[: len(axes)], dtype=np.int64))
+    order = np.ascontiguousarray(moved).reshape(-1)
+    order.setflags(write=False)
+    return order, front, tuple(moved.shape[len(axes) :])

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.scenario.dims import fold_rows, to_front
+
 MAX_CHARS = 4000
 MAX_NODES = 1000
 MAX_DEPTH = 40
@@ -114,13 +116,9 @@ def _ramp(slope: Any, start: Any, t: Any, end: Any = None) -> Any:
 
 
 def _fold(op: Callable[[Any, Any], Any], x: Any, axis: int) -> Any:
-    """Reduce one axis in element order, one element after another: the same sums in both
-    engines whatever the other axes' sizes (numpy's own reduction sums pairwise along a
-    contiguous axis, which it is when the other axes have size 1). A new array."""
-    out = np.take(x, 0, axis=axis)
-    for i in range(1, np.shape(x)[axis]):
-        out = op(out, np.take(x, i, axis=axis))
-    return out
+    """Reduce one axis in element order, one element after another (`fold_rows`): the same
+    sums in both engines whatever the other axes' sizes. A new array."""
+    return fold_rows(op, to_front(np.asarray(x), [axis]))
 
 
 def _pick(x: Any, axes: tuple[int, ...], index: tuple[int, ...]) -> Any:
