@@ -366,7 +366,7 @@ class Outcomes:
             else:
                 x = np.broadcast_to(expr(ns), (*self.m.shape_of(expr.dims), self.n))
                 x = x.reshape((len(labels), self.n))
-                health.check(t, zip(labels, x, strict=True))
+                health.check_rows(t, labels, x)
             if o.stat == "final":
                 v[:] = x
             elif o.stat in ("mean", "sum"):
