@@ -339,7 +339,7 @@ class Outcomes:
         self.n = n
         # The cells of an arrayed outcome are one group: one matrix (cells, runs), updated
         # as one array; each cell's values are a row of it.
-        self.groups: list[tuple[OutcomeDef, Expr, list[str], np.ndarray]] = []
+        self.groups: list[tuple[OutcomeDef, Expr, list[str], np.ndarray, tuple[int, ...]]] = []
         self.values: dict[str, np.ndarray] = {}
         i = 0
         outcomes = list(m.outcomes)
@@ -351,21 +351,22 @@ class Outcomes:
                 j += 1
             cells = outcomes[i:j]
             held = np.full((len(cells), n), _START[o.stat])
-            self.groups.append((o, whole or o.expr, [c.label for c in cells], held))
+            expr = whole or o.expr
+            shape = (*m.shape_of(expr.dims), n)
+            self.groups.append((o, expr, [c.label for c in cells], held, shape))
             self.values |= {c.name: held[k] for k, c in enumerate(cells)}
             i = j
 
     def update(self, t: int, ns: Mapping[str, Any], health: NonFinite) -> None:
         """Fold tick t's value of each due outcome into its statistic (in place)."""
-        for o, expr, labels, v in self.groups:
+        for o, expr, labels, v, shape in self.groups:
             if not due(o, t, self.m.ticks):
                 continue
             if len(labels) == 1 and expr.whole is None and not expr.dims:
                 x = np.broadcast_to(expr(ns), (1, self.n))
                 health.see(t, o.label, x[0])
             else:
-                x = np.broadcast_to(expr(ns), (*self.m.shape_of(expr.dims), self.n))
-                x = x.reshape((len(labels), self.n))
+                x = np.broadcast_to(expr(ns), shape).reshape((len(labels), self.n))
                 health.check_rows(t, labels, x)
             if o.stat == "final":
                 v[:] = x
