@@ -404,3 +404,18 @@ def test_an_arrayed_data_series_reads_a_column_per_cell(tmp_path: Path) -> None:
     (tmp_path / "trade.csv").write_text("date,imports[china]\n2024-01,10\n")
     with pytest.raises(ScenarioError, match=r"imports\[russia\]"):
         load(write(tmp_path, data))
+
+
+def test_each_flow_cell_has_its_own_noise_stream(tmp_path: Path) -> None:
+    small = load(write(tmp_path, arrayed()))
+    data = arrayed()
+    data["name"] = "grown"
+    data["dimensions"] = {"partner": [*PARTNERS, "india"], "good": GOODS}
+    data["parameters"]["share"]["value"]["india"] = [0.0, 0.0, 0.0, 0.0]
+    grown = load(write(tmp_path, data))
+    a = noise_draws(small.noises, 3, RUNS, small.ticks, 0, RUNS)
+    b = noise_draws(grown.noises, 3, RUNS, grown.ticks, 0, RUNS)
+    assert set(a) < set(b) and "imports[india,food]" in b
+    for name, values in a.items():
+        assert np.array_equal(values, b[name]), name
+    assert not np.array_equal(a["imports[china,food]"], a["imports[china,fuel]"])
