@@ -458,8 +458,10 @@ def arrayed_scenarios(draw: st.DrawFn) -> dict[str, Any]:
                 terms.append(f"{draw(coef)} * {p}")
         other = draw(st.sampled_from(sorted(stocks)))
         if stock_dims[other] and draw(st.booleans()):
-            d = draw(st.sampled_from(stock_dims[other]))
-            terms.append(f"{draw(coef)} * sum({other}, {d}) / (1 + abs(sum({other}, {d})))")
+            # Reduce one dimension when what is left fits the flow's, else every cell.
+            fit = [d for d in stock_dims[other] if set(stock_dims[other]) - {d} <= set(fdims)]
+            what = f"{other}, {draw(st.sampled_from(fit))}" if fit else other
+            terms.append(f"{draw(coef)} * sum({what}) / (1 + abs(sum({what})))")
         spec = {"from": src, "to": dst, "rate": " + ".join(terms), **over(fdims)}
         ends_give = all(stocks[e]["kind"] in ("stock", "balance") for e in (src, dst))
         if ends_give and draw(st.booleans()):
