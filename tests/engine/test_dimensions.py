@@ -419,3 +419,58 @@ def test_each_flow_cell_has_its_own_noise_stream(tmp_path: Path) -> None:
     for name, values in a.items():
         assert np.array_equal(values, b[name]), name
     assert not np.array_equal(a["imports[china,food]"], a["imports[china,fuel]"])
+
+
+def test_every_builtin_with_memory_keeps_state_per_cell(tmp_path: Path) -> None:
+    items = ["a", "b", "c"]
+    data = {
+        "name": "memories",
+        "start": "2024-01",
+        "months": 12,
+        "step": 0.5,
+        "dimensions": {"item": items},
+        "parameters": {
+            "x": {"over": "item", "dist": "uniform", "low": [1, 10, 100], "high": [2, 20, 200]}
+        },
+        "stocks": {
+            "src": {"over": "item", "unit": "u", "kind": "source"},
+            "bin": {"over": "item", "unit": "u", "initial": "x"},
+            "hub": {"unit": "u", "kind": "balance"},
+        },
+        "flows": {
+            "fill": {
+                "over": "item",
+                "from": "src",
+                "to": "bin",
+                "rate": "smooth3(x * (1 + step(1, 3)), 2)",
+            },
+            "swap": {
+                "over": "item",
+                "from": "bin",
+                "to": "hub",
+                "two_way": True,
+                "rate": "0.1 * (bin - mean(bin))",
+            },
+        },
+        "variables": {
+            "d1": "delay1(flow.fill, 2)",
+            "d3": "delay3(flow.fill, 3)",
+            "df": "delay_fixed(x, 1.5, 0)",
+            "s": "smooth(bin, 1)",
+            "i": "init(bin)",
+        },
+        "outcomes": {k: {"of": k, "stat": "final"} for k in ("d1", "d3", "df", "s", "i")}
+        | {"hub": {"of": "hub", "stat": "min"}},
+    }
+    model = load(write(tmp_path, data))
+    params, noise = draws(model)
+    blocks = [ENGINES[e](model, params, noise, 0, RUNS, None) for e in sorted(ENGINES)]
+    for block in blocks[1:]:
+        for name, values in blocks[0].outcomes.items():
+            assert np.array_equal(values, block.outcomes[name]), name
+    out = blocks[0].outcomes
+    # Each cell remembers its own input: the cells keep the order of their x.
+    for k in ("d1", "d3", "s", "i"):
+        assert (out[f"{k}[c]"] > out[f"{k}[b]"]).all() and (out[f"{k}[b]"] > out[f"{k}[a]"]).all()
+    assert np.array_equal(out["df[a]"], params["x[a]"])
+    assert np.array_equal(out["i[c]"], params["x[c]"])
