@@ -6,6 +6,8 @@ with its file, line and column. Both engines take a `Model` and never look at YA
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import graphlib
 import math
 import re
@@ -19,16 +21,33 @@ import numpy as np
 from sim.errors import Place, Problem, ScenarioError, did_you_mean, dotted
 from sim.scenario import sources
 from sim.scenario.data import read_series
+from sim.scenario.dims import DimsError, cell_name, cell_names, check_over, expand
+from sim.scenario.dims import arrayed as arrayed_value
+from sim.scenario.dims import cells as dim_cells
 from sim.scenario.expr import (
     MAX_NAME,
     RESERVED,
     Expr,
     ExprError,
+    array_expr,
     compile_expr,
     name_problem,
+    pick_cell,
 )
 from sim.scenario.loader import Document, PathKey, load_document
-from sim.scenario.schema import Distribution, Fixed, Scenario, parse, parse_month
+from sim.scenario.schema import (
+    ArrayedParameter,
+    ArrayedVariable,
+    CellError,
+    Distribution,
+    Fixed,
+    Scenario,
+    dimensions_of,
+    parameter_cells,
+    parse,
+    parse_month,
+    state_value,
+)
 
 EventKind = Literal["tick", "expr", "never"]
 RESULT_COLUMNS = ("run", "status", "bad_tick", "bad_name")
@@ -50,6 +69,19 @@ class StockDef:
     unit: str
     kind: Literal["stock", "source", "sink", "balance"]
     initial: Expr
+    dims: tuple[str, ...] = ()  # its dimensions (canonical order); () for one stock
+    shape: tuple[int, ...] = ()
+    start: int = -1  # its first row among every stock's cells (the kernel's matrix); -1: index
+
+    @property
+    def row(self) -> int:
+        """Its first cell's row among every stock's cells."""
+        return self.index if self.start < 0 else self.start
+
+    @property
+    def size(self) -> int:
+        """How many cells it has (1 without dimensions)."""
+        return math.prod(self.shape)
 
     @property
     def unlimited(self) -> bool:
@@ -69,6 +101,19 @@ class FlowDef:
     delay: int
     noise: Distribution | None
     two_way: bool = False  # the rate's sign sets the direction; negative: from `to` to `from`
+    dims: tuple[str, ...] = ()  # one flow per cell of these (canonical order)
+    shape: tuple[int, ...] = ()
+    start: int = -1  # its first row among every flow's cells; -1: its index
+    source_dims: tuple[str, ...] = ()  # the dimensions of `from` (a subset of `dims`)
+    target_dims: tuple[str, ...] = ()
+
+    @property
+    def row(self) -> int:
+        return self.index if self.start < 0 else self.start
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
 
 
 @dataclass(frozen=True)
@@ -80,6 +125,12 @@ class EventDef:
     at: float | Expr  # a float for "tick"; an Expr of parameters for "expr"
     sets: tuple[tuple[str, Expr], ...]
     scales: tuple[tuple[str, Expr], ...]
+    # A target that is a cell or a slice of an arrayed name (`open[china]`): its name and
+    # the index into its value (ints for the picked axes, slices for the others).
+    targets: Mapping[str, tuple[str, tuple[Any, ...]]] = field(default_factory=dict)
+
+    def target(self, text: str) -> tuple[str, tuple[Any, ...]]:
+        return self.targets.get(text, (text, ()))
 
 
 @dataclass(frozen=True)
@@ -94,6 +145,11 @@ class OutcomeDef:
         """How a run's non-finite culprit names this outcome."""
         return f"outcomes.{self.name}"
 
+    @property
+    def declared(self) -> str:
+        """The outcome as the scenario declares it (a cell `x[food]` of an arrayed one: x)."""
+        return self.name.split("[", 1)[0]
+
 
 @dataclass(frozen=True)
 class MemoryDef:
@@ -107,6 +163,7 @@ class MemoryDef:
     args: tuple[Expr, ...]
     label: str
     ticks: int = 0  # delay_fixed: the ring's length
+    shape: tuple[int, ...] = ()  # its state per cell of its arguments' dimensions
 
     @property
     def needs(self) -> frozenset[str]:
@@ -120,9 +177,10 @@ class DataDef:
     """A data series: its value at every tick (it depends on time only), and its file."""
 
     name: str
-    values: np.ndarray
+    values: np.ndarray  # (ticks,), or (ticks, *shape) over dimensions
     file: str
     sha256: str
+    dims: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,7 +190,7 @@ class Model:
     scenario: Scenario
     files: tuple[str, ...]
     parameters: Mapping[str, Distribution]
-    state: Mapping[str, float]
+    state: Mapping[str, float | np.ndarray]  # an array over its dimensions if arrayed
     stocks: tuple[StockDef, ...]
     flows: tuple[FlowDef, ...]
     variables: tuple[tuple[str, Expr], ...]  # dependency order
@@ -147,6 +205,24 @@ class Model:
     # value, every built-in's starting state, and the variables these read.
     initial: tuple[str, ...] = ()
     data: tuple[DataDef, ...] = ()
+    dimensions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The dimensions of every arrayed name: parameters, state, stocks, flows (by name, and
+    # flow./cum./transit.NAME), variables, data series and built-ins' hidden outputs.
+    arrays: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def dims(self, name: str) -> tuple[str, ...]:
+        """A name's dimensions; () for a scalar."""
+        return self.arrays.get(name, ())
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(len(self.dimensions[d]) for d in self.arrays.get(name, ()))
+
+    def shape_of(self, dims: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(len(self.dimensions[d]) for d in dims)
+
+    def cells(self, name: str) -> list[str]:
+        """Its cells' names (`name[elem1,elem2]`, row-major); [name] for a scalar."""
+        return cell_names(name, self.dims(name), self.dimensions)
 
     @property
     def name(self) -> str:
@@ -171,7 +247,10 @@ class Model:
 
     @property
     def noises(self) -> dict[str, Distribution]:
-        return {f.name: f.noise for f in self.flows if f.noise is not None}
+        """Each noisy flow cell's noise (its own stream: `imports[china,food]`)."""
+        return {
+            cell: f.noise for f in self.flows if f.noise is not None for cell in self.cells(f.name)
+        }
 
     @property
     def units(self) -> list[str]:
@@ -217,6 +296,10 @@ class _Compiler:
         self.stock_initials: dict[str, Expr] = {}
         self.compiled_variables: dict[str, Expr] = {}
         self.calls: dict[str, MemoryDef] = {}
+        self.dimensions = dimensions_of(scenario)
+        self.arrays: dict[str, tuple[str, ...]] = {}  # every arrayed name's dimensions
+        self.parameter_specs: dict[str, Distribution] = {}  # arrayed ones by cell
+        self.state_values: dict[str, float | np.ndarray] = {}
 
     # -- reporting ---------------------------------------------------------------------
     def where(self, path: PathKey, key: bool = False) -> Place | None:
@@ -250,6 +333,8 @@ class _Compiler:
                 label=dotted(path),
                 step=self.sc.tick,
                 memory=memory,
+                dims=self.arrays,
+                dimensions=self.dimensions,
             )
         except ExprError as exc:
             place = self.where(path)
@@ -311,10 +396,12 @@ class _Compiler:
 
         self.check_distributions()
         self.check_step()
+        self.declare()
         data_defs = self.compile_data()
+        # Variables first: a stock's initial value may read one, and must know its dimensions.
+        var_defs = self.compile_variables(everything)
         stock_defs = self.compile_stocks({**params, **state, **stocks, **variables, **data})
         flow_defs = self.compile_flows(everything)
-        var_defs = self.compile_variables(everything)
         event_defs = self.compile_events(params, {**params, **state, **stocks, **data})
         outcome_defs = self.compile_outcomes(everything)
         record_defs = self.compile_record(everything)
@@ -330,8 +417,8 @@ class _Compiler:
         return Model(
             scenario=sc,
             files=tuple(self.doc.files) if self.doc else (),
-            parameters=dict(sc.parameters),
-            state={k: float(v) for k, v in sc.state.items()},
+            parameters=self.parameter_specs,
+            state=self.state_values,
             stocks=tuple(stock_defs),
             flows=tuple(flow_defs),
             variables=tuple(var_defs),
@@ -343,10 +430,21 @@ class _Compiler:
             stage2=tuple(stage2),
             initial=tuple(initial),
             data=tuple(data_defs),
+            dimensions=self.dimensions,
+            arrays=dict(self.arrays),
         )
 
     def check_names(self) -> None:
         seen: dict[str, str] = {}
+        taken = {d: "a dimension" for d in self.dimensions}
+        taken |= {
+            e: f"an element of dimension '{d}'" for d, es in self.dimensions.items() for e in es
+        }
+        for d in self.dimensions:
+            if d in RESERVED:
+                self.problem(
+                    ("dimensions", d), f"'{d}' is reserved by the expression language", key=True
+                )
         for section in ("parameters", "state", "variables", "stocks", "flows", "data"):
             for name in getattr(self.sc, section) or {}:
                 path: PathKey = (section, name)
@@ -355,6 +453,13 @@ class _Compiler:
                     self.problem(path, wrong, key=True)
                 elif name in RESERVED:
                     self.problem(path, f"'{name}' is reserved by the expression language", key=True)
+                elif name in taken:
+                    self.problem(
+                        path,
+                        f"'{name}' is already {taken[name]}",
+                        "names, dimensions and elements are one namespace: rename one",
+                        key=True,
+                    )
                 if name in seen:
                     other: PathKey = (seen[name], name)
                     # Point at the definition in the later file of the extends chain: the
@@ -371,6 +476,81 @@ class _Compiler:
                     )
                 else:
                     seen[name] = section
+
+    # -- dimensions ----------------------------------------------------------------------
+    def declare(self) -> None:
+        """Every arrayed name's dimensions, arrayed parameters' cells and state values."""
+        sc, dimensions = self.sc, self.dimensions
+        for name, spec in sc.parameters.items():
+            if not isinstance(spec, ArrayedParameter):
+                self.parameter_specs[name] = spec
+                continue
+            try:
+                dims, cells = parameter_cells(name, spec, dimensions)
+            except DimsError as exc:  # parse() tells these with their places; here as a net
+                self.problem(("parameters", name, *exc.at), exc.message, exc.hint)
+                continue
+            except CellError as exc:
+                for at, message in exc.problems():
+                    self.problem(("parameters", name, *at), message)
+                continue
+            self.arrays[name] = dims
+            self.parameter_specs.update(cells)
+        for name, value in sc.state.items():
+            try:
+                dims, start = state_value(value, dimensions)
+            except DimsError as exc:
+                self.problem(("state", name, *exc.at), exc.message, exc.hint)
+                continue
+            if dims:
+                self.arrays[name] = dims
+            self.state_values[name] = start
+        sections: list[tuple[str, Mapping[str, Any]]] = [
+            ("stocks", sc.stocks),
+            ("flows", sc.flows),
+            ("data", sc.data or {}),
+        ]
+        for section, items in sections:
+            for name, item in items.items():
+                if item.over is None:
+                    continue
+                found = self.over(section, name, item.over)
+                if found is None:
+                    continue
+                self.arrays[name] = found
+                if section == "flows":
+                    for prefix in ("flow", "cum", "transit"):
+                        self.arrays[f"{prefix}.{name}"] = found
+
+    def over(self, section: str, name: str, over: str | list[str]) -> tuple[str, ...] | None:
+        """An item's `over:` in canonical order, or None (told) if it names no dimension."""
+        try:
+            return check_over(over, self.dimensions)
+        except DimsError as exc:
+            self.problem((section, name, "over", *exc.at), exc.message, exc.hint)
+            return None
+
+    def fits(self, path: PathKey, expr: Expr, want: tuple[str, ...], what: str, owner: str) -> bool:
+        """Whether an expression's dimensions fit where it is used (a subset of `want`);
+        a located problem naming both sets if not."""
+        extra = [d for d in expr.dims if d not in want]
+        if not extra:
+            return True
+        where = f"{owner} is over ({', '.join(want)})" if want else f"{owner} has no dimensions"
+        self.problem(
+            path,
+            f"{what} is over ({', '.join(expr.dims)}) but {where}",
+            f"reduce {', '.join(extra)} (sum(x, {extra[0]}), mean, min, max) or pick an "
+            f"element (x[{self.dimensions[extra[0]][0]}])",
+        )
+        return False
+
+    def arrayed_initial(self, path: PathKey, value: Any, written: list[str]) -> np.ndarray | None:
+        try:
+            return arrayed_value(value, written, self.dimensions, "initial value")
+        except DimsError as exc:
+            self.problem((*path, *exc.at), exc.message, exc.hint)
+            return None
 
     def check_distributions(self) -> None:
         for name, spec in self.sc.parameters.items():
@@ -399,37 +579,46 @@ class _Compiler:
         ticks = max(1, round(months / step))
         for name, spec in (self.sc.data or {}).items():
             path: PathKey = ("data", name)
-            if spec.over is not None:
-                self.problem(
-                    path + ("over",),
-                    "dimensions are not supported yet, so a data series can't be arrayed",
-                    "read one column per series for now",
-                )
-                continue
-            try:
-                series = read_series(
-                    Path(spec.path),
-                    spec.column or name,
-                    self.sc.start_year_month,
-                    self.where(path + ("file",)),
-                    dotted(path + ("file",)),
-                )
-            except ScenarioError as exc:
-                for problem in exc.problems:
-                    self.add(problem)
-                continue
-            last = (ticks - 1) * step
-            if spec.extrapolate == "error" and (series.months[0] > 0 or series.months[-1] < last):
-                first, end = self.date_of(series.months[0]), self.date_of(series.months[-1])
-                self.problem(
-                    path + ("extrapolate",),
-                    f"the data cover {first} to {end}, not the horizon "
-                    f"{self.date_of(0)} to {self.date_of(last)}",
-                    "extend the file, or drop `extrapolate: error` to hold the ends flat",
-                )
-                continue
-            out.append(DataDef(name, series.at_ticks(ticks, step), series.file, series.sha256))
+            dims = self.arrays.get(name, ())
+            if spec.over is not None and not dims:
+                continue  # its `over:` is told
+            # An arrayed series reads a column per cell: name[elem] (or column[elem]).
+            columns = cell_names(spec.column or name, dims, self.dimensions)
+            values = []
+            for column in columns:
+                try:
+                    series = read_series(
+                        Path(spec.path),
+                        column,
+                        self.sc.start_year_month,
+                        self.where(path + ("file",)),
+                        dotted(path + ("file",)),
+                    )
+                except ScenarioError as exc:
+                    for problem in exc.problems:
+                        self.add(problem)
+                    break
+                last = (ticks - 1) * step
+                if spec.extrapolate == "error" and (
+                    series.months[0] > 0 or series.months[-1] < last
+                ):
+                    first, end = self.date_of(series.months[0]), self.date_of(series.months[-1])
+                    self.problem(
+                        path + ("extrapolate",),
+                        f"the data{' of ' + column if dims else ''} cover {first} to {end}, "
+                        f"not the horizon {self.date_of(0)} to {self.date_of(last)}",
+                        "extend the file, or drop `extrapolate: error` to hold the ends flat",
+                    )
+                    break
+                values.append(series.at_ticks(ticks, step))
+            else:
+                shaped = np.stack(values, axis=1).reshape((ticks, *self.shape_of(dims)))
+                held = shaped if dims else values[0]
+                out.append(DataDef(name, held, series.file, series.sha256, dims))
         return out
+
+    def shape_of(self, dims: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(len(self.dimensions[d]) for d in dims)
 
     def date_of(self, months: float) -> str:
         year, month = self.sc.start_year_month
@@ -438,31 +627,70 @@ class _Compiler:
 
     def compile_stocks(self, names: Mapping[str, str]) -> list[StockDef]:
         out = []
+        row = 0
         for i, (name, stock) in enumerate(self.sc.stocks.items()):
             path: PathKey = ("stocks", name, "initial")
-            initial = self.expr(path, stock.initial, names, calendar=False, flows=False)
-            if initial is None:
-                continue
+            dims = self.arrays.get(name, ())
+            shape = self.shape_of(dims)
+            start, row = row, row + math.prod(shape)
+            if stock.over is not None and not dims:
+                continue  # its `over:` is told
             may_owe = stock.kind in ("source", "balance")  # may go below zero, so start there
+            initial: Expr | None
+            if isinstance(stock.initial, list | dict):
+                if not dims:
+                    self.problem(
+                        path,
+                        "a list or mapping gives a value per cell, but the stock has no over:",
+                    )
+                    continue
+                grid = self.arrayed_initial(path, stock.initial, over_written(stock.over))
+                if grid is None:
+                    continue
+                if grid.min() < 0 and not may_owe:
+                    where = cell_names(name, dims, self.dimensions)[int(np.argmin(grid))]
+                    self.problem(
+                        path,
+                        f"initial amount is negative ({grid.min():g}) in {where}",
+                        BALANCE_HINT,
+                    )
+                initial = array_expr(str(stock.initial), grid, dims)
+            else:
+                initial = self.expr(path, stock.initial, names, calendar=False, flows=False)
+                if initial is None:
+                    continue
+                if not self.fits(path, initial, dims, "the initial value", f"stock {name}"):
+                    continue
+                initial = aligned(initial, dims)
             if initial.constant is not None and initial.constant < 0 and not may_owe:
                 self.problem(
                     path,
                     f"initial amount is negative ({initial.constant:g})",
                     BALANCE_HINT,
                 )
-            if stock.kind == "sink" and (initial.constant is None or initial.constant != 0):
-                pass  # a sink may start with a count (e.g. casualties before the horizon)
             self.stock_initials[name] = initial
-            out.append(StockDef(name, i, stock.unit, stock.kind, initial))
+            out.append(StockDef(name, i, stock.unit, stock.kind, initial, dims, shape, start))
         return out
 
     def compile_flows(self, names: Mapping[str, str]) -> list[FlowDef]:
         out = []
         index = {n: i for i, n in enumerate(self.sc.stocks)}
+        row = 0
         for i, (name, flow) in enumerate(self.sc.flows.items()):
             path: PathKey = ("flows", name)
+            fdims = self.arrays.get(name, ())
+            start, row = row, row + math.prod(self.shape_of(fdims))
+            if flow.over is not None and not fdims:
+                continue  # its `over:` is told
             ok = True
-            for end, ref in (("from", flow.from_), ("to", flow.to)):
+            ends: dict[str, tuple[str, tuple[str, ...]]] = {}
+            for end, written in (("from", flow.from_), ("to", flow.to)):
+                found = self.end(path + (end,), written, fdims, name)
+                if found is None:
+                    ok = False
+                    continue
+                ref, edims = found
+                ends[end] = (ref, edims)
                 if ref not in self.sc.stocks:
                     gone = self.doc.deleted.get(("stocks", ref)) if self.doc else None
                     hint = (
@@ -473,6 +701,12 @@ class _Compiler:
                     self.problem(path + (end,), f"unknown stock '{ref}'", hint)
                     ok = False
             rate = self.expr(path + ("rate",), flow.rate, names, memory=True)
+            if rate is not None and not self.fits(
+                path + ("rate",), rate, fdims, "the rate", f"flow {name}"
+            ):
+                rate = None
+            if rate is not None:
+                rate = aligned(rate, fdims)
             delay = round(flow.delay / self.sc.tick)
             if abs(delay * self.sc.tick - flow.delay) > 1e-9 * max(1.0, flow.delay):
                 self.problem(
@@ -491,23 +725,24 @@ class _Compiler:
                     )
             if not ok:
                 continue
-            src, dst = self.sc.stocks[flow.from_], self.sc.stocks[flow.to]
+            (from_, from_dims), (to, to_dims) = ends["from"], ends["to"]
+            src, dst = self.sc.stocks[from_], self.sc.stocks[to]
             if src.unit != dst.unit:
                 self.problem(
                     path,
-                    f"unit mismatch: '{flow.from_}' holds {src.unit} but '{flow.to}' holds {dst.unit}",
+                    f"unit mismatch: '{from_}' holds {src.unit} but '{to}' holds {dst.unit}",
                     "an exchange across units is two flows, one each way, linked by flow.NAME",
                 )
                 continue
-            if flow.two_way and not self.check_two_way(path, flow.from_, flow.to, flow.delay):
+            if flow.two_way and not self.check_two_way(path, from_, to, flow.delay):
                 continue
             if src.kind == "sink":
-                self.problem(path + ("from",), f"'{flow.from_}' is a sink; sinks only receive")
+                self.problem(path + ("from",), f"'{from_}' is a sink; sinks only receive")
                 continue
             if dst.kind == "source":
-                self.problem(path + ("to",), f"'{flow.to}' is a source; sources only give")
+                self.problem(path + ("to",), f"'{to}' is a source; sources only give")
                 continue
-            if flow.from_ == flow.to:
+            if from_ == to:
                 self.problem(path, "a flow must join two different stocks")
                 continue
             if rate is None:
@@ -516,16 +751,69 @@ class _Compiler:
                 FlowDef(
                     name,
                     i,
-                    index[flow.from_],
-                    index[flow.to],
+                    index[from_],
+                    index[to],
                     src.unit,
                     rate,
                     delay,
                     flow.noise,
                     flow.two_way,
+                    fdims,
+                    self.shape_of(fdims),
+                    start,
+                    from_dims,
+                    to_dims,
                 )
             )
         return out
+
+    def end(
+        self, path: PathKey, written: str, fdims: tuple[str, ...], flow: str
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """A flow's `from:` or `to:`: the stock, and its dimensions (those of the flow that
+        index it). `stock[dim1, dim2]` names them; a bare name means the stock's own, which
+        must be among the flow's (none: every cell of the flow takes from or gives to it)."""
+        text = written.strip()
+        listed: list[str] | None = None
+        if text.endswith("]") and "[" in text:
+            text, inner = text[:-1].split("[", 1)
+            text = text.strip()
+            listed = [p.strip() for p in inner.split(",")]
+        if text not in self.sc.stocks:
+            return text, ()  # an unknown stock: told by the caller
+        sdims = self.arrays.get(text, ())
+        shown = f"({', '.join(fdims)})" if fdims else "no dimensions"
+        if listed is not None:
+            for d in listed:
+                if d not in self.dimensions:
+                    element = next((k for k, es in self.dimensions.items() if d in es), None)
+                    hint = (
+                        f"'{d}' is an element of '{element}'; an end names dimensions"
+                        if element
+                        else did_you_mean(d, self.dimensions) or f"flow {flow} is over {shown}"
+                    )
+                    self.problem(path, f"unknown dimension '{d}' in '{written}'", hint)
+                    return None
+            if sorted(listed) != sorted(sdims):
+                self.problem(
+                    path,
+                    f"'{written}' names ({', '.join(listed)}) but stock {text} is over "
+                    f"({', '.join(sdims)})"
+                    if sdims
+                    else f"stock {text} has no dimensions",
+                    f"write {text}[{', '.join(sdims)}]" if sdims else f"write {text}",
+                )
+                return None
+        missing = [d for d in sdims if d not in fdims]
+        if missing:
+            self.problem(
+                path,
+                f"stock {text} is over ({', '.join(sdims)}) but flow {flow} is over {shown}",
+                f"add {', '.join(missing)} to the flow's over:, or flow from/to a stock "
+                "over the flow's dimensions",
+            )
+            return None
+        return text, sdims
 
     def check_two_way(self, path: PathKey, source: str, target: str, delay: float) -> bool:
         """A two-way flow joins two stocks that can both give and receive, and moves its
@@ -557,10 +845,37 @@ class _Compiler:
 
     def compile_variables(self, names: Mapping[str, str]) -> list[tuple[str, Expr]]:
         compiled: dict[str, Expr] = {}
-        for name, text in self.sc.variables.items():
-            expr = self.expr(("variables", name), text, names, memory=True)
-            if expr is not None:
-                compiled[name] = expr
+        # In dependency order (where there is one), so each knows the dimensions it reads.
+        texts = {
+            n: (v.value if isinstance(v, ArrayedVariable) else v)
+            for n, v in self.sc.variables.items()
+        }
+        reads = {n: _names_in(t) & set(texts) - {n} for n, t in texts.items()}
+        declared_order = list(texts)
+        order = (
+            declared_order if _cycle(reads, declared_order) else _stable_topo(reads, declared_order)
+        )
+        for name in order:
+            spec = self.sc.variables[name]
+            path: PathKey = ("variables", name)
+            if isinstance(spec, ArrayedVariable):
+                path = path + ("value",)
+            expr = self.expr(path, texts[name], names, memory=True)
+            if expr is None:
+                continue
+            for m in expr.memories:
+                self.arrays[m.name] = m.dims
+            if isinstance(spec, ArrayedVariable):
+                want = self.over("variables", name, spec.over)
+                if want is None or not self.fits(
+                    path, expr, want, "the expression", f"variable {name}"
+                ):
+                    continue
+                expr = filled(expr, want, self.shape_of(want))
+            if expr.dims:
+                self.arrays[name] = expr.dims
+            compiled[name] = expr
+        compiled = {n: compiled[n] for n in declared_order if n in compiled}
         self.compiled_variables = compiled
         graph = {n: {d for d in e.names if d in self.sc.variables} for n, e in compiled.items()}
         try:
@@ -585,7 +900,10 @@ class _Compiler:
         out = []
         for label, expr in held:
             for m in expr.memories:
-                out.append(MemoryDef(m.name, m.kind, m.args, label, m.ticks))
+                args = tuple(aligned(a, m.dims) for a in m.args)
+                if m.dims:
+                    self.arrays[m.name] = m.dims
+                out.append(MemoryDef(m.name, m.kind, args, label, m.ticks, self.shape_of(m.dims)))
         self.calls = {m.name: m for m in out}
         return out
 
@@ -685,11 +1003,22 @@ class _Compiler:
                 kind, at = "tick", float(event.at)
             else:
                 at = self.expr(path + ("at",), event.at, params, calendar=False, flows=False)
+                if at is not None and not self.fits(
+                    path + ("at",), at, (), "the time", f"event {name}'s time"
+                ):
+                    at = None
                 kind = "expr"
                 if at is not None and at.constant is not None:
                     kind, at = "tick", at.constant
             sets = []
-            for target, text in event.set.items():
+            targets: dict[str, tuple[str, tuple[Any, ...]]] = {}
+            for written, text in event.set.items():
+                found = self.target(path + ("set", written), written, self.sc.state)
+                if found is None:
+                    continue
+                target, index, rest = found
+                if index:
+                    targets[written] = (target, index)
                 if target not in self.sc.state:
                     hint = did_you_mean(target, self.sc.state)
                     if target in self.sc.parameters:
@@ -701,11 +1030,19 @@ class _Compiler:
                         key=True,
                     )
                     continue
-                expr = self.expr(path + ("set", target), text, values)
-                if expr is not None:
-                    sets.append((target, expr))
+                expr = self.expr(path + ("set", written), text, values)
+                if expr is not None and self.fits(
+                    path + ("set", written), expr, rest, "the value", f"'{written}'"
+                ):
+                    sets.append((written, aligned(expr, rest)))
             scales = []
-            for target, text in event.scale.items():
+            for written, text in event.scale.items():
+                found = self.target(path + ("scale", written), written, self.sc.parameters)
+                if found is None:
+                    continue
+                target, index, rest = found
+                if index:
+                    targets[written] = (target, index)
                 if target not in self.sc.parameters:
                     self.problem(
                         path + ("scale", target),
@@ -715,13 +1052,50 @@ class _Compiler:
                         key=True,
                     )
                     continue
-                expr = self.expr(path + ("scale", target), text, values)
-                if expr is not None:
-                    scales.append((target, expr))
+                expr = self.expr(path + ("scale", written), text, values)
+                if expr is not None and self.fits(
+                    path + ("scale", written), expr, rest, "the factor", f"'{written}'"
+                ):
+                    scales.append((written, aligned(expr, rest)))
             if at is None:
                 continue
-            out.append(EventDef(name, kind, at, tuple(sets), tuple(scales)))
+            out.append(EventDef(name, kind, at, tuple(sets), tuple(scales), targets))
         return out
+
+    def target(
+        self, path: PathKey, written: str, known: Mapping[str, Any]
+    ) -> tuple[str, tuple[Any, ...], tuple[str, ...]] | None:
+        """An event's target: a name (the whole array), or `name[elem, ...]` (one element
+        of some of its dimensions). Its name, the index into its value (ints for picked
+        axes, slices for the rest; () for the whole) and the dimensions left."""
+        text = written.strip()
+        if not (text.endswith("]") and "[" in text):
+            return text, (), self.arrays.get(text, ())
+        base, inner = text[:-1].split("[", 1)
+        base = base.strip()
+        if base not in known:
+            return base, (), ()  # unknown: told by the caller
+        dims = self.arrays.get(base, ())
+        if not dims:
+            self.problem(
+                path, f"'{base}' is not over any dimension, so it has no elements", key=True
+            )
+            return None
+        index: list[Any] = [slice(None)] * len(dims)
+        for elem in (p.strip() for p in inner.split(",")):
+            dim = next((d for d in dims if elem in self.dimensions[d]), None)
+            if dim is None:
+                known_elems = [e for d in dims for e in self.dimensions[d]]
+                self.problem(
+                    path,
+                    f"unknown element '{elem}' of '{base}', which is over ({', '.join(dims)})",
+                    did_you_mean(elem, known_elems),
+                    key=True,
+                )
+                return None
+            index[dims.index(dim)] = list(self.dimensions[dim]).index(elem)
+        rest = tuple(d for d, i in zip(dims, index, strict=True) if isinstance(i, slice))
+        return base, tuple(index), rest
 
     def compile_outcomes(self, names: Mapping[str, str]) -> list[OutcomeDef]:
         out = []
@@ -754,8 +1128,22 @@ class _Compiler:
                 unit = unit or stock_unit
             if outcome.stat in ("count", "first"):
                 unit = unit or "month"
-            out.append(OutcomeDef(name, expr, outcome.stat, unit or "1"))
+            for cell, cell_expr in self.per_cell(name, expr):
+                out.append(OutcomeDef(cell, cell_expr, outcome.stat, unit or "1"))
         return out
+
+    def per_cell(self, name: str, expr: Expr) -> list[tuple[str, Expr]]:
+        """An arrayed outcome or record is one per cell, named name[elem1,elem2]; each
+        reads its cell of the one arrayed expression (evaluated once per tick for all)."""
+        if not expr.dims:
+            return [(name, expr)]
+        shape = self.shape_of(expr.dims)
+        return [
+            (cell_name(name, elements), pick_cell(expr, index, elements))
+            for index, elements in zip(
+                np.ndindex(*shape), dim_cells(expr.dims, self.dimensions), strict=True
+            )
+        ]
 
     def compile_record(self, names: Mapping[str, str]) -> list[tuple[str, Expr]]:
         out = []
@@ -767,7 +1155,7 @@ class _Compiler:
             seen.add(text)
             expr = self.expr(("record", i), text, names)
             if expr is not None:
-                out.append((text, expr))
+                out += self.per_cell(text, expr)
         return out
 
 
@@ -822,3 +1210,53 @@ def _some(what: str, names: Sequence[str]) -> str:
     shown = ", ".join(list(names)[:12])
     more = f", … ({len(names)} in all)" if len(names) > 12 else ""
     return f"{what}: {shown}{more}"
+
+
+# -- dimensions ------------------------------------------------------------------------------
+
+
+def aligned(expr: Expr, want: tuple[str, ...]) -> Expr:
+    """An expression whose value over `expr.dims` ⊆ `want` has an axis per dimension of
+    `want` (size 1 where it lacks one), so it broadcasts into a value over `want`."""
+    if not expr.dims or expr.dims == want:
+        return expr
+    inner, have = expr.fn, expr.dims
+
+    def fn(ns: Mapping[str, Any]) -> Any:
+        return expand(inner(ns), have, want)
+
+    return dataclasses.replace(expr, fn=fn, dims=want)
+
+
+def filled(expr: Expr, want: tuple[str, ...], shape: tuple[int, ...]) -> Expr:
+    """An expression declared over `want` (a variable's `over:`): its value over every cell
+    of `want`, whichever of them it reads (a read-only broadcast, no copy)."""
+    if expr.dims == want:
+        return expr
+    inner, have = expr.fn, expr.dims
+
+    def fn(ns: Mapping[str, Any]) -> Any:
+        value = expand(inner(ns), have, want)
+        runs = np.shape(value)[-1] if np.ndim(value) else 1
+        return np.broadcast_to(value, (*shape, runs))
+
+    return dataclasses.replace(expr, fn=fn, dims=want, constant=None)
+
+
+def _names_in(text: Any) -> set[str]:
+    """The plain names an expression's text mentions (its dependencies), or none if it
+    doesn't parse (compiling it tells why)."""
+    if not isinstance(text, str):
+        return set()
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def over_written(over: str | list[str] | None) -> list[str]:
+    """`over:` as written (its order: the outer dimension of a nested value first)."""
+    if over is None:
+        return []
+    return [over] if isinstance(over, str) else list(over)

@@ -323,14 +323,14 @@ def sweep_command(
     if res.by:
         console.print(
             f"[dim]{res.runs:,} runs per grid point ({len(res.values)} values of "
-            f"{res.parameter} × {len(res.by_values)} of {res.by}), seed {res.seed}, "
+            f"{escape(res.parameter)} × {len(res.by_values)} of {escape(str(res.by))}), seed {res.seed}, "
             f"{res.sampler}; the same draws for every other parameter at every point "
-            f"(priors: {res.parameter} {res.prior}; {res.by} {res.by_prior}).[/dim]"
+            f"(priors: {escape(res.parameter)} {res.prior}; {escape(str(res.by))} {res.by_prior}).[/dim]"
         )
     else:
         console.print(
             f"[dim]{res.runs:,} runs per value, seed {res.seed}, {res.sampler}; the same draws "
-            f"for every other parameter at every value of {res.parameter} "
+            f"for every other parameter at every value of {escape(res.parameter)} "
             f"(its prior: {res.prior}).[/dim]"
         )
     for parameter, outside, prior in (
@@ -343,7 +343,11 @@ def sweep_command(
                 f"draws ({prior}); the model is extrapolated there[/yellow]"
             )
     if any(res.nonfinite):
-        per = f"per value of {res.by}, then of {res.parameter}" if res.by else "per value"
+        per = (
+            f"per value of {escape(str(res.by))}, then of {escape(res.parameter)}"
+            if res.by
+            else "per value"
+        )
         console.print(
             f"[yellow]runs that went non-finite, {per}: {list(res.nonfinite)}; "
             "they are left out of the figures[/yellow]"
@@ -498,9 +502,11 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
     unit = res.units.get(outcome, "")
     k = res.outcomes.index(outcome)
     table = Table(
-        title=f"{res.scenario}: what drives {res.label(outcome)} ({unit}; "
-        f"mean {number(res.mean[k])}, "
-        f"sd {number(res.sd[k])}); N = {res.runs:,}, {res.evaluations:,} runs, seed {res.seed}",
+        title=escape(
+            f"{res.scenario}: what drives {res.label(outcome)} ({unit}; "
+            f"mean {number(res.mean[k])}, "
+            f"sd {number(res.sd[k])}); N = {res.runs:,}, {res.evaluations:,} runs, seed {res.seed}"
+        ),
         title_justify="left",
     )
     ci = f"[{res.confidence:.0%} CI]"
@@ -517,7 +523,7 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
     for ix in ranked[:top]:
         table.add_row(
             str(ix.rank),
-            ix.parameter,
+            escape(ix.parameter),  # a cell, need[food], is not markup
             f"{ix.total:.3f}",
             f"[{ix.total_low:.3f}, {ix.total_high:.3f}]",
             f"{ix.first:.3f}",
@@ -531,8 +537,8 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
 
 def _sweep_table(res: Sweep, name: str) -> Table:
     unit = res.units.get(name, "")
-    table = Table(title=f"{name} ({unit}) against {res.parameter}", title_justify="left")
-    table.add_column(res.parameter, justify="right")
+    table = Table(title=f"{name} ({unit}) against {escape(res.parameter)}", title_justify="left")
+    table.add_column(escape(res.parameter), justify="right")
     for stat in SUMMARY_COLUMNS:
         table.add_column(stat, justify="right")
     empty = res.runs - (res.outcome_values[name] == res.outcome_values[name]).sum(axis=1)
@@ -553,7 +559,7 @@ def _sweep_grid_table(res: Sweep, name: str) -> Table:
         title=escape(f"{name} ({unit}) against {res.parameter}, by {res.by}: median [p05, p95]"),
         title_justify="left",
     )
-    table.add_column(res.parameter, justify="right")
+    table.add_column(escape(res.parameter), justify="right")
     by_unit = f" {res.by_unit}" if res.by_unit not in ("", "1") else ""
     for by_label in res.by_labels:
         table.add_column(f"{res.by} = {by_label}{by_unit}", justify="right")

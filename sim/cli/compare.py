@@ -444,7 +444,8 @@ def _rich_table(
     for k, (kind, cells) in enumerate(body):
         last = k + 1 == len(body) or body[k + 1][0] == "outcome"
         style = {"outcome": "bold", "difference": "bold cyan"}.get(kind)
-        out.add_row(*(cells[c] for c in columns), style=style, end_section=last)
+        # escaped: a cell's name, store_end[food], is not markup
+        out.add_row(*(escape(cells[c]) for c in columns), style=style, end_section=last)
     return out
 
 

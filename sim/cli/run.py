@@ -331,7 +331,7 @@ def _print_summary(
     for row in summary:
         name = row.name + (f" ({row.empty} never)" if row.empty else "")
         table.add_row(
-            name,
+            escape(name),  # a cell's name, store[food], is not markup
             number(row.mean),
             number(row.p05),
             number(row.p50),
@@ -434,7 +434,7 @@ def trace(
         )
     if story.parameters:
         console.print(
-            "drawn: " + ", ".join(f"{k} = {number(v)}" for k, v in story.parameters.items())
+            "drawn: " + escape(", ".join(f"{k} = {number(v)}" for k, v in story.parameters.items()))
         )
     quiet = set() if everything else {"ship", "arrive"}
     last = None
@@ -454,10 +454,13 @@ def trace(
             if entry.amount is not None and entry.kind != "ration"
             else ""
         )
-        console.print(f"{head}  {entry.kind:<8} {entry.name}{amount} {entry.detail}".rstrip())
+        told = f"{entry.kind:<8} {entry.name}{amount} {entry.detail}".rstrip()
+        console.print(f"{head}  {escape(told)}")  # cells (store[food]) are not markup
     console.print(
         "outcomes: "
-        + ", ".join(
-            f"{o.name} = {number(story.run.outcomes[o.name])} {o.unit}" for o in model.outcomes
+        + escape(
+            ", ".join(
+                f"{o.name} = {number(story.run.outcomes[o.name])} {o.unit}" for o in model.outcomes
+            )
         )
     )

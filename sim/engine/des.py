@@ -34,16 +34,20 @@ from sim.engine.semantics import (
     NonFinite,
     Outcomes,
     asked,
+    assemble,
     calendar,
+    cell_labels,
+    deliver,
+    evaluate,
     fire_tick,
     giving,
     moved,
-    ration,
+    ration_cells,
     received,
     signed,
 )
 from sim.errors import ScenarioError
-from sim.model import BALANCE_HINT, EventDef, Model
+from sim.model import BALANCE_HINT, EventDef, FlowDef, Model
 
 
 @dataclass(frozen=True)
@@ -122,17 +126,20 @@ class _World:
         self.log: list[LogEntry] = []
         self.health = NonFinite(1)
         ns: dict[str, Any] = {k: float(v) for k, v in params.items()}
-        ns.update(model.state)
+        # An arrayed value is an array over its dimensions and one run, (*sizes, 1): the
+        # kernel's arrays with one run, so both do the same arithmetic on each cell.
+        ns.update(assemble(model, params, 1))
+        for k, v in model.state.items():
+            ns[k] = np.array(v)[..., np.newaxis] if np.ndim(v) else v
         for f in model.flows:
-            ns[f"flow.{f.name}"] = 0.0
-            ns[f"cum.{f.name}"] = 0.0
-            ns[f"transit.{f.name}"] = 0.0
+            for prefix in ("flow", "cum", "transit"):
+                ns[f"{prefix}.{f.name}"] = np.zeros((*f.shape, 1)) if f.dims else 0.0
         self.ns = ns
         self.memory = Memories(model, 1)
-        self.stock: dict[str, float] = {}
+        self.stock: dict[str, Any] = {}  # a float, or (*sizes, 1) for an arrayed stock
         self.start(run)
         self.pending: list[EventDef] = []  # fired, waiting for the next tick boundary
-        self.arrived: dict[str, float] = {}  # shipments due at this tick, by flow
+        self.arrived: dict[str, Any] = {}  # shipments due at this tick, by flow
         self.tick = 0
         self._note: dict[str, float] = {}  # each fired event's exact time
         for e in model.events:
@@ -151,7 +158,7 @@ class _World:
         self.pending.append(event)
         self._note[event.name] = at
 
-    def shipment(self, flow: str, amount: float, delay: int) -> Generator[simpy.Event, Any, None]:
+    def shipment(self, flow: str, amount: Any, delay: int) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(delay)
         self.arrived[flow] = amount
 
@@ -194,19 +201,28 @@ class _World:
         for name in m.initial or [s.name for s in m.stocks]:
             if name in stocks:
                 s = stocks[name]
-                value = float(s.initial(ns))
-                if not s.unlimited and not value >= 0:  # a source or a balance may start below 0
+                value: Any = self.value(s.initial(ns), s.shape)
+                low, where = lowest(value, cell_labels(m, s.name, s.dims))
+                if not s.unlimited and not low >= 0:  # a source or a balance may start below 0
+                    shown = f" of {where}" if s.dims else ""
                     raise ScenarioError.one(
-                        f"initial amount is {value:g} in run {run}; a stock can't start below zero",
+                        f"initial amount{shown} is {low:g} in run {run}; "
+                        "a stock can't start below zero",
                         m.place.get(("stocks", s.name, "initial")),
                         f"stocks.{s.name}.initial",
                         BALANCE_HINT,
                     )
                 self.stock[name] = ns[name] = value
             elif name in variables:
-                ns[name] = float(variables[name](ns))
+                ns[name] = self.value(variables[name](ns), m.shape(name))
             else:
-                ns[name] = float(self.memory.start(memories[name], ns)[0])
+                ns[name] = self.value(self.memory.start(memories[name], ns), m.shape(name))
+
+    def value(self, value: Any, shape: tuple[int, ...]) -> Any:
+        """A value as this engine holds it: a float, or an array (*shape, 1) of its own."""
+        if not shape:
+            return float(np.reshape(value, -1)[0]) if np.ndim(value) else float(value)
+        return np.array(np.broadcast_to(value, (*shape, 1)))
 
     def step(self, t: int) -> None:
         """One tick, in the contract's order."""
@@ -234,9 +250,21 @@ class _World:
             self.pending.remove(e)
             did = []
             for name, expr in e.sets:
+                base, index = e.target(name)
+                if isinstance(ns[base], np.ndarray):
+                    ns[base] = held = np.array(ns[base])
+                    held[index] = expr(ns)
+                    did.append(f"{name} = {_shown(held[index])}")
+                    continue
                 ns[name] = float(expr(ns))
                 did.append(f"{name} = {ns[name]:g}")
             for name, expr in e.scales:
+                base, index = e.target(name)
+                if isinstance(ns[base], np.ndarray):
+                    ns[base] = held = np.array(ns[base])
+                    held[index] = held[index] * expr(ns)
+                    did.append(f"{name} scaled to {_shown(held[index])}")
+                    continue
                 ns[name] = float(ns[name] * expr(ns))
                 did.append(f"{name} scaled to {ns[name]:g}")
             self.write("event", e.name, f"(due at {self._note[e.name]:g}) " + "; ".join(did))
@@ -249,20 +277,44 @@ class _World:
         order = m.stage2 or tuple(variables)
         for name in order:
             if name in memories:
-                ns[name] = float(self.memory.output(memories[name], ns, t)[0])
+                ns[name] = self.value(self.memory.output(memories[name], ns, t), m.shape(name))
             else:
-                ns[name] = float(variables[name](ns))
+                ns[name] = self.value(variables[name](ns), m.shape(name))
         self.check(
             t,
-            [(memories[n].label if n in memories else f"variables.{n}", ns[n]) for n in order],
+            [
+                (cell, v)
+                for n in order
+                for cell, v in self.cells(
+                    memories[n].label if n in memories else f"variables.{n}", n, ns[n]
+                )
+            ],
         )
 
-    def request(self, t: int) -> dict[str, float]:
+    def cells(self, label: str, name: str, value: Any) -> list[tuple[str, Any]]:
+        """(label, value) of a scalar, or (label[cell], value) of each cell of an array."""
+        dims = self.m.dims(name)
+        if not dims:
+            return [(label, value)]
+        return list(zip(cell_labels(self.m, label, dims), np.reshape(value, -1), strict=True))
+
+    def request(self, t: int) -> dict[str, Any]:
         """3. Each flow's request: max(0, rate) times its noise at t."""
-        rates = {f.name: float(f.rate(self.ns)) for f in self.m.flows}
-        self.check(t, [(f"flows.{name}", r) for name, r in rates.items()])
-        request = {}
+        rates = {f.name: self.value(f.rate(self.ns), f.shape) for f in self.m.flows}
+        self.check(
+            t,
+            [c for f in self.m.flows for c in self.cells(f"flows.{f.name}", f.name, rates[f.name])],
+        )
+        request: dict[str, Any] = {}
         for f in self.m.flows:
+            if f.dims:  # an arrayed flow: the same steps on its cells
+                r = rates[f.name] if f.two_way else np.maximum(rates[f.name], 0.0)
+                if f.noise is not None:
+                    cells = self.m.cells(f.name)
+                    noise = np.array([self.noise[c][t] for c in cells]).reshape((*f.shape, 1))
+                    r = r * noise
+                request[f.name] = moved(np.array(r), self.m.step)
+                continue
             # A two-way flow's request keeps its sign: its direction (semantics.asked).
             r = rates[f.name] if f.two_way else float(np.maximum(rates[f.name], 0.0))
             if f.noise is not None:
@@ -270,7 +322,7 @@ class _World:
             request[f.name] = float(moved(np.array([r]), self.m.step)[0])
         return request
 
-    def ration(self, request: dict[str, float]) -> dict[str, float]:
+    def ration(self, request: dict[str, Any]) -> dict[str, Any]:
         """4. Rationing: a stock gives at most what it holds, all its outflows scaled alike.
 
         A two-way flow is an outflow of both its ends: it asks its request of `from` when
@@ -280,16 +332,20 @@ class _World:
         actual = dict(request)
         gave: dict[tuple[str, str], np.ndarray] = {}
         for s, flows in giving(self.m):
-            wanted = [asked(np.array([request[f.name]]), role) for f, role in flows]
+            wanted = [asked(_runs(request[f.name]), role) for f, role in flows]
             held = stock[s.name]
-            content = np.array([held])
-            given, _ = ration(content, wanted, s.unlimited)
-            stock[s.name] = float(content[0])
+            content = _runs(held).copy()
+            over = [f.dims for f, _ in flows]
+            given, short = ration_cells(content, wanted, over, s.dims, s.unlimited)
+            stock[s.name] = content if s.dims else float(content[0])
             for (f, role), amount in zip(flows, given or wanted, strict=True):
                 if role != "out":
                     gave[f.name, role] = amount
                 elif given is not None:
-                    actual[f.name] = float(amount[0])
+                    actual[f.name] = amount if f.dims else float(amount[0])
+            if s.dims:
+                self.ration_cells(s.name, s.dims, held, short)
+                continue
             if given is None:
                 if s.name in self.rationed:
                     self.rationed.discard(s.name)
@@ -297,7 +353,7 @@ class _World:
                 continue
             if s.name not in self.rationed:
                 self.rationed.add(s.name)
-                out = sum(float(a[0]) for a in wanted)
+                out = sum(float(x) for a in wanted for x in np.reshape(a, -1))
                 self.write(
                     "ration",
                     s.name,
@@ -306,15 +362,37 @@ class _World:
                 )
         for f in self.m.flows:
             if f.two_way:
-                actual[f.name] = float(signed(gave[f.name, "from"], gave[f.name, "to"])[0])
+                amount = signed(gave[f.name, "from"], gave[f.name, "to"])
+                actual[f.name] = amount if f.dims else float(amount[0])
         return actual
 
-    def transfer(self, actual: dict[str, float]) -> None:
+    def ration_cells(self, name: str, dims: tuple[str, ...], held: Any, short: Any) -> None:
+        """Log the cells of an arrayed stock that become short, or are no longer."""
+        labels = cell_labels(self.m, name, dims)
+        now = (
+            set()
+            if short is None
+            else {c for c, x in zip(labels, np.reshape(short, -1), strict=True) if x}
+        )
+        for cell, amount in zip(labels, np.reshape(held, -1), strict=True):
+            if cell in now and cell not in self.rationed:
+                self.rationed.add(cell)
+                self.write(
+                    "ration", cell, f"short: holds {amount:.4g}, less than asked", float(amount)
+                )
+            elif cell not in now and cell in self.rationed:
+                self.rationed.discard(cell)
+                self.write("ration", cell, "no longer short")
+
+    def transfer(self, actual: dict[str, Any]) -> None:
         """5. Transfer: arrivals in declared flow order; delayed amounts travel as processes."""
         m, ns, stock = self.m, self.ns, self.stock
         names = [s.name for s in m.stocks]
         for f in m.flows:
             a = actual[f.name]
+            if f.dims:
+                self.transfer_cells(f, a, names)
+                continue
             target = names[f.target]
             if f.two_way:  # never delayed (a load error)
                 into_to, into_from = received(np.array(a))
@@ -343,6 +421,35 @@ class _World:
                     self.flowing.discard(f.name)
                     self.write("flow", f.name, "stops", a)
 
+    def transfer_cells(self, f: FlowDef, a: np.ndarray, names: list[str]) -> None:
+        """5. for an arrayed flow: each stock cell receives its flow cells one after another
+        (semantics.deliver); a delayed amount travels as one process for all its cells."""
+        ns, stock = self.ns, self.stock
+        source, target = names[f.source], names[f.target]
+        if f.two_way:
+            into_to, into_from = received(a)
+            self.receive(target, into_to, f.dims, f.target_dims)
+            self.receive(source, into_from, f.dims, f.source_dims)
+            return
+        if f.delay == 0:
+            self.receive(target, a, f.dims, f.target_dims)
+            return
+        if f.name in self.arrived:
+            got = self.arrived.pop(f.name)
+            self.receive(target, got, f.dims, f.target_dims)
+            ns[f"transit.{f.name}"] = ns[f"transit.{f.name}"] - got
+        self.env.process(self.shipment(f.name, np.array(a), f.delay))
+        ns[f"transit.{f.name}"] = ns[f"transit.{f.name}"] + a
+        del stock  # (the stocks change through receive)
+
+    def receive(
+        self, name: str, amount: np.ndarray, have: tuple[str, ...], dims: tuple[str, ...]
+    ) -> None:
+        """Add a flow's amount into stock `name`, cell by cell in the kernel's order."""
+        held = _runs(self.stock[name]).copy()
+        deliver(held, amount, have, dims)
+        self.stock[name] = held if dims else float(held[0])
+
     def log_direction(self, flow: str, source: str, target: str, amount: float) -> None:
         """Log a two-way flow starting, stopping or turning round, and which way it goes."""
         sign = float(np.sign(amount))
@@ -356,15 +463,15 @@ class _World:
         else:
             self.write("flow", flow, ("turns, " if was else "starts, ") + way, amount)
 
-    def record(self, t: int, actual: dict[str, float]) -> None:
+    def record(self, t: int, actual: dict[str, Any]) -> None:
         """6. Record: this tick's amounts, then outcomes and series on the new state."""
         m, ns = self.m, self.ns
         ns.update(self.stock)
         for f in m.flows:
             ns[f"flow.{f.name}"] = actual[f.name]
-            ns[f"cum.{f.name}"] += actual[f.name]
-        self.check(t, [(f"flows.{name}", a) for name, a in actual.items()])
-        self.check(t, [(f"stocks.{name}", v) for name, v in self.stock.items()])
+            ns[f"cum.{f.name}"] = ns[f"cum.{f.name}"] + actual[f.name]
+        self.check(t, [c for n, a in actual.items() for c in self.cells(f"flows.{n}", n, a)])
+        self.check(t, [c for n, v in self.stock.items() for c in self.cells(f"stocks.{n}", n, v)])
         before = {o.name: float(self.outcomes.values[o.name][0]) for o in m.outcomes}
         self.outcomes.update(t, ns, self.health)
         if self.health.tick[0] == t and self.health.name[0].startswith("outcomes."):
@@ -373,8 +480,9 @@ class _World:
             now = self.outcomes.values[o.name][0]
             if o.stat == "first" and math.isnan(before[o.name]) and not math.isnan(now):
                 self.write("outcome", o.name, f"first true: {o.expr.text}")
+        wholes: dict[int, Any] = {}
         for name, expr in m.record:
-            self.series[name][t] = expr(ns)
+            self.series[name][t] = np.reshape(evaluate(expr, ns, wholes), -1)[0]
 
     def check(self, t: int, values: list[tuple[str, float]]) -> None:
         """Mark the run non-finite at the first value (in order) that is NaN or infinite."""
@@ -383,3 +491,22 @@ class _World:
         self.health.check(t, values)
         if self.health.tick[0] >= 0:
             self.write("nonfinite", str(self.health.name[0]), "a value is no longer finite")
+
+
+def _runs(value: Any) -> np.ndarray:
+    """A value as an array with the runs axis last: a float as (1,), an array as it is."""
+    return value if isinstance(value, np.ndarray) else np.array([value])
+
+
+def lowest(value: Any, labels: list[str]) -> tuple[float, str]:
+    """The lowest cell of a value (a NaN first) and its label."""
+    flat = np.reshape(value, -1)
+    bad = np.flatnonzero(~(flat >= 0))
+    i = int(bad[0]) if bad.size else int(np.argmin(flat))
+    return float(flat[i]), labels[i]
+
+
+def _shown(value: Any) -> str:
+    """An event's new value for the log: a number, or the cells' numbers."""
+    flat = np.reshape(value, -1)
+    return f"{flat[0]:g}" if flat.size == 1 else "[" + ", ".join(f"{x:g}" for x in flat) + "]"

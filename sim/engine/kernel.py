@@ -1,7 +1,8 @@
 """The fast engine: one block of runs at once, as numpy arrays, tick by tick.
 
-State is stock-major: `S[i]` is stock i's content in every run of the block (one contiguous
-row per stock). Per tick the work is a fixed sequence of array operations — events, variables,
+State is stock-major: `S[i]` is stock cell i's content in every run of the block (one
+contiguous row per stock cell); an arrayed stock is a contiguous slice of rows, read as one
+array of shape (*sizes, runs), and so are an arrayed flow's rows of the flow matrices. Per tick the work is a fixed sequence of array operations — events, variables,
 requests, rationing, transfer, record — exactly the semantics contract of DESIGN.md, in the
 same order and with the same floating-point operations as the SimPy engine (`sim.engine.des`),
 so both give the same bits for the same draws.
@@ -31,11 +32,14 @@ from sim.engine.semantics import (
     Outcomes,
     Role,
     asked,
+    assemble,
     calendar,
+    cell_labels,
+    deliver,
     fire_tick,
     giving,
     moved,
-    ration,
+    ration_cells,
     received,
     signed,
 )
@@ -82,11 +86,15 @@ class _Kernel:
         self.first_run = first_run
         ns: dict[str, Any] = {}
         self.P = {k: np.array(v, dtype=np.float64) for k, v in params.items()}  # events scale these
+        self.P.update(assemble(model, params, n))  # an arrayed parameter: one array of its cells
         ns.update(self.P)
-        self.X = {k: np.full(n, v) for k, v in model.state.items()}
+        self.X = {
+            k: np.array(np.broadcast_to(np.asarray(v)[..., np.newaxis], (*np.shape(v), n)))
+            for k, v in model.state.items()
+        }
         ns.update(self.X)
-        self.S = np.zeros((len(model.stocks), n))
-        k = len(model.flows)
+        self.S = np.zeros((sum(s.size for s in model.stocks), n))
+        k = sum(f.size for f in model.flows)
         self.F = np.zeros((k, n))  # last tick's actual amounts
         self.C = np.zeros((k, n))  # cumulative actual amounts
         self.TR = np.zeros((k, n))  # amounts under way
@@ -94,18 +102,25 @@ class _Kernel:
         # This tick's actual amounts are written over last tick's: nothing reads flow.NAME
         # after the requests (step 3), and from the record on (step 6) it is this tick's.
         self.A = self.F
-        self.ring = {f.index: np.zeros((f.delay, n)) for f in model.flows if f.delay}
+        # Each stock's and flow's rows, as one array over its dimensions (views, no copies).
+        self.stock_at = [_view(self.S, s.row, s.shape) for s in model.stocks]
+        self.R_at = [_view(self.R, f.row, f.shape) for f in model.flows]
+        self.A_at = [_view(self.A, f.row, f.shape) for f in model.flows]
+        self.TR_at = [_view(self.TR, f.row, f.shape) for f in model.flows]
+        self.ring = {f.index: np.zeros((f.delay, *f.shape, n)) for f in model.flows if f.delay}
         for f in model.flows:
-            ns[f"flow.{f.name}"] = self.F[f.index]
-            ns[f"cum.{f.name}"] = self.C[f.index]
-            ns[f"transit.{f.name}"] = self.TR[f.index]
+            ns[f"flow.{f.name}"] = _view(self.F, f.row, f.shape)
+            ns[f"cum.{f.name}"] = _view(self.C, f.row, f.shape)
+            ns[f"transit.{f.name}"] = self.TR_at[f.index]
         self.ns = ns
         self.memory = Memories(model, n)
         self.start()
         # Cumulative amounts are kept only for the flows some expression reads as cum.NAME:
         # adding up all of them every tick is work nobody looks at.
         cums = {n for e in _expressions(model) for n in e.names if n.startswith("cum.")}
-        self.cum_rows = [f.index for f in model.flows if f"cum.{f.name}" in cums]
+        self.cum_rows = [
+            slice(f.row, f.row + f.size) for f in model.flows if f"cum.{f.name}" in cums
+        ]
         # Event times, from the parameters as sampled (before any event scales them).
         self.fire: list[Any] = []
         for e in model.events:
@@ -127,28 +142,59 @@ class _Kernel:
             (name, f"variables.{name}", expr, expr.alias is not None)
             for name, expr in model.variables
         ]
+        self.cells = {  # an arrayed variable's or built-in's culprit names, per cell
+            name: cell_labels(model, label, model.dims(name))
+            for name, label in [(v[0], v[1]) for v in self.variables]
+            + [(mem.name, mem.label) for mem in model.memories]
+            if model.dims(name)
+        }
         # Stage 2 in the model's order: a variable, or a built-in's output (a MemoryDef).
         by_name: dict[str, Any] = {v[0]: v for v in self.variables}
         by_name |= {mem.name: mem for mem in model.memories}
         self.stage2 = [by_name[name] for name in model.stage2] or self.variables
         self.rates = [(f.index, f.rate) for f in model.flows]
-        self.noisy = [(f.index, noise[f.name]) for f in model.flows if f.noise]
-        self.flow_labels = [f"flows.{f.name}" for f in model.flows]
-        self.stock_labels = [f"stocks.{s.name}" for s in model.stocks]
+        # A noisy arrayed flow's noise, (ticks, cells, runs): each cell drawn on its own.
+        self.noisy = [
+            (
+                slice(f.row, f.row + f.size),
+                noise[f.name]
+                if not f.dims
+                else np.stack([noise[c] for c in model.cells(f.name)], 1),
+            )
+            for f in model.flows
+            if f.noise
+        ]
+        self.flow_labels = [
+            c for f in model.flows for c in cell_labels(model, f"flows.{f.name}", f.dims)
+        ]
+        self.stock_labels = [
+            c for s in model.stocks for c in cell_labels(model, f"stocks.{s.name}", s.dims)
+        ]
         # Outflows per giving stock, in declared flow order (the order sums are taken in),
         # each with its role: a two-way flow is an outflow of both its ends (semantics.giving).
-        self.outflows: list[tuple[int, bool, list[tuple[int, Role]]]] = [
-            (s.index, s.unlimited, [(f.index, role) for f, role in flows])
+        self.outflows: list[tuple[int, bool, list[tuple[int, Role, tuple[str, ...]]]]] = [
+            (s.index, s.unlimited, [(f.index, role, f.dims) for f, role in flows])
             for s, flows in giving(model)
         ]
         self.two_way = [f.index for f in model.flows if f.two_way]
-        self.one_way = [f.index for f in model.flows if not f.two_way]
+        self.one_way = [slice(f.row, f.row + f.size) for f in model.flows if not f.two_way]
 
     def run(self, observer: Observer | None, keep: int | None) -> Block:
         m, n = self.m, self.n
         keep = n if keep is None else max(0, min(keep, n))
         outcomes = Outcomes(m, n)
-        series = {name: np.empty((m.ticks, keep)) for name, _ in m.record}
+        series = {name: np.empty((m.ticks, keep)) for name, expr in m.record if not expr.whole}
+        # An arrayed record's cells: one (ticks, cells, kept runs) array, a view per cell.
+        self.recorded: list[tuple[Expr, np.ndarray]] = []
+        for name, expr in m.record:
+            whole = expr.whole
+            if whole is None:
+                continue
+            if not self.recorded or self.recorded[-1][0] is not whole:
+                size = math.prod(m.shape_of(whole.dims))
+                self.recorded.append((whole, np.empty((m.ticks, size, keep))))
+            row = int(np.ravel_multi_index(expr.cell, m.shape_of(whole.dims)))
+            series[name] = self.recorded[-1][1][:, row, :]
         for t in range(m.ticks):
             self.ns.update(calendar(m, t))
             self.events(t)
@@ -173,21 +219,26 @@ class _Kernel:
         for name in m.initial or [s.name for s in m.stocks]:
             if name in stocks:
                 s = stocks[name]
-                self.S[s.index] = s.initial(ns)
-                ns[name] = self.S[s.index]
+                held = self.stock_at[s.index]
+                held[...] = s.initial(ns)
+                ns[name] = held
                 if not s.unlimited:  # a source or a balance may start below zero
-                    bad = np.flatnonzero(~(self.S[s.index] >= 0))
+                    rows = self.S[s.row : s.row + s.size]
+                    cell, bad = np.nonzero(~(rows >= 0))
                     if bad.size:
                         run = self.first_run + int(bad[0])
+                        where = cell_labels(m, s.name, s.dims)[int(cell[0])]
+                        shown = f" of {where}" if s.dims else ""
                         raise ScenarioError.one(
-                            f"initial amount is {self.S[s.index][bad[0]]:g} in run {run}; "
+                            f"initial amount{shown} is {rows[cell[0], bad[0]]:g} in run {run}; "
                             "a stock can't start below zero",
                             m.place.get(("stocks", s.name, "initial")),
                             f"stocks.{s.name}.initial",
                             BALANCE_HINT,
                         )
             elif name in variables:
-                ns[name] = np.array(np.broadcast_to(variables[name](ns), (n,)))
+                shape = m.shape(name)
+                ns[name] = np.array(np.broadcast_to(variables[name](ns), (*shape, n)))
             else:
                 ns[name] = self.memory.start(memories[name], ns)
 
@@ -200,9 +251,13 @@ class _Kernel:
                 continue
             mask: Any = True if isinstance(fire, float) else fire == t
             for name, expr in e.sets:
-                np.copyto(self.X[name], expr(ns), where=mask)
+                base, index = e.target(name)
+                held = self.X[base][index] if index else self.X[base]
+                np.copyto(held, expr(ns), where=mask)
             for name, expr in e.scales:
-                np.multiply(self.P[name], expr(ns), out=self.P[name], where=mask)
+                base, index = e.target(name)
+                held = self.P[base][index] if index else self.P[base]
+                np.multiply(held, expr(ns), out=held, where=mask)
 
     def evaluate_variables(self, t: int) -> None:
         """2. Variables and built-ins' outputs, in dependency order."""
@@ -210,26 +265,26 @@ class _Kernel:
         for item in self.stage2:
             if isinstance(item, MemoryDef):
                 ns[item.name] = value = self.memory.output(item, ns, t)
-                self.health.see(t, item.label, value)
+                self.health.see(t, item.label, value, self.cells.get(item.name))
                 continue
             name, label, expr, alias = item
             # A bare alias of a stock would follow the stock through the transfer; copy it.
             ns[name] = value = np.array(expr(ns)) if alias else expr(ns)
-            self.health.see(t, label, value)
+            self.health.see(t, label, value, self.cells.get(name))
 
     def request(self, t: int) -> None:
         """3. Requests: max(0, rate) times the tick's noise; a two-way flow's keeps its sign."""
-        R, ns = self.R, self.ns
+        R, ns, at = self.R, self.ns, self.R_at
         for i, rate in self.rates:
-            R[i] = rate(ns)
+            at[i][...] = rate(ns)
         self.health.check_rows(t, self.flow_labels, R)  # before max(0, .) hides a -inf
         if not self.two_way:
             np.maximum(R, 0.0, out=R)
         else:
-            for i in self.one_way:
-                np.maximum(R[i], 0.0, out=R[i])
-        for i, noise in self.noisy:
-            R[i] *= noise[t]
+            for rows in self.one_way:
+                np.maximum(R[rows], 0.0, out=R[rows])
+        for rows, noise in self.noisy:
+            R[rows] *= noise[t]
         moved(R, self.m.step)
 
     def advance_memories(self, t: int) -> None:
@@ -241,37 +296,41 @@ class _Kernel:
         """4. Rationing, and what leaves each giving stock. A two-way flow asks of both its
         ends (zero of the one it gives to, run by run); its amount is what its `from` gave
         minus what its `to` gave."""
-        S, R, A = self.S, self.R, self.A
-        np.copyto(A, R)
+        R, A = self.R_at, self.A_at
+        np.copyto(self.A, self.R)
         gave: dict[tuple[int, Role], np.ndarray] = {}
         for s, unlimited, flows in self.outflows:
-            requests = [asked(R[i], role) for i, role in flows]
-            given, _ = ration(S[s], requests, unlimited)
-            for (i, role), amount in zip(flows, given or requests, strict=True):
+            requests = [asked(R[i], role) for i, role, _ in flows]
+            over = [have for _, _, have in flows]
+            given, _ = ration_cells(
+                self.stock_at[s], requests, over, self.m.stocks[s].dims, unlimited
+            )
+            for (i, role, _), amount in zip(flows, given or requests, strict=True):
                 if role != "out":
                     gave[i, role] = amount
                 elif given is not None:
-                    A[i] = amount
+                    A[i][...] = amount
         for i in self.two_way:
-            A[i] = signed(gave[i, "from"], gave[i, "to"])
+            A[i][...] = signed(gave[i, "from"], gave[i, "to"])
 
     def transfer(self, t: int) -> None:
         """5. Transfer: arrivals in declared flow order; delayed amounts wait in a ring."""
-        S, A, TR = self.S, self.A, self.TR
+        S, A, TR = self.stock_at, self.A_at, self.TR_at
         for f in self.m.flows:
+            a = A[f.index]
             if f.two_way:  # never delayed (a load error)
-                into_to, into_from = received(A[f.index])
-                S[f.target] += into_to
-                S[f.source] += into_from
+                into_to, into_from = received(a)
+                deliver(S[f.target], into_to, f.dims, f.target_dims)
+                deliver(S[f.source], into_from, f.dims, f.source_dims)
             elif f.delay == 0:
-                S[f.target] += A[f.index]
+                deliver(S[f.target], a, f.dims, f.target_dims)
             else:
                 slot = self.ring[f.index][t % f.delay]
                 if t >= f.delay:
-                    S[f.target] += slot
+                    deliver(S[f.target], slot, f.dims, f.target_dims)
                     TR[f.index] -= slot
-                slot[:] = A[f.index]
-                TR[f.index] += A[f.index]
+                slot[...] = a
+                TR[f.index] += a
 
     def record(self, t: int, outcomes: Outcomes, series: dict[str, np.ndarray], keep: int) -> None:
         """6. Record: this tick's amounts, then outcomes and series on the new state."""
@@ -283,7 +342,12 @@ class _Kernel:
         outcomes.update(t, ns, self.health)
         if keep:
             for name, expr in self.m.record:
-                series[name][t] = np.broadcast_to(expr(ns), (self.n,))[:keep]
+                if expr.whole is None:
+                    series[name][t] = np.broadcast_to(expr(ns), (self.n,))[:keep]
+            for whole, held in self.recorded:
+                shape = self.m.shape_of(whole.dims)
+                value = np.broadcast_to(whole(ns), (*shape, self.n))
+                held[t] = value.reshape((held.shape[1], self.n))[:, :keep]
 
 
 def _expressions(m: Model) -> list[Expr]:
@@ -294,6 +358,14 @@ def _expressions(m: Model) -> list[Expr]:
     for ev in m.events:
         out += [e for _, e in ev.sets] + [e for _, e in ev.scales]
     return out
+
+
+def _view(matrix: np.ndarray, row: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A stock's or flow's rows of a (cells, runs) matrix as one array over its dimensions,
+    (*shape, runs); a scalar's one row. A view: writing it writes the matrix."""
+    if not shape:
+        return matrix[row]
+    return matrix[row : row + math.prod(shape)].reshape((*shape, matrix.shape[1]))
 
 
 def _block_size(noise: Mapping[str, np.ndarray]) -> int:

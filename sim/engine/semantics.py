@@ -31,6 +31,8 @@ from typing import Any, Literal
 import numpy as np
 
 from sim.model import FlowDef, MemoryDef, Model, OutcomeDef, StockDef
+from sim.scenario.dims import Dims, cell_names, expand, fold_rows, to_front
+from sim.scenario.expr import Expr
 
 STATUS_OK = "ok"
 STATUS_NONFINITE = "nonfinite"
@@ -59,7 +61,7 @@ def calendar(model: Model, t: int) -> dict[str, float]:
     year, month = model.calendar(t)
     out = {"t": model.time(t), "month": float(month), "year": float(year)}
     for d in model.data:
-        out[d.name] = float(d.values[t])
+        out[d.name] = d.values[t][..., np.newaxis] if d.dims else float(d.values[t])
     return out
 
 
@@ -104,7 +106,7 @@ class Memories:
         self.state: dict[str, list[np.ndarray]] = {}
 
     def _arg(self, mem: MemoryDef, i: int, ns: Mapping[str, Any]) -> np.ndarray:
-        return np.broadcast_to(mem.args[i](ns), (self.n,))
+        return np.broadcast_to(mem.args[i](ns), (*mem.shape, self.n))
 
     def start(self, mem: MemoryDef, ns: Mapping[str, Any]) -> np.ndarray:
         """Set the starting state from `ns` (the values before the first tick); its output."""
@@ -173,19 +175,97 @@ def ration(
     exceed the content, every outflow is scaled by the same factor content / requested and
     the stock is left empty. A source or a balance is unlimited (it may go below zero). When
     no run is short, every flow gets what it asked (None, None)."""
-    out = outflow(requests)
+    return ration_cells(content, requests, [()] * len(requests), (), unlimited)
+
+
+def ration_cells(
+    content: np.ndarray,
+    requests: Sequence[np.ndarray],
+    over: Sequence[Dims],
+    dims: Dims,
+    unlimited: bool,
+) -> tuple[list[np.ndarray] | None, np.ndarray | None]:
+    """`ration` per stock cell: `content` is a stock over `dims` (shape (*sizes, runs)), each
+    request over its flow's dimensions `over[i]` ⊇ `dims`. What a stock cell is asked is the
+    sum of every flow cell asking from it, in declared flow order and then in the flow's
+    cell order (`pieces`); where a cell is short, every flow cell asking from it is scaled
+    by that cell's factor content / requested."""
+    out = asked_of(requests, over, dims)
     if unlimited or not (short := out > content).any():
         content -= out
         return None, None
     factor = content / out
-    given = [np.where(short, r * factor, r) for r in requests]
+    given = [
+        np.where(expand(short, dims, have), r * expand(factor, dims, have), r)
+        for r, have in zip(requests, over, strict=True)
+    ]
     lost = short & (factor == 0) & (content > 0)
     if lost.any():
         # The share underflowed (a tiny stock asked for huge amounts): split what it holds
         # by each flow's part of the request instead, or the stock would vanish.
-        given = [np.where(lost, r / out * content, g) for r, g in zip(requests, given, strict=True)]
+        given = [
+            np.where(
+                expand(lost, dims, have),
+                r / expand(out, dims, have) * expand(content, dims, have),
+                g,
+            )
+            for r, g, have in zip(requests, given, over, strict=True)
+        ]
     content[...] = np.where(short, 0.0, content - out)
     return given, short
+
+
+def asked_of(requests: Sequence[np.ndarray], over: Sequence[Dims], dims: Dims) -> np.ndarray:
+    """What each cell of a stock over `dims` is asked: its flows' requests (each over its
+    `over`) one after another, in declared flow order and each flow's cell order."""
+    parts = [pieces(r, have, dims) for r, have in zip(requests, over, strict=True)]
+    if all(p is None for p in parts):
+        return outflow(requests)
+    rows = [r[np.newaxis] if p is None else p for r, p in zip(requests, parts, strict=True)]
+    shape = np.broadcast_shapes(*(row.shape[1:] for row in rows))
+    stacked = np.concatenate([np.broadcast_to(row, (row.shape[0], *shape)) for row in rows])
+    return fold_rows(np.add, stacked)
+
+
+def pieces(amount: np.ndarray, have: Dims, dims: Dims) -> np.ndarray | None:
+    """A flow's amount over `have` as the parts that reach (or leave) a stock over `dims`
+    ⊆ `have`: None when the two agree (the amount is one part); otherwise (k, *cells of
+    dims, runs), one part per element of the dimensions the stock lacks (row-major). Added
+    one after another (`fold_rows`), as a stock cell receives them, in every engine."""
+    extra = [i for i, d in enumerate(have) if d not in dims]
+    if not extra:
+        return None
+    return to_front(np.asarray(amount), extra)
+
+
+def deliver(stock: np.ndarray, amount: np.ndarray, have: Dims, dims: Dims) -> None:
+    """Add a flow's amount (over `have`) into a stock over `dims`, in place: each stock cell
+    receives its flow cells one after another (`pieces`)."""
+    parts = pieces(amount, have, dims)
+    if parts is None:
+        stock += amount
+        return
+    stock[...] = fold_rows(np.add, np.concatenate([stock[np.newaxis], parts]))
+
+
+def assemble(model: Model, values: Mapping[str, Any], runs: int) -> dict[str, np.ndarray]:
+    """Each arrayed parameter's value, (*sizes, runs), from its cells' values (one column
+    each, named `name[elem1,elem2]`, as drawn)."""
+    out = {}
+    for name, dims in model.arrays.items():
+        cells = model.cells(name)
+        if not dims or cells[0] not in values:
+            continue
+        stacked = np.stack(
+            [np.broadcast_to(np.asarray(values[c], dtype=np.float64), (runs,)) for c in cells]
+        )
+        out[name] = stacked.reshape((*model.shape(name), runs))
+    return out
+
+
+def cell_labels(model: Model, label: str, dims: Dims) -> list[str]:
+    """`label[elem1,elem2]` for each cell over `dims` (how a culprit names a cell)."""
+    return cell_names(label, dims, model.dimensions)
 
 
 # -- who gives: one-way and two-way flows ---------------------------------------------------
@@ -257,16 +337,37 @@ class Outcomes:
     def __init__(self, m: Model, n: int):
         self.m = m
         self.n = n
-        self.values = {o.name: np.full(n, _START[o.stat]) for o in m.outcomes}
+        # The cells of an arrayed outcome are one group: one matrix (cells, runs), updated
+        # as one array; each cell's values are a row of it.
+        self.groups: list[tuple[OutcomeDef, Expr, list[str], np.ndarray, tuple[int, ...]]] = []
+        self.values: dict[str, np.ndarray] = {}
+        i = 0
+        outcomes = list(m.outcomes)
+        while i < len(outcomes):
+            o = outcomes[i]
+            whole = o.expr.whole
+            j = i + 1
+            while j < len(outcomes) and whole is not None and outcomes[j].expr.whole is whole:
+                j += 1
+            cells = outcomes[i:j]
+            held = np.full((len(cells), n), _START[o.stat])
+            expr = whole or o.expr
+            shape = (*m.shape_of(expr.dims), n)
+            self.groups.append((o, expr, [c.label for c in cells], held, shape))
+            self.values |= {c.name: held[k] for k, c in enumerate(cells)}
+            i = j
 
     def update(self, t: int, ns: Mapping[str, Any], health: NonFinite) -> None:
         """Fold tick t's value of each due outcome into its statistic (in place)."""
-        for o in self.m.outcomes:
+        for o, expr, labels, v, shape in self.groups:
             if not due(o, t, self.m.ticks):
                 continue
-            v = self.values[o.name]
-            x = np.broadcast_to(o.expr(ns), (self.n,))
-            health.see(t, o.label, x)
+            if len(labels) == 1 and expr.whole is None and not expr.dims:
+                x = np.broadcast_to(expr(ns), (1, self.n))
+                health.see(t, o.label, x[0])
+            else:
+                x = np.broadcast_to(expr(ns), shape).reshape((len(labels), self.n))
+                health.check_rows(t, labels, x)
             if o.stat == "final":
                 v[:] = x
             elif o.stat in ("mean", "sum"):
@@ -295,6 +396,18 @@ class Outcomes:
         return out
 
 
+def evaluate(expr: Expr, ns: Mapping[str, Any], wholes: dict[int, Any]) -> Any:
+    """An expression's value; a cell of an arrayed one (an outcome's or a record's) reads
+    its cell of the whole, evaluated once per `wholes` (one tick's) for all its cells."""
+    whole = expr.whole
+    if whole is None:
+        return expr(ns)
+    key = id(whole)
+    if key not in wholes:
+        wholes[key] = whole(ns)
+    return wholes[key][expr.cell]
+
+
 # -- non-finite runs ------------------------------------------------------------------------
 class NonFinite:
     """Which runs have gone non-finite: the first tick, and the first name in the tick's order.
@@ -309,9 +422,14 @@ class NonFinite:
         self.tick = np.full(n, -1, dtype=np.int64)
         self.name = np.full(n, "", dtype=object)
 
-    def see(self, t: int, label: str, value: Any) -> None:
-        """Check one value (an array over runs, or one number for all of them) at tick t."""
+    def see(self, t: int, label: str, value: Any, cells: Sequence[str] | None = None) -> None:
+        """Check one value (an array over runs, or one number for all of them) at tick t;
+        an arrayed one (cells, then runs) names the first non-finite cell, `cells[i]`."""
         if np.isfinite(value.sum() if isinstance(value, np.ndarray) else value):
+            return
+        if cells is not None and np.ndim(value) > 1:
+            rows = np.reshape(value, (len(cells), -1))
+            self.check(t, zip(cells, rows, strict=True))
             return
         self.mark(t, label, ~np.isfinite(value))
 

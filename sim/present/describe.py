@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -44,11 +45,12 @@ def as_dot(model: Model) -> str:
             if s.unit == unit:
                 style = {"source": ", style=dashed", "sink": ", style=dashed"}.get(s.kind, "")
                 style += ", peripheries=2" if s.kind == "balance" else ""  # may go below zero
-                lines.append(f'    "{s.name}" [shape={shapes[s.kind]}{style}];')
+                label = f', label="{_over(s.name, s.dims)}"' if s.dims else ""
+                lines.append(f'    "{s.name}" [shape={shapes[s.kind]}{style}{label}];')
         lines.append("  }")
     names = [s.name for s in model.stocks]
     for f in model.flows:
-        label = f.name + (f" (+{f.delay * model.step:g})" if f.delay else "")
+        label = _over(f.name, f.dims) + (f" (+{f.delay * model.step:g})" if f.delay else "")
         both = ", dir=both" if f.two_way else ""  # either way, by the rate's sign
         lines.append(f'  "{names[f.source]}" -> "{names[f.target]}" [label="{label}"{both}];')
     lines.append("}")
@@ -82,19 +84,36 @@ def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
             + (f"{len(usual)} from their priors" if usual else "none from priors")
         )
 
+    parts: list[Any] = [head]
+    if model.dimensions:
+        dims = Table(title="Dimensions", title_justify="left")
+        dims.add_column("dimension")
+        dims.add_column("elements", overflow="fold")
+        for dim, elements in model.dimensions.items():
+            dims.add_row(escape(dim), escape(", ".join(elements)) + f" ({len(elements)})")
+        parts.append(Fit(dims))
+
     params = Table(title="Parameters", title_justify="left", expand=False)
     for col in ("name", "distribution", "unit", "source"):
         params.add_column(col, overflow="fold")
     if posterior is not None:
         params.add_column("drawn from")
-    for name, spec in model.parameters.items():
-        source = Text(spec.source) if spec.source else Text("none given", style="red")
-        row: list[str | Text] = [name, spec.describe(), spec.unit, source]
+    for name, specs in _parameters(model):
+        first = specs[0][1]
+        shown = {spec.describe() for _, spec in specs}
+        if len(shown) == 1:
+            described = first.describe() + (" in every cell" if len(specs) > 1 else "")
+        else:  # each cell by its elements: food: U(80, 120); fuel: ...
+            described = "; ".join(f"{cell}: {spec.describe()}" for cell, spec in specs)
+        source = Text(first.source) if first.source else Text("none given", style="red")
+        row: list[str | Text] = [Text(name), Text(described), first.unit, source]
         if posterior is not None:
+            cells = {cell for cell, _ in specs} | {name}
             row.append(
-                "posterior" if name in held else "prior" if name in model.sampled else "fixed"
+                "posterior" if cells & held else "prior" if cells & set(model.sampled) else "fixed"
             )
         params.add_row(*row)
+    parts.append(Fit(params))
     cited = Table(title="Sources cited", title_justify="left")
     for col in ("key", "title", "publisher", "date", "reliability"):
         cited.add_column(col)
@@ -103,6 +122,10 @@ def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
             *(Text(x) for x in (key, entry.title, entry.publisher, entry.date)),
             Text(entry.reliability),
         )
+    if cited.rows:
+        parts.append(Fit(cited))
+    if posterior is not None and observations(posterior.manifest.get("observations")):
+        parts.append(observation_table(posterior.manifest.get("observations")))
 
     stocks = Table(title="Stocks by unit", title_justify="left")
     for col in ("unit", "stock", "kind", "initial"):
@@ -110,26 +133,24 @@ def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
     for unit in model.units:
         for s in model.stocks:
             if s.unit == unit:
-                stocks.add_row(unit, s.name, s.kind, s.initial.text)
+                stocks.add_row(unit, escape(_over(s.name, s.dims)), s.kind, escape(s.initial.text))
 
     names = [s.name for s in model.stocks]
     flows = Table(title="Flows", title_justify="left")
     for col in ("flow", "from → to", "rate", "delay", "noise"):
         flows.add_column(col, overflow="fold")
     for f in model.flows:
-        flows.add_row(
-            f.name,
-            f"{names[f.source]} {'↔' if f.two_way else '→'} {names[f.target]}",
-            f.rate.text,
-            f"{f.delay * model.step:g}" if f.delay else "",  # months, as written
-            f.noise.describe() if f.noise else "",
+        ends = (
+            _over(names[f.source], f.source_dims),
+            _over(names[f.target], f.target_dims),
         )
-
-    parts: list[Any] = [head, Fit(params)]
-    if cited.rows:
-        parts.append(Fit(cited))
-    if posterior is not None and observations(posterior.manifest.get("observations")):
-        parts.append(observation_table(posterior.manifest.get("observations")))
+        flows.add_row(
+            escape(_over(f.name, f.dims)),
+            escape(f"{ends[0]} {'↔' if f.two_way else '→'} {ends[1]}"),
+            escape(f.rate.text),
+            f"{f.delay * model.step:g}" if f.delay else "",  # months, as written
+            (f.noise.describe() + (" per cell" if f.dims else "")) if f.noise else "",
+        )
     parts += [Fit(stocks, whole=(0, 1)), Fit(flows)]
     if model.data:
         data = Table(title="Data series", title_justify="left")
@@ -137,14 +158,18 @@ def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
             data.add_column(col, overflow="fold")
         for d in model.data:
             series = (sc.data or {})[d.name]
-            data.add_row(d.name, series.file, series.column or d.name, series.extrapolate)
+            column = series.column or d.name
+            column += "[" + ",".join(d.dims) + "]" if d.dims else ""
+            data.add_row(
+                escape(_over(d.name, d.dims)), series.file, escape(column), series.extrapolate
+            )
         parts.append(Fit(data))
     if model.variables:
         variables = Table(title="Variables (evaluation order)", title_justify="left")
         variables.add_column("name")
         variables.add_column("expression", overflow="fold")
         for name, expr in model.variables:
-            variables.add_row(name, expr.text)
+            variables.add_row(escape(_over(name, model.dims(name))), escape(expr.text))
         parts.append(Fit(variables))
     if model.events:
         events = Table(title="Events", title_justify="left")
@@ -162,17 +187,53 @@ def as_rich(model: Model, posterior: Posterior | None = None) -> Group:
             does = [f"{k} = {v.text}" for k, v in e.sets] + [
                 f"{k} ×= {v.text}" for k, v in e.scales
             ]
-            events.add_row(e.name, at, "; ".join(does))
+            events.add_row(e.name, escape(at), escape("; ".join(does)))
         parts.append(Fit(events))
     outcomes = Table(title="Outcomes", title_justify="left")
     for col in ("outcome", "stat", "of", "unit"):
         outcomes.add_column(col, overflow="fold")
+    shown_outcomes: set[str] = set()
     for o in model.outcomes:
-        outcomes.add_row(o.name, o.stat, o.expr.text, o.unit)
+        if o.declared in shown_outcomes:
+            continue
+        shown_outcomes.add(o.declared)
+        whole = o.expr.whole
+        if whole is None:
+            outcomes.add_row(escape(o.name), o.stat, escape(o.expr.text), o.unit)
+        else:  # an arrayed outcome: one column per cell
+            name = _over(o.declared, whole.dims) + " (a column per cell)"
+            outcomes.add_row(escape(name), o.stat, escape(whole.text), o.unit)
     parts.append(Fit(outcomes))
     if model.record:
-        parts.append(Text("recorded: " + ", ".join(name for name, _ in model.record)))
+        recorded: dict[str, None] = {}
+        for name, expr in model.record:
+            whole = expr.whole
+            recorded[_over(name.split("[")[0], whole.dims) if whole else name] = None
+        parts.append(Text("recorded: " + ", ".join(recorded)))
     return Group(*parts)
+
+
+def _over(name: str, dims: tuple[str, ...]) -> str:
+    """An arrayed item as people read it: store[good], imports[partner, good]."""
+    return f"{name}[{', '.join(dims)}]" if dims else name
+
+
+def _parameters(model: Model) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """Parameters as declared: a scalar on its own, an arrayed one with its cells (by their
+    elements: `food`, `china,food`), in the scenario's order."""
+    out: list[tuple[str, list[tuple[str, Any]]]] = []
+    arrayed: dict[str, list[tuple[str, Any]]] = {}
+    for cell, spec in model.parameters.items():
+        base = cell.split("[", 1)[0]
+        dims = model.dims(base)
+        if not dims or "[" not in cell:
+            out.append((cell, [(cell, spec)]))
+            continue
+        if base not in arrayed:
+            arrayed[base] = []
+            out.append((_over(base, dims), arrayed[base]))
+        arrayed[base].append((cell[len(base) + 1 : -1], spec))
+    return out
 
 
 # -- a posterior a study drew from: said wherever its results are shown ----------------------

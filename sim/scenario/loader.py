@@ -46,7 +46,7 @@ EXTENDS_ROOT = "SIM_EXTENDS_ROOT"  # folders (joined like PATH) whose files exte
 SCENARIO_KEYS = frozenset(
     {"name", "description", "extends", "start", "months", "seed", "runs", "sampler",
      "parameters", "state", "variables", "stocks", "flows", "events", "outcomes", "record",
-     "step", "data", "sources"}
+     "step", "data", "sources", "dimensions"}
 )  # fmt: skip
 
 _STANDARD_TAG = "tag:yaml.org,2002:"

@@ -8,18 +8,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
+import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
     SerializerFunctionWrapHandler,
+    Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_serializer,
@@ -31,7 +37,17 @@ from sim.sampling.distributions import REGISTRY, STRICT
 from sim.sampling.distributions import Distribution as Distribution  # re-exported
 from sim.sampling.distributions import Fixed as Fixed  # re-exported
 from sim.sampling.samplers import SamplerName
-from sim.scenario.expr import MAX_NAME
+from sim.scenario.dims import (
+    DimsError,
+    arrayed,
+    cell_name,
+    cells,
+    check_over,
+    is_arrayed_value,
+    over_list,
+    shape,
+)
+from sim.scenario.expr import MAX_NAME, name_problem
 from sim.scenario.loader import Document, PathKey
 
 Number = float
@@ -77,10 +93,11 @@ STOCK_KINDS: tuple[str, ...] = typing.get_args(StockKind)  # what a stock's `kin
 
 class Stock(_Spec):
     unit: str
-    initial: Expr = 0.0
+    initial: Expr | list[Any] | dict[str, Any] = 0.0  # a list or mapping: per cell (over:)
     kind: StockKind = "stock"
     description: str | None = None
     source: str | None = None
+    over: str | list[str] | None = None  # dimensions: one stock per cell
 
 
 class Flow(_Spec):
@@ -93,6 +110,7 @@ class Flow(_Spec):
     description: str | None = None
     source: str | None = None
     two_way: bool = False  # a negative rate moves the amount from `to` to `from`
+    over: str | list[str] | None = None  # dimensions: one flow per cell
 
     @field_validator("noise", mode="before")
     @classmethod
@@ -115,7 +133,7 @@ class DataSeries(_Spec):
     file: str
     column: str | None = None  # default: the column named like the series
     extrapolate: Literal["flat", "error"] = "flat"
-    over: str | list[str] | None = None  # dimensions: refused until they exist
+    over: str | list[str] | None = None  # dimensions: columns name[elem], name[elem1,elem2]
     description: str | None = None
     source: str | None = None
     # The file as found from the scenario file that declares it (set by `parse`), so that
@@ -187,9 +205,9 @@ class Scenario(_Spec):
     seed: int = Field(0, ge=0, lt=SEED_LIMIT)
     runs: int = Field(1000, gt=0)
     sampler: SamplerName = "mc"
-    parameters: dict[str, AnyDistribution] = Field(default_factory=dict)
-    state: dict[str, Number] = Field(default_factory=dict)
-    variables: dict[str, Expr] = Field(default_factory=dict)
+    parameters: dict[str, AnyParameter] = Field(default_factory=dict)
+    state: dict[str, Number | ArrayedState] = Field(default_factory=dict)
+    variables: dict[str, Expr | ArrayedVariable] = Field(default_factory=dict)
     stocks: dict[str, Stock] = Field(default_factory=dict)
     flows: dict[str, Flow] = Field(default_factory=dict)
     events: dict[str, Event] = Field(default_factory=dict)
@@ -199,6 +217,7 @@ class Scenario(_Spec):
     step: float | None = Field(None, gt=0, le=1200)  # months per tick (default 1)
     data: dict[str, DataSeries] | None = None
     sources: str | None = None  # the file `source:` texts cite by [KEY] (sim.scenario.sources)
+    dimensions: dict[str, list[str]] | None = None  # name -> its elements, in order
 
     @field_validator("name")
     @classmethod
@@ -262,6 +281,7 @@ def parse(doc: Document) -> Scenario:
         ]
         problems.sort(key=lambda p: (p.place.line, p.place.col) if p.place else (0, 0))
         raise ScenarioError(problems) from None
+    problems += check_dimensions(doc, scenario)
     if problems:
         raise ScenarioError(problems)
     for name, series in (scenario.data or {}).items():
@@ -465,3 +485,221 @@ def _message(err: Any) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     return msg[0].lower() + msg[1:] if msg else msg
+
+
+# -- dimensions ----------------------------------------------------------------------------
+# An arrayed item carries `over:` (a dimension or a list of them); its values may be one
+# number for every cell, a list per element, or a mapping by element name (sim.scenario.dims).
+# Its cells are checked where `dimensions:` is known: `parse` (located) and `sim.model`.
+
+
+class ArrayedParameter(BaseModel):
+    """A parameter over dimensions: a distribution whose arguments may differ per cell.
+
+    Its cells are scalar specs (`cells`), each validated by the distribution's own class,
+    named `name[elem1,elem2]`; each draws from its own stream (sim.sampling.draws)."""
+
+    model_config = ConfigDict(**{**_CONFIG, "extra": "allow"})
+    over: str | list[str]
+    dist: str = "fixed"
+    unit: str | None = None
+    source: str | None = None
+    description: str | None = None
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The distribution's arguments as written (a number, list or mapping each)."""
+        return dict(self.model_extra or {})
+
+
+class ArrayedState(_Spec):
+    """A state value over dimensions: its starting value per cell (events change it)."""
+
+    over: str | list[str]
+    value: Number | list[Any] | dict[str, Any] = 0.0
+    description: str | None = None
+
+
+class ArrayedVariable(_Spec):
+    """A variable declared over dimensions: its expression broadcast to every cell."""
+
+    over: str | list[str]
+    value: Expr
+    unit: str | None = None
+    description: str | None = None
+
+
+def _parameter_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "arrayed" if "over" in value else "scalar"
+    return "arrayed" if isinstance(value, ArrayedParameter) else "scalar"
+
+
+if TYPE_CHECKING:
+    AnyParameter = Distribution | ArrayedParameter
+else:
+    AnyParameter = Annotated[
+        Union[  # noqa: UP007
+            Annotated[AnyDistribution, Tag("scalar")], Annotated[ArrayedParameter, Tag("arrayed")]
+        ],
+        Discriminator(_parameter_kind),
+    ]
+
+Scenario.model_rebuild()
+
+
+def dimensions_of(scenario: Scenario) -> dict[str, tuple[str, ...]]:
+    """The scenario's dimensions, each with its elements, in declared order."""
+    return {d: tuple(e) for d, e in (scenario.dimensions or {}).items()}
+
+
+def parameter_cells(
+    name: str, spec: ArrayedParameter, dimensions: Mapping[str, Sequence[str]]
+) -> tuple[tuple[str, ...], dict[str, Distribution]]:
+    """An arrayed parameter's dimensions (canonical) and its cells' scalar specs, by cell
+    name, each validated by its distribution's class. Raises DimsError (its `at` the path
+    below the parameter) or ValidationError (of one cell; `cell_problems` reads it)."""
+    written = over_list(spec.over)
+    dims = check_over(spec.over, dimensions)
+    if spec.dist not in DIST_NAMES:
+        raise DimsError(
+            f"unknown distribution '{spec.dist}'",
+            ("dist",),
+            did_you_mean(spec.dist, DIST_NAMES) or f"use one of {', '.join(DIST_NAMES)}",
+        )
+    grids: dict[str, Any] = {}
+    for key, value in spec.arguments.items():
+        if is_arrayed_value(value):
+            try:
+                grids[key] = arrayed(value, written, dimensions, "parameter")
+            except DimsError as exc:
+                raise DimsError(exc.message, (key, *exc.at), exc.hint) from None
+        else:
+            grids[key] = value
+    out: dict[str, Distribution] = {}
+    adapter = _distribution_adapter()
+    for index, elements in zip(
+        np.ndindex(*shape(dims, dimensions)), cells(dims, dimensions), strict=True
+    ):
+        cell = {k: (float(v[index]) if isinstance(v, np.ndarray) else v) for k, v in grids.items()}
+        body = {"dist": spec.dist, **cell, "unit": spec.unit, "source": spec.source}
+        body = {k: v for k, v in body.items() if v is not None}
+        try:
+            out[cell_name(name, elements)] = adapter.validate_python(body)
+        except ValidationError as exc:
+            raise CellError(cell_name(name, elements), exc) from None
+    return dims, out
+
+
+class CellError(ValueError):
+    """One cell of an arrayed parameter fails its distribution's checks."""
+
+    def __init__(self, cell: str, error: ValidationError):
+        super().__init__(cell)
+        self.cell = cell
+        self.error = error
+
+    def problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """(path below the parameter, message) per problem."""
+        out = []
+        for err in self.error.errors(include_url=False):
+            loc = [p for p in err["loc"] if p not in DIST_NAMES]
+            out.append((tuple(loc), f"{self.cell}: {_message(err)}"))
+        return out
+
+
+@functools.lru_cache(maxsize=1)
+def _distribution_adapter() -> TypeAdapter[Any]:
+    return TypeAdapter(AnyDistribution)
+
+
+def state_value(
+    spec: float | ArrayedState, dimensions: Mapping[str, Sequence[str]]
+) -> tuple[tuple[str, ...], float | np.ndarray]:
+    """A state value's dimensions and starting value (an array over them, canonical)."""
+    if not isinstance(spec, ArrayedState):
+        return (), float(spec)
+    dims = check_over(spec.over, dimensions)
+    value = spec.value
+    if is_arrayed_value(value):
+        return dims, arrayed(value, over_list(spec.over), dimensions, "state value")
+    return dims, np.full(shape(dims, dimensions), float(value))  # type: ignore[arg-type]
+
+
+def check_dimensions(doc: Document, scenario: Scenario) -> list[Problem]:
+    """`dimensions:` itself, and every arrayed parameter's and state value's cells, located."""
+    problems: list[Problem] = []
+    dimensions = dimensions_of(scenario)
+    seen: dict[str, str] = {}
+    for dim, elements in dimensions.items():
+        path: PathKey = ("dimensions", dim)
+        wrong = name_problem(dim)
+        if wrong:
+            problems.append(Problem(wrong, doc.place(path, key=True), dotted(path)))
+        if not elements:
+            problems.append(
+                Problem("a dimension needs at least one element", doc.place(path), dotted(path))
+            )
+        if dim in seen:
+            problems.append(
+                Problem(
+                    f"'{dim}' is already an element of dimension '{seen[dim]}'",
+                    doc.place(path, key=True),
+                    dotted(path),
+                    "dimension and element names are one namespace",
+                )
+            )
+        seen.setdefault(dim, dim)
+        for i, e in enumerate(elements):
+            wrong = name_problem(e)
+            where = doc.place((*path, i))
+            if wrong:
+                problems.append(Problem(wrong, where, dotted((*path, i))))
+            elif e in seen:
+                other = seen[e]
+                problems.append(
+                    Problem(
+                        f"'{e}' is already "
+                        + ("a dimension" if other == e else f"an element of dimension '{other}'"),
+                        where,
+                        dotted((*path, i)),
+                        "dimension and element names are one namespace: rename one",
+                    )
+                )
+            else:
+                seen[e] = dim
+    if problems:
+        return problems
+    for name, spec in scenario.parameters.items():
+        if not isinstance(spec, ArrayedParameter):
+            continue
+        base: PathKey = ("parameters", name)
+        try:
+            parameter_cells(name, spec, dimensions)
+        except DimsError as exc:
+            at = exc.at if exc.at[:1] != () else ()
+            if "dimension '" in exc.message and not exc.at:
+                at = ("over",)
+            path = (*base, *at)
+            problems.append(Problem(exc.message, doc.place(path), dotted(path), exc.hint))
+        except CellError as exc:
+            for at, message in exc.problems():
+                path = (*base, *at)
+                problems.append(Problem(message, doc.place(path), dotted(path)))
+    for name, value in scenario.state.items():
+        if not isinstance(value, ArrayedState):
+            continue
+        base = ("state", name)
+        try:
+            state_value(value, dimensions)
+        except DimsError as exc:
+            at = (
+                ("over", *exc.at)
+                if "dimension '" in exc.message and "unknown" in exc.message
+                else ("value", *exc.at)
+            )
+            if "listed twice" in exc.message:
+                at = ("over", *exc.at)
+            path = (*base, *at)
+            problems.append(Problem(exc.message, doc.place(path), dotted(path), exc.hint))
+    return problems

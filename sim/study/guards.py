@@ -16,6 +16,7 @@ model that fails in every run is a mistake in the model, not a result.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -73,8 +74,10 @@ def estimate(
     """Size a study. `kept`: leading runs whose recorded series are kept for bands."""
     n = min(block_size, runs)
     ticks = model.ticks
-    flows, stocks = len(model.flows), len(model.stocks)
-    noisy = len(model.noises)
+    # Counted per cell: an arrayed stock or flow is a row per cell in the kernel, and an
+    # arrayed flow's noise is held twice (its cells' draws and their stack).
+    flows, stocks = sum(f.size for f in model.flows), sum(s.size for s in model.stocks)
+    noisy = len(model.noises) + sum(f.size for f in model.flows if f.noise is not None and f.dims)
     record = len(model.record)
     columns = len(model.parameters) + len(model.outcomes) + 3
     # Per run in a block: stocks, flows' requests/amounts/cumulative/transit, delay rings,
@@ -83,10 +86,10 @@ def estimate(
     per_run = (
         stocks
         + 4 * flows
-        + sum(f.delay for f in model.flows)
+        + sum(f.delay * f.size for f in model.flows)
         + len(model.parameters)
-        + len(model.state)
-        + 2 * len(model.variables)
+        + sum(int(np.size(v)) for v in model.state.values())
+        + 2 * sum(math.prod(model.shape(name)) for name, _ in model.variables)
         + 2 * len(model.outcomes)
         + noisy * ticks
         + columns

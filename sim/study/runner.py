@@ -788,7 +788,7 @@ class _Study:
                     "unit": o.unit,
                     "stat": o.stat,
                     "of": o.expr.text,
-                    "description": m.scenario.outcomes[o.name].description or "",
+                    "description": m.scenario.outcomes[o.declared].description or "",
                 }
                 for o in m.outcomes
             },

@@ -392,3 +392,110 @@ def timed_scenarios(draw: st.DrawFn, max_units: int = 3) -> dict[str, Any]:
         del name
     data["outcomes"]["o_builtin"] = {"of": made[-1], "stat": draw(st.sampled_from(["mean", "max"]))}
     return data
+
+
+# -- dimensions (issue 16) ----------------------------------------------------------------------
+# Generated arrayed models: stocks over any subset of one or two dimensions (over: written in
+# either order), flows over the union of their ends' dimensions and sometimes one more (an end
+# without a dimension of the flow: every cell takes from, or gives to, one stock cell), rates
+# that broadcast arrays by name and reduce them, two-way flows to balances, delays, noise and
+# smooth() per cell. Initial amounts are numbers (a scalar or a list per element), so a test
+# knows every unit's starting total.
+
+
+@st.composite
+def arrayed_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    ndims = draw(st.integers(1, 2))
+    sizes = [draw(st.integers(1, 4)) for _ in range(ndims)]
+    dims = {f"d{i}": [f"d{i}e{j}" for j in range(n)] for i, n in enumerate(sizes)}
+    names = list(dims)
+
+    def subset() -> list[str]:
+        chosen = [d for d in names if draw(st.booleans())]
+        return chosen[::-1] if draw(st.booleans()) else chosen  # over: in either order
+
+    def over(chosen: list[str]) -> dict[str, Any]:
+        if not chosen:
+            return {}
+        return {"over": chosen[0] if len(chosen) == 1 else chosen}
+
+    units = ["t", "usd"][: draw(st.integers(1, 2))]
+    stocks: dict[str, Any] = {}
+    for i in range(draw(st.integers(2, 5))):
+        chosen = subset()
+        kinds = ["stock", "stock", "source", "sink", "balance"] if i else ["stock"]
+        kind = draw(st.sampled_from(kinds))
+        spec: dict[str, Any] = {"unit": draw(st.sampled_from(units)), "kind": kind, **over(chosen)}
+        if kind != "source" and draw(st.booleans()):
+            if len(chosen) == 1 and draw(st.booleans()):
+                spec["initial"] = [draw(amount) for _ in dims[chosen[0]]]
+            else:
+                spec["initial"] = draw(amount)
+        stocks[f"s{i}"] = spec
+    stock_dims = {n: sorted(over_of(s), key=names.index) for n, s in stocks.items()}
+    parameters: dict[str, Any] = {}
+    for i in range(draw(st.integers(0, 2))):
+        chosen = subset()
+        spec = {"dist": "uniform", "low": 0.0, "high": draw(width), **over(chosen)}
+        if len(chosen) == 1 and draw(st.booleans()):
+            spec["high"] = [draw(width) for _ in dims[chosen[0]]]
+        parameters[f"p{i}"] = spec
+    flows: dict[str, Any] = {}
+    for i in range(draw(st.integers(1, 5))):
+        src = draw(st.sampled_from(sorted(n for n, s in stocks.items() if s["kind"] != "sink")))
+        dsts = sorted(
+            n
+            for n, s in stocks.items()
+            if n != src and s["kind"] != "source" and s["unit"] == stocks[src]["unit"]
+        )
+        if not dsts:
+            continue
+        dst = draw(st.sampled_from(dsts))
+        fdims = sorted(set(stock_dims[src]) | set(stock_dims[dst]) | set(subset()), key=names.index)
+        terms = [f"{draw(coef)} * {src}" if stocks[src]["kind"] != "source" else f"{draw(amount)}"]
+        for p, pspec in parameters.items():
+            if set(over_of(pspec)) <= set(fdims) and draw(st.booleans()):
+                terms.append(f"{draw(coef)} * {p}")
+        other = draw(st.sampled_from(sorted(stocks)))
+        if stock_dims[other] and draw(st.booleans()):
+            # Reduce one dimension when what is left fits the flow's, else every cell.
+            fit = [d for d in stock_dims[other] if set(stock_dims[other]) - {d} <= set(fdims)]
+            what = f"{other}, {draw(st.sampled_from(fit))}" if fit else other
+            terms.append(f"{draw(coef)} * sum({what}) / (1 + abs(sum({what})))")
+        spec = {"from": src, "to": dst, "rate": " + ".join(terms), **over(fdims)}
+        ends_give = all(stocks[e]["kind"] in ("stock", "balance") for e in (src, dst))
+        if ends_give and draw(st.booleans()):
+            spec["two_way"] = True
+            spec["rate"] = f"{draw(coef)} * ({dst} - {src}) + {draw(signed)}"
+        else:
+            spec["delay"] = draw(st.sampled_from([0, 0, 1, 2]))
+            if draw(st.booleans()):
+                spec["rate"] = f"smooth({spec['rate']}, 2)"
+            if draw(st.booleans()):
+                spec["noise"] = {"dist": "lognormal", "median": 1, "p95": 1.4}
+        flows[f"f{i}"] = spec
+    outcomes = {f"{n}_end": {"of": n, "stat": "final"} for n in stocks}
+    outcomes["total_low"] = {
+        "of": " + ".join(f"sum({n})" if stock_dims[n] else n for n in stocks),
+        "stat": "min",
+    }
+    return {
+        "name": "arrayed",
+        "start": "2024-01",
+        "months": draw(st.integers(2, 8)),
+        "seed": draw(st.integers(0, 1000)),
+        "dimensions": dims,
+        "parameters": parameters,
+        "stocks": stocks,
+        "flows": flows,
+        "variables": {
+            "everything": " + ".join(f"sum({n})" if stock_dims[n] else n for n in stocks)
+        },
+        "outcomes": outcomes,
+        "record": [*stocks, *(f"transit.{f}" for f in flows)],
+    }
+
+
+def over_of(spec: dict[str, Any]) -> list[str]:
+    over = spec.get("over")
+    return [] if over is None else [over] if isinstance(over, str) else list(over)

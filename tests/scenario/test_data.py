@@ -99,9 +99,9 @@ def test_extrapolate_error_refuses_a_horizon_not_covered(tmp_path: Path) -> None
     )
 
 
-def test_over_is_refused_until_dimensions_exist(tmp_path: Path) -> None:
+def test_over_names_a_declared_dimension(tmp_path: Path) -> None:
     path = files(tmp_path, data={"price": {"file": "prices.csv", "over": "partner"}})
-    assert "data.price.over: dimensions are not supported yet" in _problem(path)
+    assert "data.price.over: unknown dimension 'partner'" in _problem(path)
 
 
 def test_a_series_is_a_name_in_the_one_namespace(tmp_path: Path) -> None:

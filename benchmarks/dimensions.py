@@ -1,0 +1,245 @@
+"""Prints what dimensions buy: an arrayed trade model (20 partners x 10 goods, 120 ticks)
+against the same model written out by hand as scalar stocks and flows (generated here), run
+side by side on the same draws through the numpy kernel. A measurement, not a test: it never
+fails on a time (it does check that both give the same numbers).
+
+It prints seconds per run for each, their ratio, and the peak memory of one block
+(tracemalloc) at two block sizes, to show that memory follows the block size.
+
+    python benchmarks/dimensions.py [--partners 20] [--goods 10] [--runs 200] [--repeat 3]
+
+About a minute with the defaults on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sim.engine import kernel
+from sim.model import Model, load
+from sim.sampling.draws import noise_draws, parameter_draws
+
+
+def arrayed(partners: list[str], goods: list[str]) -> dict[str, Any]:
+    """The model written once, over partner x good."""
+    rng = np.random.default_rng(0)
+    share = rng.dirichlet(np.ones(len(partners)), size=len(goods)).T.round(4)
+    return {
+        "name": "trade_arrayed",
+        "start": "2024-01",
+        "months": 120,
+        "dimensions": {"partner": partners, "good": goods},
+        "parameters": {
+            "need": {"over": "good", "dist": "uniform", "low": 50, "high": 150, "unit": "t/month"},
+            "share": {
+                "over": ["partner", "good"],
+                "unit": "1",
+                "value": {p: share[i].tolist() for i, p in enumerate(partners)},
+            },
+            "price": {"over": "good", "value": [10.0 + i for i in range(len(goods))]},
+        },
+        "stocks": {
+            "supplier": {"over": "partner", "unit": "t", "kind": "source"},
+            "port": {"over": ["partner", "good"], "unit": "t"},
+            "store": {"over": "good", "unit": "t", "initial": 50},
+            "used": {"over": "good", "unit": "t", "kind": "sink"},
+            "bank": {"over": "partner", "unit": "usd", "kind": "source"},
+            "exporter": {"over": "partner", "unit": "usd"},
+        },
+        "flows": {
+            "imports": {
+                "over": ["partner", "good"],
+                "from": "supplier[partner]",
+                "to": "port",
+                "rate": "share * need * 1.05",
+                "delay": 1,
+                "noise": {"dist": "lognormal", "median": 1, "p95": 1.3},
+            },
+            "clear": {
+                "over": ["partner", "good"],
+                "from": "port",
+                "to": "store[good]",
+                "rate": "0.5 * port",
+            },
+            "use": {"over": "good", "from": "store", "to": "used", "rate": "need"},
+            "pay": {
+                "over": ["partner", "good"],
+                "from": "bank[partner]",
+                "to": "exporter[partner]",
+                "rate": "price * flow.clear",
+            },
+        },
+        "variables": {"arrived": "sum(flow.clear, partner)", "held": "sum(store)"},
+        "outcomes": {
+            "store_end": {"of": "store", "stat": "final"},
+            "short": {"of": "store < 1", "stat": "count"},
+            "held_mean": {"of": "held", "stat": "mean"},
+            "paid": {"of": "sum(exporter)", "stat": "final"},
+        },
+        "record": ["store"],
+    }
+
+
+def by_hand(partners: list[str], goods: list[str], model: dict[str, Any]) -> dict[str, Any]:
+    """The same model as one scalar stock, flow and parameter per cell, sums written out in
+    the order the arrayed model takes them."""
+    params = model["parameters"]
+    share = params["share"]["value"]
+    parameters: dict[str, Any] = {}
+    for g in goods:
+        parameters[f"need_{g}"] = {"dist": "uniform", "low": 50, "high": 150}
+    for g, v in zip(goods, params["price"]["value"], strict=True):
+        parameters[f"price_{g}"] = v
+    for p in partners:
+        for g, v in zip(goods, share[p], strict=True):
+            parameters[f"share_{p}_{g}"] = v
+    stocks: dict[str, Any] = {f"supplier_{p}": {"unit": "t", "kind": "source"} for p in partners}
+    stocks |= {f"port_{p}_{g}": {"unit": "t"} for p, g in itertools.product(partners, goods)}
+    stocks |= {f"store_{g}": {"unit": "t", "initial": 50} for g in goods}
+    stocks |= {f"used_{g}": {"unit": "t", "kind": "sink"} for g in goods}
+    stocks |= {f"bank_{p}": {"unit": "usd", "kind": "source"} for p in partners}
+    stocks |= {f"exporter_{p}": {"unit": "usd"} for p in partners}
+    cells = list(itertools.product(partners, goods))
+    flows: dict[str, Any] = {}
+    for p, g in cells:
+        flows[f"imports_{p}_{g}"] = {
+            "from": f"supplier_{p}",
+            "to": f"port_{p}_{g}",
+            "delay": 1,
+            "rate": f"share_{p}_{g} * need_{g} * 1.05",
+            "noise": {"dist": "lognormal", "median": 1, "p95": 1.3},
+        }
+    for p, g in cells:
+        flows[f"clear_{p}_{g}"] = {
+            "from": f"port_{p}_{g}",
+            "to": f"store_{g}",
+            "rate": f"0.5 * port_{p}_{g}",
+        }
+    for g in goods:
+        flows[f"use_{g}"] = {"from": f"store_{g}", "to": f"used_{g}", "rate": f"need_{g}"}
+    for p, g in cells:
+        flows[f"pay_{p}_{g}"] = {
+            "from": f"bank_{p}",
+            "to": f"exporter_{p}",
+            "rate": f"price_{g} * flow.clear_{p}_{g}",
+        }
+
+    def add(terms: list[str]) -> str:
+        return "(" + " + ".join(terms) + ")"
+
+    variables = {f"arrived_{g}": add([f"flow.clear_{p}_{g}" for p in partners]) for g in goods}
+    variables["held"] = add([f"store_{g}" for g in goods])
+    outcomes: dict[str, Any] = {
+        f"store_end_{g}": {"of": f"store_{g}", "stat": "final"} for g in goods
+    }
+    outcomes |= {f"short_{g}": {"of": f"store_{g} < 1", "stat": "count"} for g in goods}
+    outcomes["held_mean"] = {"of": "held", "stat": "mean"}
+    outcomes["paid"] = {"of": add([f"exporter_{p}" for p in partners]), "stat": "final"}
+    return {
+        "name": "trade_by_hand",
+        "start": "2024-01",
+        "months": 120,
+        "parameters": parameters,
+        "stocks": stocks,
+        "flows": flows,
+        "variables": variables,
+        "outcomes": outcomes,
+        "record": [f"store_{g}" for g in goods],
+    }
+
+
+def hand_name(name: str) -> str:
+    return name.replace("[", "_").replace(",", "_").replace("]", "")
+
+
+def draws(model: Model, runs: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    params = parameter_draws(model.parameters, "mc", 1, runs, 0, runs)
+    return params, noise_draws(model.noises, 1, runs, model.ticks, 0, runs)
+
+
+def timed(model: Model, params: Any, noise: Any, repeat: int) -> tuple[float, Any]:
+    times, block = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        block = kernel.run_block(model, params, noise)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), block
+
+
+def peak_bytes(model: Model, runs: int) -> int:
+    """tracemalloc's peak while one block of `runs` runs is drawn and run."""
+    tracemalloc.start()
+    params, noise = draws(model, runs)
+    kernel.run_block(model, params, noise)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--partners", type=int, default=20)
+    parser.add_argument("--goods", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    partners = [f"p{i}" for i in range(args.partners)]
+    goods = [f"g{i}" for i in range(args.goods)]
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = arrayed(partners, goods)
+        paths = []
+        for data in (spec, by_hand(partners, goods, spec)):
+            path = Path(tmp) / f"{data['name']}.yaml"
+            path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+            paths.append(path)
+        model, hand = load(paths[0]), load(paths[1])
+    params, noise = draws(model, args.runs)
+    hand_params = {hand_name(k): v for k, v in params.items()}
+    hand_noise = {hand_name(k): v for k, v in noise.items()}
+    t_arrayed, block = timed(model, params, noise, args.repeat)
+    t_hand, hand_block = timed(hand, hand_params, hand_noise, max(1, args.repeat - 1))
+    same = all(
+        np.array_equal(v, hand_block.outcomes[hand_name(k)]) for k, v in block.outcomes.items()
+    )
+    cells = sum(s.size for s in model.stocks), sum(f.size for f in model.flows)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}, numpy {np.__version__}, {platform.system()}"
+    )
+    print(
+        f"model: {args.partners} partners x {args.goods} goods, {model.ticks} ticks: "
+        f"{len(model.stocks)} arrayed stocks ({cells[0]} cells), {len(model.flows)} arrayed "
+        f"flows ({cells[1]} cells); by hand: {len(hand.stocks)} stocks, {len(hand.flows)} flows"
+    )
+    print(f"{args.runs} runs in one block, median of {args.repeat}:")
+    print(f"  arrayed: {t_arrayed:.3f} s  ({t_arrayed / args.runs * 1e3:.3f} ms per run)")
+    print(f"  by hand: {t_hand:.3f} s  ({t_hand / args.runs * 1e3:.3f} ms per run)")
+    print(
+        f"  arrayed is {t_hand / t_arrayed:.1f}x faster per run; "
+        f"outcomes {'bit-identical' if same else 'DIFFERENT'}"
+    )
+    small, large = max(1, args.runs // 4), args.runs
+    for runs in (small, large):
+        peak = peak_bytes(model, runs)
+        print(
+            f"  peak memory of one arrayed block of {runs} runs: {peak / 2**20:.1f} MiB "
+            f"({peak / runs / 1024:.0f} KiB per run)"
+        )
+
+
+if __name__ == "__main__":
+    main()
