@@ -36,6 +36,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from sim.analysis.cells import grouped, split
 from sim.analysis.compare import Comparison, Given
 from sim.present.numbers import number
 from sim.study import store
@@ -44,6 +45,7 @@ from sim.study.results import Results
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 ECDF_POINTS = 2001  # an ECDF drawn through this many quantiles looks exact and stays light
 HIST_BINS = 60
+MAX_CELLS = 20  # an arrayed outcome's panel draws at most this many cells, the largest shifts
 DPI = 110
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,14 +98,26 @@ def outcome_figure(comparison: Comparison, results: Sequence[Results]) -> Figure
     for every pair the mean difference with its confidence interval as a line and a band.
     """
     labels = comparison.scenarios
-    n = len(comparison.outcomes)
-    fig = Figure(figsize=(12, 3.6 * n + 0.9), dpi=DPI, layout="constrained")
-    axes = fig.subplots(n, 2, squeeze=False, gridspec_kw={"width_ratios": (1.25, 1)})
+    groups = list(grouped(comparison.outcomes).values())
+    heights = [
+        3.6 if not split(g[0])[1] else max(3.6, 0.32 * min(len(g), MAX_CELLS) + 1.4) for g in groups
+    ]
+    fig = Figure(figsize=(12, sum(heights) + 0.9), dpi=DPI, layout="constrained")
+    axes = fig.subplots(
+        len(groups),
+        2,
+        squeeze=False,
+        gridspec_kw={"width_ratios": (1.25, 1), "height_ratios": heights},
+    )
     first = results[0]
-    for row, name in enumerate(comparison.outcomes):
+    for row, cells in enumerate(groups):
+        name = cells[0]
         info = first.outcomes[name]
         unit = str(info["unit"])
         left, right = axes[row]
+        if split(name)[1]:  # an array: one row of panels, a line per cell, not a row per cell
+            _cells(left, right, comparison, cells, unit)
+            continue
         _ecdfs(left, comparison, results, name, unit)
         _differences(right, comparison, results, name, unit)
         left.set_title(_wrap(f"{name}: {outcome_meaning(info)}", 72), loc="left", fontsize=11)
@@ -357,6 +371,66 @@ def _differences(
         fontsize=10,
     )
     ax.legend(fontsize=8.5, loc="upper left")
+
+
+def _cells(left: Any, right: Any, comparison: Comparison, cells: Sequence[str], unit: str) -> None:
+    """An arrayed outcome in one row: per cell, each scenario's median and 90% range (left),
+    and each B − A's mean with its confidence interval (right). Past MAX_CELLS cells only
+    those with the largest differences (relative to their spread) are drawn, and the title
+    says how many are left out (the table has them all)."""
+    array = split(cells[0])[0]
+    shown = list(cells)
+    if len(shown) > MAX_CELLS:
+        first = comparison.scenarios[0]
+
+        def size(cell: str) -> float:
+            spread = comparison.summary(cell, first).sd or 1.0
+            found = [abs(d.mean) / spread for d in comparison.differences if d.outcome == cell]
+            finite = [v for v in found if math.isfinite(v)]
+            return max(finite, default=0.0)
+
+        keep = set(sorted(shown, key=size, reverse=True)[:MAX_CELLS])
+        shown = [c for c in shown if c in keep]
+    y = np.arange(len(shown))[::-1].astype(float)
+    names = [f"[{','.join(split(c)[1])}]" for c in shown]
+    k_all = len(comparison.scenarios)
+    for k, label in enumerate(comparison.scenarios):
+        offset = (k - (k_all - 1) / 2) * 0.8 / max(k_all, 1)
+        s = [comparison.summary(c, label) for c in shown]
+        color = COLORS[k % len(COLORS)]
+        left.hlines(y + offset, [v.p05 for v in s], [v.p95 for v in s], color=color, lw=1.6)
+        left.plot([v.p50 for v in s], y + offset, "o", color=color, ms=4, label=label)
+    pairs = comparison.scenarios[1:]
+    for k, b in enumerate(pairs, start=1):
+        offset = (k - 1 - (len(pairs) - 1) / 2) * 0.8 / max(len(pairs), 1)
+        ds = [comparison.difference(c, b) for c in shown]
+        color = COLORS[k % len(COLORS)]
+        right.hlines(
+            y + offset, [d.mean_low for d in ds], [d.mean_high for d in ds], color=color, lw=2.2
+        )
+        right.plot(
+            [d.mean for d in ds],
+            y + offset,
+            "o",
+            color=color,
+            ms=4,
+            label=f"{b} − {comparison.scenarios[0]}",
+        )
+    right.axvline(0, color="#555555", lw=0.8)
+    for ax in (left, right):
+        ax.set_yticks(y, names)
+        ax.set_ylim(-0.7, len(shown) - 0.3)
+        ax.grid(axis="x", alpha=0.3)
+    left.set_xlabel(f"{array}{unit_label(unit)}: median and 5–95% of runs")
+    right.set_xlabel(f"B − A{unit_label(unit)}: mean difference and its interval")
+    left.legend(fontsize=8, loc="best")
+    right.legend(fontsize=8, loc="best")
+    more = (
+        f"; {len(cells) - len(shown)} cells with smaller differences not drawn"
+        if len(shown) < len(cells)
+        else ""
+    )
+    left.set_title(_wrap(f"{array}: {len(cells)} cells{more}", 72), loc="left", fontsize=11)
 
 
 def _wrap(text: str, width: int) -> str:
