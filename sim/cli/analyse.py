@@ -95,6 +95,20 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
     is_flag=True,
     help="With --baseline: explain X(FILE)/X(BASELINE) − 1 instead.",
 )
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="NAME",
+    help="Treat the arrayed parameter NAME as one input (repeatable): the design varies all "
+    "its cells together and the indices are the group's, as SALib's groups. Without it "
+    "each cell (need[food]) is an input of its own.",
+)
+@click.option(
+    "--group-arrays",
+    is_flag=True,
+    help="Treat every arrayed parameter as one input, as --group does for one.",
+)
 @click.option("--resamples", type=int, hidden=True, help="Deprecated; ignored.")
 @_out
 @_force
@@ -109,6 +123,8 @@ def sensitivity_command(
     top: int,
     baseline: Path | None,
     ratio: bool,
+    groups: tuple[str, ...],
+    group_arrays: bool,
     resamples: int | None,
     out: Path | None,
     force: bool,
@@ -139,6 +155,11 @@ def sensitivity_command(
         raise click.UsageError("--ratio needs --baseline")
     model = load(file)
     base = load(baseline) if baseline is not None else None
+    if group_arrays:
+        groups = (
+            *groups,
+            *(a for a, dims in model.arrays.items() if a in model.scenario.parameters),
+        )
     folder = out or analyses.sensitivity_folder(
         model.name, outcomes, base.name if base is not None else ""
     )
@@ -155,6 +176,7 @@ def sensitivity_command(
             execution=_study(study, folder, force),
             baseline=base,
             ratio=ratio,
+            groups=groups,
         )
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sensitivity_figure
@@ -429,9 +451,11 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
     unit = res.units.get(outcome, "")
     k = res.outcomes.index(outcome)
     table = Table(
-        title=f"{res.scenario}: what drives {res.label(outcome)} ({unit}; "
-        f"mean {number(res.mean[k])}, "
-        f"sd {number(res.sd[k])}); N = {res.runs:,}, {res.evaluations:,} runs, seed {res.seed}",
+        title=escape(
+            f"{res.scenario}: what drives {res.label(outcome)} ({unit}; "
+            f"mean {number(res.mean[k])}, sd {number(res.sd[k])}); N = {res.runs:,}, "
+            f"{res.evaluations:,} runs, seed {res.seed}"
+        ),
         title_justify="left",
     )
     ci = f"[{res.confidence:.0%} CI]"
@@ -448,7 +472,8 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
     for ix in ranked[:top]:
         table.add_row(
             str(ix.rank),
-            ix.parameter,
+            escape(ix.parameter)
+            + (f" ({len(res.groups[ix.parameter])} cells)" if ix.parameter in res.groups else ""),
             f"{ix.total:.3f}",
             f"[{ix.total_low:.3f}, {ix.total_high:.3f}]",
             f"{ix.first:.3f}",
