@@ -45,8 +45,8 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from sim.analysis.cells import expand, split
 from sim.analysis.cells import grouped as grouped_cells
-from sim.analysis.cells import split
 from sim.analysis.compare import CONFIDENCE
 from sim.engine.semantics import STATUS_OK
 from sim.errors import Problem, ScenarioError, did_you_mean
@@ -239,7 +239,11 @@ def sensitivity(
             DeprecationWarning,
             stacklevel=2,
         )
-    names = (outcomes,) if isinstance(outcomes, str) else tuple(dict.fromkeys(outcomes))
+    names = tuple(
+        expand(
+            [outcomes] if isinstance(outcomes, str) else outcomes, [o.name for o in model.outcomes]
+        )
+    )  # an arrayed outcome's name: every cell of it
     check_outcomes(model, names)
     if baseline is not None:
         check_outcomes(baseline, names)

@@ -292,16 +292,24 @@ def sweep_command(
     points = len(res.values) * max(1, len(res.by_values))
     if res.by:
         console.print(
-            f"[dim]{res.runs:,} runs per grid point ({len(res.values)} values of "
-            f"{res.parameter} × {len(res.by_values)} of {res.by}), seed {res.seed}, "
-            f"{res.sampler}; the same draws for every other parameter at every point "
-            f"(priors: {res.parameter} {res.prior}; {res.by} {res.by_prior}).[/dim]"
+            "[dim]"
+            + escape(
+                f"{res.runs:,} runs per grid point ({len(res.values)} values of "
+                f"{res.parameter} × {len(res.by_values)} of {res.by}), seed {res.seed}, "
+                f"{res.sampler}; the same draws for every other parameter at every point "
+                f"(priors: {res.parameter} {res.prior}; {res.by} {res.by_prior})."
+            )
+            + "[/dim]"
         )
     else:
         console.print(
-            f"[dim]{res.runs:,} runs per value, seed {res.seed}, {res.sampler}; the same draws "
-            f"for every other parameter at every value of {res.parameter} "
-            f"(its prior: {res.prior}).[/dim]"
+            "[dim]"
+            + escape(
+                f"{res.runs:,} runs per value, seed {res.seed}, {res.sampler}; the same draws "
+                f"for every other parameter at every value of {res.parameter} "
+                f"(its prior: {res.prior})."
+            )
+            + "[/dim]"
         )
     for parameter, outside, prior in (
         (res.parameter, res.outside, res.prior),
@@ -309,8 +317,12 @@ def sweep_command(
     ):
         if outside:
             console.print(
-                f"[yellow]{', '.join(outside)}: outside the range {parameter}'s prior "
-                f"draws ({prior}); the model is extrapolated there[/yellow]"
+                "[yellow]"
+                + escape(
+                    f"{', '.join(outside)}: outside the range {parameter}'s prior "
+                    f"draws ({prior}); the model is extrapolated there"
+                )
+                + "[/yellow]"
             )
     if any(res.nonfinite):
         per = f"per value of {res.by}, then of {res.parameter}" if res.by else "per value"
@@ -428,9 +440,11 @@ def discover_command(
         return
     console = out_console()
     console.print(
-        f"{res.scenario}: {res.cases:,} of {res.runs:,} runs have {res.where} "
-        f"(base rate {res.base_density:.1%})"
-        + (f"; {res.excluded} non-finite runs left out" if res.excluded else "")
+        escape(
+            f"{res.scenario}: {res.cases:,} of {res.runs:,} runs have {res.where} "
+            f"(base rate {res.base_density:.1%})"
+            + (f"; {res.excluded} non-finite runs left out" if res.excluded else "")
+        )
     )
     for box in res.boxes:
         console.print(_box_table(res, box.number))
@@ -487,8 +501,8 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
 
 def _sweep_table(res: Sweep, name: str) -> Table:
     unit = res.units.get(name, "")
-    table = Table(title=f"{name} ({unit}) against {res.parameter}", title_justify="left")
-    table.add_column(res.parameter, justify="right")
+    table = Table(title=escape(f"{name} ({unit}) against {res.parameter}"), title_justify="left")
+    table.add_column(escape(res.parameter), justify="right")
     for stat in SUMMARY_COLUMNS:
         table.add_column(stat, justify="right")
     empty = res.runs - (res.outcome_values[name] == res.outcome_values[name]).sum(axis=1)
@@ -509,10 +523,10 @@ def _sweep_grid_table(res: Sweep, name: str) -> Table:
         title=escape(f"{name} ({unit}) against {res.parameter}, by {res.by}: median [p05, p95]"),
         title_justify="left",
     )
-    table.add_column(res.parameter, justify="right")
+    table.add_column(escape(res.parameter), justify="right")
     by_unit = f" {res.by_unit}" if res.by_unit not in ("", "1") else ""
     for by_label in res.by_labels:
-        table.add_column(f"{res.by} = {by_label}{by_unit}", justify="right")
+        table.add_column(escape(f"{res.by} = {by_label}{by_unit}"), justify="right")
     p05, p50, p95 = (SUMMARY_COLUMNS.index(k) for k in ("p05", "p50", "p95"))
     s = res.stats[name]
     for k, label in enumerate(res.labels):
@@ -555,7 +569,7 @@ def _box_table(res: Discovery, number_: int) -> Table:
         unit = res.units.get(r.parameter, "")
         shown = f" {unit}" if unit not in ("", "1") else ""
         table.add_row(
-            r.parameter,
+            escape(r.parameter),
             f"{number(r.low)} – {number(r.high)}{shown}",
             f"{number(r.full_low)} – {number(r.full_high)}",
             f"{r.density_without:.1%}",
