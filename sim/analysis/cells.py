@@ -110,9 +110,9 @@ def namespace(
     """The names a condition may use, given each result column's kind (`outcome`,
     `parameter`) and the study's `dimensions:`. A cell's column stays readable only through
     its array (`need[food]`), which is how a scenario writes it too."""
-    dimensions = {d: tuple(e) for d, e in (dimensions or {}).items()}
-    element_dim = {e: d for d, es in dimensions.items() for e in es}
-    rank = {d: i for i, d in enumerate(dimensions)}
+    axes = {d: tuple(e) for d, e in (dimensions or {}).items()}
+    element_dim = {e: d for d, es in axes.items() for e in es}
+    rank = {d: i for i, d in enumerate(axes)}
     names: dict[str, str] = {}
     columns: dict[str, tuple[str, ...]] = {}
     dims: dict[str, tuple[str, ...]] = {}
@@ -127,11 +127,11 @@ def namespace(
         these = tuple(sorted((d for d in found if d is not None), key=lambda d: rank[d]))
         by_elements = dict(zip(elements, cells, strict=True))
         try:
-            ordered = [by_elements[c] for c in itertools.product(*(dimensions[d] for d in these))]
+            ordered = [by_elements[c] for c in itertools.product(*(axes[d] for d in these))]
         except KeyError:  # not every cell is a column: an array we can't stack
             continue
         names[array], columns[array], dims[array] = kinds[cells[0]], tuple(ordered), these
-    return Namespace(names, columns, dims, dimensions)
+    return Namespace(names, columns, dims, axes)
 
 
 def dimensions_of(manifest: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:

@@ -329,7 +329,7 @@ def sensitivity(
         sd=both.std(axis=1, ddof=1),
         units=units,
         distributions={
-            label: "; ".join(dict.fromkeys(f"{model.parameters[c].describe()}" for c in cells))
+            label: _described(model, cells)
             if label in grouped
             else model.parameters[label].describe()
             for label, cells in inputs.items()
@@ -378,6 +378,12 @@ def _inputs(
         else:
             out[name] = (name,)
     return out
+
+
+def _described(model: Model, cells: Sequence[str]) -> str:
+    """A group's distributions in short: their families, per cell ("uniform per cell")."""
+    families = dict.fromkeys(model.parameters[c].describe().split("(")[0] for c in cells)
+    return f"{', '.join(families)} per cell"
 
 
 def _lean(model: Model) -> Model:

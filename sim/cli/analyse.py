@@ -66,7 +66,8 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
     multiple=True,
     required=True,
     metavar="NAME",
-    help="The outcome to explain (repeatable: several share the same runs).",
+    help="The outcome to explain (repeatable: several share the same runs); an arrayed "
+    'outcome\'s name explains each of its cells, "store_end[food]" (quoted) one.',
 )
 @click.option(
     "--runs",
@@ -210,7 +211,8 @@ def sensitivity_command(
     multiple=True,
     required=True,
     metavar="PARAM=VALUES",
-    help="The lever and its values: V1,V2,... or START:STOP:STEP (STOP included); "
+    help="The lever and its values: V1,V2,... or START:STOP:STEP (STOP included); one cell "
+    'of an arrayed parameter, quoted: "need[food]=80:120:10"; '
     "year-months (2027-06) for an event's time. Give it twice for two levers: the first "
     "on the x axis, the second a curve per value.",
 )
@@ -219,7 +221,7 @@ def sensitivity_command(
     "outcomes",
     multiple=True,
     metavar="NAME",
-    help="Outcome to show (repeatable) [default: every outcome].",
+    help="Outcome to show (repeatable; an arrayed outcome: every cell) [default: every outcome].",
 )
 @click.option(
     "--runs",

@@ -40,7 +40,8 @@ _outcome = click.option(
     "outcomes",
     multiple=True,
     metavar="NAME",
-    help="Compare only this outcome (repeatable) [default: every shared outcome].",
+    help="Compare only this outcome (repeatable) [default: every shared outcome]: an arrayed "
+    'outcome\'s name for every cell of it, or one cell, quoted: "store_end[food]".',
 )
 _given = click.option(
     "--given",
@@ -395,7 +396,8 @@ def _rich_table(
         out.add_column(rows[0][1][k], justify="left" if k == 0 else "right", overflow="fold")
     body = [(kind, cells) for kind, cells in rows[1:] if kind in kinds]
     for k, (kind, cells) in enumerate(body):
-        last = k + 1 == len(body) or body[k + 1][0] in ("outcome", "array")
+        # a rule before each outcome or array, none under an array's heading
+        last = kind != "array" and (k + 1 == len(body) or body[k + 1][0] in ("outcome", "array"))
         style = {"array": "bold", "outcome": "bold", "difference": "bold cyan"}.get(kind)
         out.add_row(*(escape(cells[c]) for c in columns), style=style, end_section=last)
     return out

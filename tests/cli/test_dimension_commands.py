@@ -190,3 +190,22 @@ def test_sensitivity_groups_an_arrayed_parameter(studies, tmp_path):
         tmp_path / "x",
     )
     assert code == 2 and "not arrayed" in out
+
+
+def test_the_guides_arrayed_example_runs_and_compares(tmp_path):
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    code, out = invoke("validate", examples / "pantry.yaml", examples / "pantry_open.yaml")
+    assert code == 0, out
+    code, out = invoke(
+        "compare",
+        examples / "pantry.yaml",
+        examples / "pantry_open.yaml",
+        "-n",
+        "40",
+        "--outcome",
+        "store_end",
+        "--threshold",
+        "store_end[food] < 60",
+    )
+    assert code == 0, out
+    assert "store_end (t), 3 cells" in out and "P(store_end[food] < 60)" in out
