@@ -46,6 +46,9 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e3
 ECDF_POINTS = 2001  # an ECDF drawn through this many quantiles looks exact and stays light
 HIST_BINS = 60
 MAX_CELLS = 20  # an arrayed outcome's panel draws at most this many cells, the largest shifts
+FAN_CELLS = 4  # an arrayed series of more cells is one panel of medians, not a fan per cell
+_STYLES = ("-", "--", ":", "-.")  # a scenario's line in a panel of medians per cell
+_STYLE_WORDS = ("solid", "dashed", "dotted", "dash-dotted")
 DPI = 110
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,14 +151,23 @@ def fan_figure(
     shared = [s for s in shared if all(_has_band(r, s) for r in results)]
     if not shared:
         return None
-    cols = 1 if len(shared) == 1 else 2
-    rows = math.ceil(len(shared) / cols)
+    # An array of more than FAN_CELLS cells is one panel of medians, not a fan per cell.
+    panels: list[list[str]] = []
+    for cells in grouped(shared).values():
+        many = len(cells) > FAN_CELLS and all(split(c)[1] for c in cells)
+        panels += [cells] if many else [[c] for c in cells]
+    cols = 1 if len(panels) == 1 else 2
+    rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(12, 3.8 * rows + 1.2), dpi=DPI, layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[len(shared) :]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
-    for ax, series in zip(axes.flat, shared, strict=False):
-        unit = series_unit(results[0], series)
+    for ax, cells in zip(axes.flat, panels, strict=False):
+        if len(cells) > 1:
+            _medians(ax, results, labels, cells)
+            continue
+        series = cells[0]
+        unit = series_unit(results[0], split(series)[0])  # a cell's unit is its array's
         for k, (label, res) in enumerate(zip(labels, results, strict=True)):
             band = res.band(series)
             dates = _times(band)
@@ -201,6 +213,59 @@ def fan_figure(
         ha="left",
     )
     return fig
+
+
+def _medians(ax: Any, results: Sequence[Results], labels: Sequence[str], cells: list[str]) -> None:
+    """An arrayed series in one panel: each cell's median over time, a colour per cell and a
+    line style per scenario; past MAX_CELLS cells, those whose medians end furthest apart
+    between the scenarios (with one scenario: highest) are drawn, and the title says so."""
+    array = split(cells[0])[0]
+
+    def last(res: Results, cell: str) -> float:
+        end = res.band(cell)["p50"][-1:]
+        return float(end[0]) if len(end) and math.isfinite(end[0]) else 0.0
+
+    def size(cell: str) -> float:
+        ends = [last(r, cell) for r in results]
+        return max(ends) - min(ends) if len(ends) > 1 else abs(ends[0])
+
+    shown = cells
+    if len(cells) > MAX_CELLS:
+        keep = set(sorted(cells, key=size, reverse=True)[:MAX_CELLS])
+        shown = [c for c in cells if c in keep]
+    palette = mpl.colormaps["tab20"]
+    for j, cell in enumerate(shown):
+        color = palette(j % 20)
+        for k, res in enumerate(results):
+            band = res.band(cell)
+            ax.plot(
+                _times(band),
+                band["p50"],
+                color=color,
+                lw=1.6,
+                ls=_STYLES[k % len(_STYLES)],
+                label=f"[{','.join(split(cell)[1])}]" if k == 0 else None,
+            )
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    unit = series_unit(results[0], array)
+    left_out = len(cells) - len(shown)
+    more = f"; {left_out} cells not drawn (their medians differ least)" if left_out else ""
+    styles = ", ".join(
+        f"{label} {_STYLE_WORDS[k % len(_STYLES)]}" for k, label in enumerate(labels)
+    )
+    ax.set_title(
+        _wrap(
+            f"{array}{unit_label(unit)}: median per cell, {len(cells)} cells{more}; {styles}", 64
+        ),
+        loc="left",
+        fontsize=11,
+    )
+    ax.set_ylabel(unit if unit not in ("", "1") else array)
+    ax.grid(alpha=0.3)
+    ax.yaxis.set_major_formatter(_tick)
+    ax.legend(fontsize=7, ncol=2 if len(shown) > 10 else 1, loc="best")
 
 
 def series_unit(res: Results, series: str) -> str:
