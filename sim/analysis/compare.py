@@ -34,9 +34,10 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from sim.analysis.cells import Namespace, array_of, dimensions_of, element_text, expand, namespace
 from sim.engine.semantics import STATUS_OK
 from sim.errors import ResultsError, ScenarioError, did_you_mean
-from sim.scenario.expr import Expr, ExprError, compile_expr
+from sim.scenario.expr import Expr, ExprError
 from sim.study.results import OutcomeSummary, Results, mean_sd
 
 CONFIDENCE = 0.95
@@ -260,6 +261,9 @@ class Comparison:
                     resamples=d.resamples,
                 )
                 out.append(row)
+        for row in out:  # a cell of an arrayed outcome also names its array and elements
+            if cell_elements := element_text(row["outcome"]):
+                row.update(array=array_of(row["outcome"]), element=cell_elements)
         out += self._threshold_rows()
         if self.given is not None:
             for row in out:
@@ -445,6 +449,8 @@ ROW_FIELDS = (
     "given",
     "given_kept",
     "given_of",
+    "array",
+    "element",
 )
 
 
@@ -482,6 +488,8 @@ def compare(
     for label, res in zip(labels, results, strict=True):
         if not res.manifest.get("complete"):
             raise ResultsError(f"{label}: incomplete results; finish the run before comparing")
+    if outcomes is not None:  # an array's name stands for every cell of it
+        outcomes = expand(outcomes, list(results[0].outcomes))
     names, notes = _shared_outcomes(results, labels, outcomes)
     pairings = tuple(
         pairing(results[0], res, (labels[0], label))
@@ -555,14 +563,17 @@ def keep_given(
     first = results[0]
     known = {name: "parameter" for res in results for name in res.parameters}
     known.update({name: "outcome" for name in first.outcomes if name not in known})
-    expr = _compiled(condition, known, "--given")
+    names = namespace(known, dimensions_of(first.manifest))
+    expr = _compiled(condition, names, "--given")
     for name in sorted(expr.names):
         missing = [
-            lab for lab, res in zip(labels, results, strict=True) if name not in res.parameters
+            lab
+            for lab, res in zip(labels, results, strict=True)
+            if any(c not in res.parameters for c in names.columns.get(name, (name,)))
         ]
         if not missing:
             continue
-        if known[name] == "outcome":
+        if names.kinds[name] == "outcome":
             why = f"'{name}' is an outcome, not a parameter"
             hint = "--given conditions on parameters; for outcomes use --threshold"
         else:
@@ -577,7 +588,7 @@ def keep_given(
                 f'--given "{condition}": the studies must be paired run by run ({p.reason})',
                 hint="run them with the same --seed, --sampler and --runs",
             )
-        for name in sorted(expr.names):
+        for name in sorted(c for n in expr.names for c in names.columns.get(n, (n,))):
             va, vb = first.parameter(name), res.parameter(name)
             differ = np.flatnonzero(~((va == vb) | (np.isnan(va) & np.isnan(vb))))
             if differ.size:
@@ -588,7 +599,7 @@ def keep_given(
                     "so the condition would not pick the same worlds in both",
                     hint="condition on a parameter the scenarios share unchanged",
                 )
-    holds = _truth(expr, condition, "--given", first)
+    holds = _truth(expr, condition, "--given", first, names)
     index = np.flatnonzero(holds)
     if not index.size:
         raise ScenarioError.one(
@@ -646,11 +657,12 @@ def threshold(
     for lab, res in zip(labels, results, strict=True):
         known = {name: "outcome" for name in res.outcomes}
         known.update({name: "parameter" for name in res.parameters})
+        names = namespace(known, dimensions_of(res.manifest))
         try:
-            expr = compile_expr(condition, known, calendar=False, label="--threshold")
+            expr = names.compile(condition, "--threshold")
         except ExprError as exc:
             raise _located(exc, condition, "--threshold", f" in {lab}") from None
-        hits.append(_truth(expr, condition, "--threshold", res))
+        hits.append(_truth(expr, condition, "--threshold", res, names))
         usable.append(np.asarray(res.status == STATUS_OK))
     probabilities = tuple(
         _probability(condition, lab, int(np.sum(y & ok)), int(np.sum(ok)), confidence)
@@ -679,9 +691,9 @@ def threshold(
     return Threshold(condition, probabilities, tuple(differences))
 
 
-def _compiled(condition: str, known: dict[str, str], flag: str) -> Expr:
+def _compiled(condition: str, names: Namespace, flag: str) -> Expr:
     try:
-        return compile_expr(condition, known, calendar=False, label=flag)
+        return names.compile(condition, flag)
     except ExprError as exc:
         raise _located(exc, condition, flag) from None
 
@@ -694,16 +706,21 @@ def _located(exc: ExprError, condition: str, flag: str, where: str = "") -> Scen
     )
 
 
-def _values(res: Results, expr: Expr) -> dict[str, np.ndarray]:
-    return {
-        name: res.outcome(name) if name in res.outcomes else res.parameter(name)
-        for name in expr.names
-    }
+def _values(res: Results, expr: Expr, names: Namespace) -> dict[str, np.ndarray]:
+    outcomes = res.outcomes
+    return names.values(expr, lambda c: res.outcome(c) if c in outcomes else res.parameter(c))
 
 
-def _truth(expr: Expr, condition: str, flag: str, res: Results) -> np.ndarray:
-    """True where the condition holds, per run; refused if it gives numbers, as discover does."""
-    values = _values(res, expr)
+def _truth(expr: Expr, condition: str, flag: str, res: Results, names: Namespace) -> np.ndarray:
+    """True where the condition holds, per run; refused if it gives numbers, as discover does,
+    or one truth per cell of an array."""
+    if expr.dims:
+        raise ScenarioError.one(
+            f'{flag} "{condition}" is over ({", ".join(expr.dims)}): one truth per cell, '
+            "not one per run",
+            hint="pick a cell, e.g. x[elem], or reduce the array, e.g. max(x) or sum(x)",
+        )
+    values = _values(res, expr, names)
     n = res.n_runs
     with np.errstate(all="ignore"):
         y = np.broadcast_to(np.asarray(expr(values), dtype=float), (n,))

@@ -45,9 +45,10 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from sim.analysis.cells import dimensions_of, expand, namespace
 from sim.engine.semantics import STATUS_OK
 from sim.errors import ScenarioError, did_you_mean
-from sim.scenario.expr import ExprError, compile_expr
+from sim.scenario.expr import ExprError
 from sim.study.results import Results
 
 ALPHA = 0.05
@@ -283,6 +284,7 @@ def discover(
     """
     sampled = [n for n, info in results.parameters.items() if info.get("sampled")]
     if parameters:
+        parameters = expand(parameters, list(results.parameters))  # an array: its cells
         for name in parameters:
             if name not in sampled:
                 why = "is fixed" if name in results.parameters else "is not a parameter"
@@ -316,20 +318,27 @@ def discover(
 
 def cases_where(results: Results, where: str) -> tuple[np.ndarray, np.ndarray]:
     """(case of interest, run usable) per run: `where` compiled by the safe expression compiler."""
-    names = {name: "outcome" for name in results.outcomes}
-    names.update({name: "parameter" for name in results.parameters})
+    kinds = {name: "outcome" for name in results.outcomes}
+    kinds.update({name: "parameter" for name in results.parameters})
+    names = namespace(kinds, dimensions_of(results.manifest))
     try:
-        expr = compile_expr(where, names, calendar=False, label="--where")
+        expr = names.compile(where, "--where")
     except ExprError as exc:
         pointer = f" (at column {exc.offset + 1})" if exc.offset else ""
         raise ScenarioError.one(
             f'--where "{where}": {exc.message}{pointer}',
             hint=exc.hint or "an expression over outcome and parameter names, e.g. x > 24",
         ) from None
-    values = {
-        name: results.outcome(name) if name in results.outcomes else results.parameter(name)
-        for name in expr.names
-    }
+    if expr.dims:
+        raise ScenarioError.one(
+            f'--where "{where}" is over ({", ".join(expr.dims)}): one truth per cell, '
+            "not one per run",
+            hint="pick a cell, e.g. x[elem], or reduce the array, e.g. max(x) or sum(x)",
+        )
+    outcomes = results.outcomes
+    values = names.values(
+        expr, lambda c: results.outcome(c) if c in outcomes else results.parameter(c)
+    )
     n = results.n_runs
     with np.errstate(all="ignore"):
         y = np.broadcast_to(np.asarray(expr(values), dtype=float), (n,))

@@ -45,9 +45,11 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from sim.analysis.cells import expand, split
+from sim.analysis.cells import grouped as grouped_cells
 from sim.analysis.compare import CONFIDENCE
 from sim.engine.semantics import STATUS_OK
-from sim.errors import Problem, ScenarioError
+from sim.errors import Problem, ScenarioError, did_you_mean
 from sim.model import Model, check_outcomes, compile_scenario
 from sim.scenario.schema import SEED_LIMIT
 from sim.study.design import REPLICATES, saltelli
@@ -108,6 +110,8 @@ class Sensitivity:
     baseline_sha256: str = ""
     baseline_files: tuple[str, ...] = ()
     ratio: bool = False
+    # An input that is a group (an arrayed parameter as one input): its name -> its cells.
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     kind = "sensitivity"
 
@@ -176,6 +180,7 @@ class Sensitivity:
             "outcome_mean": {n: float(v) for n, v in zip(self.outcomes, self.mean, strict=True)},
             "outcome_sd": {n: float(v) for n, v in zip(self.outcomes, self.sd, strict=True)},
             "units": dict(self.units),
+            **({"groups": {k: list(v) for k, v in self.groups.items()}} if self.groups else {}),
             **(
                 {
                     "baseline": {
@@ -210,6 +215,7 @@ def sensitivity(
     execution: Execution | None = None,
     baseline: Model | None = None,
     ratio: bool = False,
+    groups: Sequence[str] = (),
 ) -> Sensitivity:
     """First-order and total Sobol' indices of `outcomes` for every sampled parameter.
 
@@ -220,6 +226,11 @@ def sensitivity(
     indices are of X(model) − X(A) (X(model)/X(A) − 1 with `ratio`), both run on the same
     design and noise; A's study goes beside `execution.out`, in `baseline_study`.
     `resamples` is what the bootstrap used to take; it is ignored (with a warning).
+
+    `groups` names arrayed parameters to treat each as one input (as SALib's groups do):
+    the design swaps all of its sampled cells together, and its indices are the group's
+    (S1: the share of variance the cells explain together, alone; ST: with interactions).
+    Every other cell of an arrayed parameter is an input of its own, named `need[food]`.
     """
     if resamples is not None:
         warnings.warn(
@@ -228,7 +239,11 @@ def sensitivity(
             DeprecationWarning,
             stacklevel=2,
         )
-    names = (outcomes,) if isinstance(outcomes, str) else tuple(dict.fromkeys(outcomes))
+    names = tuple(
+        expand(
+            [outcomes] if isinstance(outcomes, str) else outcomes, [o.name for o in model.outcomes]
+        )
+    )  # an arrayed outcome's name: every cell of it
     check_outcomes(model, names)
     if baseline is not None:
         check_outcomes(baseline, names)
@@ -260,9 +275,11 @@ def sensitivity(
         )
     if baseline is not None:
         _check_pairing(model, baseline, sampled)
+    inputs = _inputs(model, sampled, groups)
+    grouped = set(groups)
     lean = _lean(model)
-    d, n = len(sampled), runs
-    design = saltelli(lean, n, seed, sampled)
+    d, n = len(inputs), runs
+    design = saltelli(lean, n, seed, sampled, groups=list(inputs.values()) if groups else ())
     ex = execution or Execution()
     total = 2 * design.size(n) if baseline is not None else design.size(n)
 
@@ -297,7 +314,7 @@ def sensitivity(
     return Sensitivity(
         scenario=model.name,
         outcomes=names,
-        parameters=sampled,
+        parameters=tuple(inputs),
         runs=n,
         seed=seed,
         confidence=confidence,
@@ -311,13 +328,62 @@ def sensitivity(
         mean=both.mean(axis=1),
         sd=both.std(axis=1, ddof=1),
         units=units,
-        distributions={p: model.parameters[p].describe() for p in sampled},
+        distributions={
+            label: _described(model, cells)
+            if label in grouped
+            else model.parameters[label].describe()
+            for label, cells in inputs.items()
+        },
         noisy_flows=tuple(dict.fromkeys([*lean.noises, *(baseline.noises if baseline else ())])),
         baseline=baseline.name if baseline is not None else "",
         baseline_sha256=scenario_sha256(baseline) if baseline is not None else "",
         baseline_files=tuple(baseline.files) if baseline is not None else (),
         ratio=ratio,
+        groups={label: cells for label, cells in inputs.items() if label in grouped},
     )
+
+
+def _inputs(
+    model: Model, sampled: tuple[str, ...], groups: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """Each input's name and the sampled parameters (cells) it varies: a parameter or a cell
+    alone, or an arrayed parameter named in `groups` with all its sampled cells, in the
+    place of its first cell. Refused: a name that is not an arrayed parameter."""
+    arrays = grouped_cells(sampled)
+    problems = []
+    for name in dict.fromkeys(groups):
+        if name in arrays and any(split(c)[1] for c in arrays[name]):
+            continue
+        if name in model.parameters:
+            why = "is one parameter already (not arrayed)"
+        elif any(split(c)[0] == name for c in model.parameters):
+            why = "has no uncertain cell"
+        else:
+            why = "is not a parameter"
+        known = [a for a, cells in arrays.items() if split(cells[0])[1]]
+        problems.append(
+            Problem(
+                f"--group {name}: '{name}' {why} in {model.name}",
+                hint=did_you_mean(name, known)
+                or ("arrayed parameters: " + ", ".join(known) if known else "it has none"),
+            )
+        )
+    if problems:
+        raise ScenarioError(problems)
+    out: dict[str, tuple[str, ...]] = {}
+    for name in sampled:
+        array = split(name)[0]
+        if array in groups:
+            out.setdefault(array, tuple(arrays[array]))
+        else:
+            out[name] = (name,)
+    return out
+
+
+def _described(model: Model, cells: Sequence[str]) -> str:
+    """A group's distributions in short: their families, per cell ("uniform per cell")."""
+    families = dict.fromkeys(model.parameters[c].describe().split("(")[0] for c in cells)
+    return f"{', '.join(families)} per cell"
 
 
 def _lean(model: Model) -> Model:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sim.analysis.cells import expand
 from sim.engine.semantics import STATUS_OK
 from sim.errors import ScenarioError, did_you_mean
 from sim.model import Model, check_outcomes, compile_scenario
@@ -280,6 +281,16 @@ def label(model: Model, value: float, dates: bool) -> str:
 
 
 def check_parameter(model: Model, parameter: str) -> None:
+    cells = model.cells(parameter) if parameter in model.arrays else []
+    if parameter not in model.parameters and parameter in model.scenario.parameters and cells:
+        # One value for every cell would sweep all goods at one level: rarely what is meant.
+        raise ScenarioError.one(
+            f"--set {parameter}: '{parameter}' is arrayed over "
+            f"({', '.join(model.dims(parameter))}); sweep one cell at a time",
+            hint=f'e.g. --set "{cells[0]}=..." (quoted: the shell reads [ ]); cells: '
+            + ", ".join(cells[:12])
+            + (", …" if len(cells) > 12 else ""),
+        )
     if parameter not in model.parameters:
         raise ScenarioError.one(
             f"scenario '{model.name}' has no parameter '{parameter}'",
@@ -353,7 +364,8 @@ def sweep(
                 hint="sweep a parameter the posterior does not hold, or run without --posterior",
             )
     cells = grid(points, labels, by_points, by_labels)
-    names = tuple(dict.fromkeys(outcomes)) if outcomes else tuple(o.name for o in model.outcomes)
+    every = [o.name for o in model.outcomes]
+    names = tuple(expand(outcomes, every)) if outcomes else tuple(every)  # an array: its cells
     check_outcomes(model, names)
     # Recorded series are not summarised here; leaving them out saves memory and time.
     lean = compile_scenario(model.scenario.model_copy(update={"record": []}))

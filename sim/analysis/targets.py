@@ -65,12 +65,31 @@ def compile_targets(model: Model, obs: Observations) -> tuple[Target, ...]:
                 )
             )
         try:
-            expr = compile_expr(o.of, names, frozenset(sc.flows), calendar=True, label=f"{path}.of")
+            expr = compile_expr(
+                o.of,
+                names,
+                frozenset(sc.flows),
+                calendar=True,
+                label=f"{path}.of",
+                dims=model.arrays,
+                dimensions=model.dimensions,
+            )
         except ExprError as exc:
             place = obs.place(name, "of")
             if place is not None and isinstance(o.of, str):
                 place = Place(place.file, place.line, place.col + exc.offset)
             problems.append(Problem(exc.message, place, f"{path}.of", exc.hint))
+            continue
+        if expr.dims:  # an observation is one number: a cell, or a reduction of the array
+            problems.append(
+                Problem(
+                    f"'{expr.text}' is over ({', '.join(expr.dims)}), but an observation is "
+                    "one number",
+                    obs.place(name, "of"),
+                    f"{path}.of",
+                    "pick a cell, e.g. x[elem], or reduce the array, e.g. sum(x) or max(x, dim)",
+                )
+            )
             continue
         if expr.constant is not None and not math.isfinite(expr.constant):
             problems.append(

@@ -73,7 +73,8 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
     multiple=True,
     required=True,
     metavar="NAME",
-    help="The outcome to explain (repeatable: several share the same runs).",
+    help="The outcome to explain (repeatable: several share the same runs); an arrayed "
+    'outcome\'s name explains each of its cells, "store_end[food]" (quoted) one.',
 )
 @click.option(
     "--runs",
@@ -102,6 +103,20 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
     is_flag=True,
     help="With --baseline: explain X(FILE)/X(BASELINE) − 1 instead.",
 )
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="NAME",
+    help="Treat the arrayed parameter NAME as one input (repeatable): the design varies all "
+    "its cells together and the indices are the group's, as SALib's groups. Without it "
+    "each cell (need[food]) is an input of its own.",
+)
+@click.option(
+    "--group-arrays",
+    is_flag=True,
+    help="Treat every arrayed parameter as one input, as --group does for one.",
+)
 @click.option("--resamples", type=int, hidden=True, help="Deprecated; ignored.")
 @click.option(
     "--posterior",
@@ -123,6 +138,8 @@ def sensitivity_command(
     top: int,
     baseline: Path | None,
     ratio: bool,
+    groups: tuple[str, ...],
+    group_arrays: bool,
     resamples: int | None,
     out: Path | None,
     force: bool,
@@ -153,6 +170,11 @@ def sensitivity_command(
         raise click.UsageError("--ratio needs --baseline")
     model = load(file)
     base = load(baseline) if baseline is not None else None
+    if group_arrays:
+        groups = (
+            *groups,
+            *(a for a, dims in model.arrays.items() if a in model.scenario.parameters),
+        )
     folder = out or analyses.sensitivity_folder(
         model.name, outcomes, base.name if base is not None else ""
     )
@@ -178,6 +200,7 @@ def sensitivity_command(
             execution=_study(study, folder, force),
             baseline=base,
             ratio=ratio,
+            groups=groups,
         )
     wall = time.perf_counter() - clock
     from sim.present.analysis_figures import sensitivity_figure
@@ -222,7 +245,8 @@ def _no_posterior(value: str | None) -> None:
     multiple=True,
     required=True,
     metavar="PARAM=VALUES",
-    help="The lever and its values: V1,V2,... or START:STOP:STEP (STOP included); "
+    help="The lever and its values: V1,V2,... or START:STOP:STEP (STOP included); one cell "
+    'of an arrayed parameter, quoted: "need[food]=80:120:10"; '
     "year-months (2027-06) for an event's time. Give it twice for two levers: the first "
     "on the x axis, the second a curve per value.",
 )
@@ -231,7 +255,7 @@ def _no_posterior(value: str | None) -> None:
     "outcomes",
     multiple=True,
     metavar="NAME",
-    help="Outcome to show (repeatable) [default: every outcome].",
+    help="Outcome to show (repeatable; an arrayed outcome: every cell) [default: every outcome].",
 )
 @click.option(
     "--runs",
@@ -322,16 +346,24 @@ def sweep_command(
     points = len(res.values) * max(1, len(res.by_values))
     if res.by:
         console.print(
-            f"[dim]{res.runs:,} runs per grid point ({len(res.values)} values of "
-            f"{escape(res.parameter)} × {len(res.by_values)} of {escape(str(res.by))}), seed {res.seed}, "
-            f"{res.sampler}; the same draws for every other parameter at every point "
-            f"(priors: {escape(res.parameter)} {res.prior}; {escape(str(res.by))} {res.by_prior}).[/dim]"
+            "[dim]"
+            + escape(
+                f"{res.runs:,} runs per grid point ({len(res.values)} values of "
+                f"{res.parameter} × {len(res.by_values)} of {res.by}), seed {res.seed}, "
+                f"{res.sampler}; the same draws for every other parameter at every point "
+                f"(priors: {res.parameter} {res.prior}; {res.by} {res.by_prior})."
+            )
+            + "[/dim]"
         )
     else:
         console.print(
-            f"[dim]{res.runs:,} runs per value, seed {res.seed}, {res.sampler}; the same draws "
-            f"for every other parameter at every value of {escape(res.parameter)} "
-            f"(its prior: {res.prior}).[/dim]"
+            "[dim]"
+            + escape(
+                f"{res.runs:,} runs per value, seed {res.seed}, {res.sampler}; the same draws "
+                f"for every other parameter at every value of {res.parameter} "
+                f"(its prior: {res.prior})."
+            )
+            + "[/dim]"
         )
     for parameter, outside, prior in (
         (res.parameter, res.outside, res.prior),
@@ -339,15 +371,15 @@ def sweep_command(
     ):
         if outside:
             console.print(
-                f"[yellow]{', '.join(outside)}: outside the range {parameter}'s prior "
-                f"draws ({prior}); the model is extrapolated there[/yellow]"
+                "[yellow]"
+                + escape(
+                    f"{', '.join(outside)}: outside the range {parameter}'s prior "
+                    f"draws ({prior}); the model is extrapolated there"
+                )
+                + "[/yellow]"
             )
     if any(res.nonfinite):
-        per = (
-            f"per value of {escape(str(res.by))}, then of {escape(res.parameter)}"
-            if res.by
-            else "per value"
-        )
+        per = f"per value of {res.by}, then of {res.parameter}" if res.by else "per value"
         console.print(
             f"[yellow]runs that went non-finite, {per}: {list(res.nonfinite)}; "
             "they are left out of the figures[/yellow]"
@@ -479,9 +511,11 @@ def discover_command(
         return
     console = out_console()
     console.print(
-        f"{res.scenario}: {res.cases:,} of {res.runs:,} runs have {res.where} "
-        f"(base rate {res.base_density:.1%})"
-        + (f"; {res.excluded} non-finite runs left out" if res.excluded else "")
+        escape(
+            f"{res.scenario}: {res.cases:,} of {res.runs:,} runs have {res.where} "
+            f"(base rate {res.base_density:.1%})"
+            + (f"; {res.excluded} non-finite runs left out" if res.excluded else "")
+        )
     )
     for box in res.boxes:
         console.print(Fit(_box_table(res, box.number)))
@@ -504,8 +538,8 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
     table = Table(
         title=escape(
             f"{res.scenario}: what drives {res.label(outcome)} ({unit}; "
-            f"mean {number(res.mean[k])}, "
-            f"sd {number(res.sd[k])}); N = {res.runs:,}, {res.evaluations:,} runs, seed {res.seed}"
+            f"mean {number(res.mean[k])}, sd {number(res.sd[k])}); N = {res.runs:,}, "
+            f"{res.evaluations:,} runs, seed {res.seed}"
         ),
         title_justify="left",
     )
@@ -523,7 +557,8 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
     for ix in ranked[:top]:
         table.add_row(
             str(ix.rank),
-            escape(ix.parameter),  # a cell, need[food], is not markup
+            escape(ix.parameter)
+            + (f" ({len(res.groups[ix.parameter])} cells)" if ix.parameter in res.groups else ""),
             f"{ix.total:.3f}",
             f"[{ix.total_low:.3f}, {ix.total_high:.3f}]",
             f"{ix.first:.3f}",
@@ -537,7 +572,7 @@ def _sensitivity_table(res: Sensitivity, outcome: str, top: int) -> Table:
 
 def _sweep_table(res: Sweep, name: str) -> Table:
     unit = res.units.get(name, "")
-    table = Table(title=f"{name} ({unit}) against {escape(res.parameter)}", title_justify="left")
+    table = Table(title=escape(f"{name} ({unit}) against {res.parameter}"), title_justify="left")
     table.add_column(escape(res.parameter), justify="right")
     for stat in SUMMARY_COLUMNS:
         table.add_column(stat, justify="right")
@@ -562,7 +597,7 @@ def _sweep_grid_table(res: Sweep, name: str) -> Table:
     table.add_column(escape(res.parameter), justify="right")
     by_unit = f" {res.by_unit}" if res.by_unit not in ("", "1") else ""
     for by_label in res.by_labels:
-        table.add_column(f"{res.by} = {by_label}{by_unit}", justify="right")
+        table.add_column(escape(f"{res.by} = {by_label}{by_unit}"), justify="right")
     p05, p50, p95 = (SUMMARY_COLUMNS.index(k) for k in ("p05", "p50", "p95"))
     s = res.stats[name]
     for k, label in enumerate(res.labels):
@@ -605,7 +640,7 @@ def _box_table(res: Discovery, number_: int) -> Table:
         unit = res.units.get(r.parameter, "")
         shown = f" {unit}" if unit not in ("", "1") else ""
         table.add_row(
-            r.parameter,
+            escape(r.parameter),
             f"{number(r.low)} – {number(r.high)}{shown}",
             f"{number(r.full_low)} – {number(r.full_high)}",
             f"{r.density_without:.1%}",

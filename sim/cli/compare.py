@@ -43,7 +43,8 @@ _outcome = click.option(
     "outcomes",
     multiple=True,
     metavar="NAME",
-    help="Compare only this outcome (repeatable) [default: every shared outcome].",
+    help="Compare only this outcome (repeatable) [default: every shared outcome]: an arrayed "
+    'outcome\'s name for every cell of it, or one cell, quoted: "store_end[food]".',
 )
 _given = click.option(
     "--given",
@@ -179,7 +180,7 @@ def compare(
                 )
             )
         for line in table.legend():
-            console.print(f"[dim]{line}[/dim]", soft_wrap=True)
+            console.print(f"[dim]{escape(line)}[/dim]", soft_wrap=True)
         _print_posteriors(console, table)
     for path in written:
         click.echo(f"wrote {path}", err=as_json or as_csv)
@@ -412,7 +413,8 @@ def _print_table(console: Console, table: Comparison, results: list[Results]) ->
     if same:
         console.print(
             f"[bold]Identical in every paired run[/bold] ({len(same)} of "
-            f"{len(table.outcomes)}, not tabled; --json and --csv have them): " + ", ".join(same),
+            f"{len(table.outcomes)}, not tabled; --json and --csv have them): "
+            + escape(", ".join(same)),
             highlight=False,
         )  # wrapped at the console's width, between names
 
@@ -420,31 +422,37 @@ def _print_table(console: Console, table: Comparison, results: list[Results]) ->
 def _print_rows(console: Console, title: str, table: Comparison) -> None:
     rows = comparison_cells(table)
     every = list(range(len(rows[0][1])))
-    whole = _rich_table(title, rows, every, {"outcome", "scenario", "difference"})
+    whole = _rich_table(title, rows, every, {"array", "outcome", "scenario", "difference"})
     if (
         Measurement.get(console, console.options.update_width(10_000), whole).maximum
         <= console.width
     ):
         console.print(whole)
         return
-    console.print(Fit(_rich_table(title, rows, [0, 1, 2, 3, 4, 5], {"outcome", "scenario"})))
     console.print(
-        Fit(_rich_table("Differences B − A", rows, [0, 1, 4, 6, 7, 8], {"outcome", "difference"}))
+        Fit(_rich_table(title, rows, [0, 1, 2, 3, 4, 5], {"array", "outcome", "scenario"}))
+    )
+    console.print(
+        Fit(
+            _rich_table(
+                "Differences B − A", rows, [0, 1, 4, 6, 7, 8], {"array", "outcome", "difference"}
+            )
+        )
     )
 
 
 def _rich_table(
     title: str, rows: list[tuple[str, list[str]]], columns: list[int], kinds: set[str]
 ) -> Table:
-    out = Table(title=title, title_justify="left")
+    out = Table(title=escape(title), title_justify="left")
     for k in columns:
         # fold, never ellipsis: a cut-off number would be a wrong number
         out.add_column(rows[0][1][k], justify="left" if k == 0 else "right", overflow="fold")
     body = [(kind, cells) for kind, cells in rows[1:] if kind in kinds]
     for k, (kind, cells) in enumerate(body):
-        last = k + 1 == len(body) or body[k + 1][0] == "outcome"
-        style = {"outcome": "bold", "difference": "bold cyan"}.get(kind)
-        # escaped: a cell's name, store_end[food], is not markup
+        # a rule before each outcome or array, none under an array's heading
+        last = kind != "array" and (k + 1 == len(body) or body[k + 1][0] in ("outcome", "array"))
+        style = {"array": "bold", "outcome": "bold", "difference": "bold cyan"}.get(kind)
         out.add_row(*(escape(cells[c]) for c in columns), style=style, end_section=last)
     return out
 

@@ -25,10 +25,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from sim.analysis.cells import grouped, split
 from sim.analysis.discover import Discovery
 from sim.analysis.sensitivity import TOP, Sensitivity
 from sim.analysis.sweep import Sweep
-from sim.present.figures import COLORS, DPI, literal_text, unit_label
+from sim.present.figures import COLORS, DPI, FAN_CELLS, MAX_CELLS, literal_text, unit_label
 from sim.present.numbers import number
 
 
@@ -93,6 +94,7 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
     With a second lever, a median line and a p05–p95 band per by-value, a colour each.
     """
     names = list(outcomes or res.outcomes)
+    names, arrays = _sweep_panels(names, res)
     cols = 1 if len(names) == 1 else 2 if len(names) <= 4 else 3
     rows = math.ceil(len(names) / cols)
     # Two levers put several curves in each panel: larger panels, so that they stay apart.
@@ -106,6 +108,9 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
     if res.dates:
         x = np.array([np.datetime64(f"{label}-01") for label in res.labels]).astype("datetime64[D]")
     for ax, name in zip(axes.flat, names, strict=False):
+        if name in arrays:  # an array of many cells: one panel, a median line per cell
+            _sweep_cells(ax, res, name, arrays[name], x)
+            continue
         if res.by:
             for j, by_label in enumerate(res.by_labels):
                 c = res.curve(name, by=by_label)
@@ -305,3 +310,78 @@ def _by_palette(values: Sequence[float]) -> list[Any]:
     n = len(values)
     cmap = colormaps["viridis"].reversed()  # light for small values, dark for large
     return [cmap(0.15 + 0.75 * (r / (n - 1) if n > 1 else 0.5)) for r in ranks]
+
+
+def _sweep_panels(names: list[str], res: Sweep) -> tuple[list[str], dict[str, list[str]]]:
+    """The panels of a one-lever sweep: an outcome each, but an arrayed outcome of more than
+    FAN_CELLS cells is one panel (named by its array) holding a median line per cell."""
+    if res.by:
+        return names, {}
+    panels: list[str] = []
+    arrays: dict[str, list[str]] = {}
+    for array, cells in grouped(names).items():
+        if len(cells) > FAN_CELLS and all(split(c)[1] for c in cells):
+            panels.append(array)
+            arrays[array] = cells
+        else:
+            panels += cells
+    return panels, arrays
+
+
+def _sweep_cells(ax: Any, res: Sweep, array: str, cells: list[str], x: Any) -> None:
+    """Each cell's median against the lever, a colour per cell; past MAX_CELLS cells, those
+    whose medians move most across the lever's values are drawn, and the title says so."""
+
+    def moved(cell: str) -> float:
+        p50 = np.asarray(res.curve(cell)["p50"], dtype=float)
+        finite = p50[np.isfinite(p50)]
+        return float(np.ptp(finite)) if finite.size else 0.0
+
+    shown = cells
+    if len(cells) > MAX_CELLS:
+        keep = set(sorted(cells, key=moved, reverse=True)[:MAX_CELLS])
+        shown = [c for c in cells if c in keep]
+    palette = _tab20()
+    for j, cell in enumerate(shown):
+        ax.plot(
+            x,
+            res.curve(cell)["p50"],
+            color=palette(j % 20),
+            lw=1.6,
+            marker="o",
+            ms=3,
+            label=f"[{','.join(split(cell)[1])}]",
+        )
+    left_out = len(cells) - len(shown)
+    more = f"; {left_out} cells not drawn (they move least)" if left_out else ""
+    ax.set_title(
+        textwrap.fill(
+            f"{array}{unit_label(res.units.get(cells[0], ''))}: median per cell, "
+            f"{len(cells)} cells{more}",
+            48,
+            break_long_words=False,
+        ),
+        loc="left",
+        fontsize=10.5,
+    )
+    ax.grid(alpha=0.3)
+    ax.yaxis.set_major_formatter(_tick)
+    if res.dates:
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    else:
+        ax.xaxis.set_major_formatter(_tick)
+    ax.set_xlabel(
+        f"{res.parameter} (the date it falls on)"
+        if res.dates
+        else f"{res.parameter}{unit_label(res.parameter_unit)}"
+    )
+    ax.legend(fontsize=7, ncol=2 if len(shown) > 10 else 1, loc="best")
+
+
+def _tab20() -> Any:
+    """Twenty distinct colours, one per cell of an array's panel."""
+    import matplotlib as mpl
+
+    return mpl.colormaps["tab20"]

@@ -36,6 +36,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from sim.analysis.cells import grouped, split
 from sim.analysis.compare import Comparison, Given
 from sim.present.numbers import number
 from sim.study import store
@@ -44,6 +45,10 @@ from sim.study.results import Results
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 ECDF_POINTS = 2001  # an ECDF drawn through this many quantiles looks exact and stays light
 HIST_BINS = 60
+MAX_CELLS = 20  # an arrayed outcome's panel draws at most this many cells, the largest shifts
+FAN_CELLS = 4  # an arrayed series of more cells is one panel of medians, not a fan per cell
+_STYLES = ("-", "--", ":", "-.")  # a scenario's line in a panel of medians per cell
+_STYLE_WORDS = ("solid", "dashed", "dotted", "dash-dotted")
 DPI = 110
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,30 +101,40 @@ def outcome_figure(comparison: Comparison, results: Sequence[Results]) -> Figure
     for every pair the mean difference with its confidence interval as a line and a band.
     """
     labels = comparison.scenarios
-    n = len(comparison.outcomes)
-    height = 3.6 * n + 0.9
+    groups = list(grouped(comparison.outcomes).values())
+    heights = [
+        3.6 if not split(g[0])[1] else max(3.6, 0.32 * min(len(g), MAX_CELLS) + 1.4) for g in groups
+    ]
+    height = sum(heights) + 0.9
     fig = Figure(figsize=(12, height), dpi=DPI)
     # Margins in inches, fixed: a constrained layout of a dozen panel rows cost more than
-    # drawing them (the report's main wait), and every row has the same furniture.
+    # drawing them (the report's main wait), and every row has the same furniture. An
+    # array's panels carry its cells' names as y labels: room for the longest.
+    tick = max((len(c) - len(split(c)[0]) for c in comparison.outcomes if split(c)[1]), default=0)
     axes = fig.subplots(
-        n,
+        len(groups),
         2,
         squeeze=False,
         gridspec_kw={
             "width_ratios": (1.25, 1),
-            "left": 0.75 / 12,
+            "height_ratios": heights,
+            "left": max(0.75, 0.35 + 0.08 * tick) / 12,
             "right": 1 - 0.2 / 12,
             "top": 1 - (0.95 + 0.25 * (comparison.given is not None)) / height,
             "bottom": 0.55 / height,
-            "hspace": 1.15 / 2.5,
-            "wspace": 0.22,
+            "hspace": 1.15 / (sum(heights) / len(groups) - 1.1),
+            "wspace": 0.22 + 0.012 * tick,
         },
     )
     first = results[0]
-    for row, name in enumerate(comparison.outcomes):
+    for row, cells in enumerate(groups):
+        name = cells[0]
         info = first.outcomes[name]
         unit = str(info["unit"])
         left, right = axes[row]
+        if split(name)[1]:  # an array: one row of panels, a line per cell, not a row per cell
+            _cells(left, right, comparison, cells, unit)
+            continue
         _ecdfs(left, comparison, results, name, unit)
         _differences(right, comparison, results, name, unit)
         left.set_title(_wrap(f"{name}: {outcome_meaning(info)}", 72), loc="left", fontsize=11)
@@ -150,14 +165,23 @@ def fan_figure(
     shared = [s for s in shared if all(_has_band(r, s) for r in results)]
     if not shared:
         return None
-    cols = 1 if len(shared) == 1 else 2
-    rows = math.ceil(len(shared) / cols)
+    # An array of more than FAN_CELLS cells is one panel of medians, not a fan per cell.
+    panels: list[list[str]] = []
+    for cells in grouped(shared).values():
+        many = len(cells) > FAN_CELLS and all(split(c)[1] for c in cells)
+        panels += [cells] if many else [[c] for c in cells]
+    cols = 1 if len(panels) == 1 else 2
+    rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(12, 3.8 * rows + 1.2), dpi=DPI, layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[len(shared) :]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
-    for ax, series in zip(axes.flat, shared, strict=False):
-        unit = series_unit(results[0], series)
+    for ax, cells in zip(axes.flat, panels, strict=False):
+        if len(cells) > 1:
+            _medians(ax, results, labels, cells)
+            continue
+        series = cells[0]
+        unit = series_unit(results[0], split(series)[0])  # a cell's unit is its array's
         for k, (label, res) in enumerate(zip(labels, results, strict=True)):
             band = res.band(series)
             dates = _times(band)
@@ -204,6 +228,59 @@ def fan_figure(
         ha="left",
     )
     return fig
+
+
+def _medians(ax: Any, results: Sequence[Results], labels: Sequence[str], cells: list[str]) -> None:
+    """An arrayed series in one panel: each cell's median over time, a colour per cell and a
+    line style per scenario; past MAX_CELLS cells, those whose medians end furthest apart
+    between the scenarios (with one scenario: highest) are drawn, and the title says so."""
+    array = split(cells[0])[0]
+
+    def last(res: Results, cell: str) -> float:
+        end = res.band(cell)["p50"][-1:]
+        return float(end[0]) if len(end) and math.isfinite(end[0]) else 0.0
+
+    def size(cell: str) -> float:
+        ends = [last(r, cell) for r in results]
+        return max(ends) - min(ends) if len(ends) > 1 else abs(ends[0])
+
+    shown = cells
+    if len(cells) > MAX_CELLS:
+        keep = set(sorted(cells, key=size, reverse=True)[:MAX_CELLS])
+        shown = [c for c in cells if c in keep]
+    palette = mpl.colormaps["tab20"]
+    for j, cell in enumerate(shown):
+        color = palette(j % 20)
+        for k, res in enumerate(results):
+            band = res.band(cell)
+            ax.plot(
+                _times(band),
+                band["p50"],
+                color=color,
+                lw=1.6,
+                ls=_STYLES[k % len(_STYLES)],
+                label=f"[{','.join(split(cell)[1])}]" if k == 0 else None,
+            )
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    unit = series_unit(results[0], array)
+    left_out = len(cells) - len(shown)
+    more = f"; {left_out} cells not drawn (their medians differ least)" if left_out else ""
+    styles = ", ".join(
+        f"{label} {_STYLE_WORDS[k % len(_STYLES)]}" for k, label in enumerate(labels)
+    )
+    ax.set_title(
+        _wrap(
+            f"{array}{unit_label(unit)}: median per cell, {len(cells)} cells{more}; {styles}", 64
+        ),
+        loc="left",
+        fontsize=11,
+    )
+    ax.set_ylabel(unit if unit not in ("", "1") else array)
+    ax.grid(alpha=0.3)
+    ax.yaxis.set_major_formatter(_tick)
+    ax.legend(fontsize=7, ncol=2 if len(shown) > 10 else 1, loc="best")
 
 
 def series_unit(res: Results, series: str) -> str:
@@ -382,6 +459,66 @@ def _differences(
         fontsize=10,
     )
     ax.legend(fontsize=8.5, loc="upper left")
+
+
+def _cells(left: Any, right: Any, comparison: Comparison, cells: Sequence[str], unit: str) -> None:
+    """An arrayed outcome in one row: per cell, each scenario's median and 90% range (left),
+    and each B − A's mean with its confidence interval (right). Past MAX_CELLS cells only
+    those with the largest differences (relative to their spread) are drawn, and the title
+    says how many are left out (the table has them all)."""
+    array = split(cells[0])[0]
+    shown = list(cells)
+    if len(shown) > MAX_CELLS:
+        first = comparison.scenarios[0]
+
+        def size(cell: str) -> float:
+            spread = comparison.summary(cell, first).sd or 1.0
+            found = [abs(d.mean) / spread for d in comparison.differences if d.outcome == cell]
+            finite = [v for v in found if math.isfinite(v)]
+            return max(finite, default=0.0)
+
+        keep = set(sorted(shown, key=size, reverse=True)[:MAX_CELLS])
+        shown = [c for c in shown if c in keep]
+    y = np.arange(len(shown))[::-1].astype(float)
+    names = [f"[{','.join(split(c)[1])}]" for c in shown]
+    k_all = len(comparison.scenarios)
+    for k, label in enumerate(comparison.scenarios):
+        offset = (k - (k_all - 1) / 2) * 0.8 / max(k_all, 1)
+        s = [comparison.summary(c, label) for c in shown]
+        color = COLORS[k % len(COLORS)]
+        left.hlines(y + offset, [v.p05 for v in s], [v.p95 for v in s], color=color, lw=1.6)
+        left.plot([v.p50 for v in s], y + offset, "o", color=color, ms=4, label=label)
+    pairs = comparison.scenarios[1:]
+    for k, b in enumerate(pairs, start=1):
+        offset = (k - 1 - (len(pairs) - 1) / 2) * 0.8 / max(len(pairs), 1)
+        ds = [comparison.difference(c, b) for c in shown]
+        color = COLORS[k % len(COLORS)]
+        right.hlines(
+            y + offset, [d.mean_low for d in ds], [d.mean_high for d in ds], color=color, lw=2.2
+        )
+        right.plot(
+            [d.mean for d in ds],
+            y + offset,
+            "o",
+            color=color,
+            ms=4,
+            label=f"{b} − {comparison.scenarios[0]}",
+        )
+    right.axvline(0, color="#555555", lw=0.8)
+    for ax in (left, right):
+        ax.set_yticks(y, names)
+        ax.set_ylim(-0.7, len(shown) - 0.3)
+        ax.grid(axis="x", alpha=0.3)
+    left.set_xlabel(f"{array}{unit_label(unit)}: median and 5–95% of runs")
+    right.set_xlabel(f"B − A{unit_label(unit)}: mean difference and its interval")
+    left.legend(fontsize=8, loc="best")
+    right.legend(fontsize=8, loc="best")
+    more = (
+        f"; {len(cells) - len(shown)} cells with smaller differences not drawn"
+        if len(shown) < len(cells)
+        else ""
+    )
+    left.set_title(_wrap(f"{array}: {len(cells)} cells{more}", 72), loc="left", fontsize=11)
 
 
 def _wrap(text: str, width: int) -> str:

@@ -413,6 +413,11 @@ def _differing(comparison: Comparison, outcomes: dict[str, dict[str, Any]]) -> s
     width = len(rows[0][1])
     body = []
     for kind, cells in rows[1:]:
+        if kind == "array":  # the heading of an arrayed outcome's cells
+            body.append(
+                f'<tr class="group array"><td colspan="{width}"><b>{escape(cells[0])}</b></td></tr>'
+            )
+            continue
         if kind == "outcome":
             info = outcomes[next(names)]
             what = (

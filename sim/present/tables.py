@@ -14,6 +14,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from sim.analysis.cells import split
 from sim.analysis.compare import Comparison
 from sim.present.numbers import interval, number, pvalue
 
@@ -23,7 +24,9 @@ def comparison_cells(cmp: Comparison) -> list[tuple[str, list[str]]]:
 
     A list of (kind, cells): one "head" row, then per outcome an "outcome" row (its name
     and unit in the first cell), a "scenario" row per scenario and a "difference" row per
-    scenario after the first. Intervals sit on a second line under their estimate.
+    scenario after the first. Intervals sit on a second line under their estimate. The cells
+    of an arrayed outcome come under one "array" row (its name, unit and number of cells),
+    each cell's "outcome" row naming only its elements (`[food]`), its rows indented.
     """
     pct = f"{cmp.confidence:.0%}"
     head = [
@@ -39,9 +42,18 @@ def comparison_cells(cmp: Comparison) -> list[tuple[str, list[str]]]:
     ]
     body: list[tuple[str, list[str]]] = [("head", head)]
     blank = [""] * (len(head) - 1)
+    shown: set[str] = set()  # the arrays whose heading is out
     for name in cmp.outcomes:
         unit = cmp.summaries[cmp.scenarios[0]][name].unit
-        body.append(("outcome", [name + (f" ({unit})" if unit and unit != "1" else ""), *blank]))
+        array, elements = split(name)
+        of_unit = f" ({unit})" if unit and unit != "1" else ""
+        if elements and array not in shown:  # a cell: under its array's heading, as [elem]
+            shown.add(array)
+            cells = sum(1 for o in cmp.outcomes if split(o)[0] == array and split(o)[1])
+            body.append(("array", [f"{array}{of_unit}, {cells} cells", *blank]))
+        indent = "  " if elements else ""
+        title = f"  [{','.join(elements)}]" if elements else name + of_unit
+        body.append(("outcome", [title, *blank]))
         for label, runs in zip(cmp.scenarios, cmp.runs, strict=True):
             s = cmp.summaries[label][name]
             never = (
@@ -53,7 +65,7 @@ def comparison_cells(cmp: Comparison) -> list[tuple[str, list[str]]]:
                 (
                     "scenario",
                     [
-                        f"  {label}{never}",
+                        f"{indent}  {label}{never}",
                         number(s.mean),
                         number(s.mcse),
                         number(s.p05),
@@ -72,7 +84,8 @@ def comparison_cells(cmp: Comparison) -> list[tuple[str, list[str]]]:
                 (
                     "difference",
                     [
-                        f"  {d.b} − {d.a}\n  ({'paired' if d.paired else 'unpaired'})",
+                        f"{indent}  {d.b} − {d.a}\n{indent}  "
+                        f"({'paired' if d.paired else 'unpaired'})",
                         f"{number(d.mean, signed=True)}\n{interval(d.mean_low, d.mean_high)}",
                         number(d.mcse),
                         number(d.p05, signed=True),

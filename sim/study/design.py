@@ -162,6 +162,10 @@ class Saltelli:
 
     Rows ``[r * n / replicates, (r + 1) * n / replicates)`` of every matrix are replicate r:
     a Saltelli design of its own, from scramble r of the Sobol' sequence.
+
+    `groups` (indices into `names`) makes each group one input, as SALib's groups do: AB_g
+    is A with every column of group g taken from B, so the indices are the group's. Empty,
+    every parameter is its own group.
     """
 
     n: int
@@ -169,6 +173,7 @@ class Saltelli:
     specs: tuple[Distribution, ...]
     seed: int
     replicates: int = REPLICATES
+    groups: tuple[tuple[int, ...], ...] = ()
     kind = "saltelli"
     _x: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
@@ -179,6 +184,7 @@ class Saltelli:
             "specs": self.specs,
             "seed": self.seed,
             "replicates": self.replicates,
+            "groups": self.groups,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -186,8 +192,13 @@ class Saltelli:
             object.__setattr__(self, key, value)
         object.__setattr__(self, "_x", {})
 
+    @property
+    def inputs(self) -> tuple[tuple[int, ...], ...]:
+        """The columns each AB matrix takes from B: one group each."""
+        return self.groups or tuple((i,) for i in range(len(self.names)))
+
     def size(self, runs: int) -> int:
-        return self.n * (len(self.names) + 2)
+        return self.n * (len(self.inputs) + 2)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -196,11 +207,12 @@ class Saltelli:
             "parameters": list(self.names),
             "seed": self.seed,
             "replicates": self.replicates,
+            **({"groups": [list(g) for g in self.groups]} if self.groups else {}),
         }
 
     @property
     def matrix(self) -> np.ndarray:
-        """(parameters, runs): A, B, then AB_0 .. AB_{d-1}, side by side."""
+        """(parameters, runs): A, B, then AB_0 .. AB_{g-1} (one per group), side by side."""
         if 0 not in self._x:
             d, n, r = len(self.names), self.n, self.replicates
             sobol = samplers.REGISTRY["sobol"]
@@ -218,8 +230,9 @@ class Saltelli:
             )
             a = np.stack([s.ppf(u[:, i]) for i, s in enumerate(self.specs)])
             b = np.stack([s.ppf(u[:, d + i]) for i, s in enumerate(self.specs)])
-            ab = np.repeat(a[np.newaxis], d, axis=0)
-            ab[np.arange(d), np.arange(d)] = b
+            ab = np.repeat(a[np.newaxis], len(self.inputs), axis=0)
+            for g, columns in enumerate(self.inputs):
+                ab[g, list(columns)] = b[list(columns)]
             self._x[0] = np.concatenate([a, b, *ab], axis=1)
         return self._x[0]
 
@@ -243,10 +256,24 @@ class Saltelli:
 
 
 def saltelli(
-    model: Model, n: int, seed: int, names: Sequence[str], replicates: int = REPLICATES
+    model: Model,
+    n: int,
+    seed: int,
+    names: Sequence[str],
+    replicates: int = REPLICATES,
+    groups: Sequence[Sequence[str]] = (),
 ) -> Saltelli:
-    """The Saltelli design of `model`'s parameters `names` with N = n, in `replicates`."""
-    return Saltelli(n, tuple(names), tuple(model.parameters[k] for k in names), seed, replicates)
+    """The Saltelli design of `model`'s parameters `names` with N = n, in `replicates`;
+    `groups` (lists of `names`, covering each once) makes each group one input."""
+    index = {k: i for i, k in enumerate(names)}
+    return Saltelli(
+        n,
+        tuple(names),
+        tuple(model.parameters[k] for k in names),
+        seed,
+        replicates,
+        tuple(tuple(index[k] for k in g) for g in groups),
+    )
 
 
 def _from_posterior(

@@ -236,7 +236,10 @@ def match(posterior: Posterior, model: Model) -> list[Problem]:
     where = f"the posterior in {posterior.folder}"
     for name in posterior.names:
         spec = model.parameters.get(name)
-        place = model.place.get(("parameters", name))
+        # a cell (need[food]) is placed at its arrayed parameter's entry
+        place = model.place.get(("parameters", name)) or model.place.get(
+            ("parameters", name.split("[", 1)[0])
+        )
         path = f"parameters.{name}"
         if spec is None:
             hint = did_you_mean(name, model.parameters)
