@@ -35,6 +35,7 @@ from sim.engine.semantics import (
     Outcomes,
     asked,
     assemble,
+    below_zero,
     calendar,
     cell_labels,
     deliver,
@@ -46,8 +47,7 @@ from sim.engine.semantics import (
     received,
     signed,
 )
-from sim.errors import ScenarioError
-from sim.model import BALANCE_HINT, EventDef, FlowDef, Model
+from sim.model import EventDef, FlowDef, Model
 
 
 @dataclass(frozen=True)
@@ -204,14 +204,7 @@ class _World:
                 value: Any = self.value(s.initial(ns), s.shape)
                 low, where = lowest(value, cell_labels(m, s.name, s.dims))
                 if not s.unlimited and not low >= 0:  # a source or a balance may start below 0
-                    shown = f" of {where}" if s.dims else ""
-                    raise ScenarioError.one(
-                        f"initial amount{shown} is {low:g} in run {run}; "
-                        "a stock can't start below zero",
-                        m.place.get(("stocks", s.name, "initial")),
-                        f"stocks.{s.name}.initial",
-                        BALANCE_HINT,
-                    )
+                    raise below_zero(m, s, low, where, run)
                 self.stock[name] = ns[name] = value
             elif name in variables:
                 ns[name] = self.value(variables[name](ns), m.shape(name))

@@ -33,6 +33,7 @@ from sim.engine.semantics import (
     Role,
     asked,
     assemble,
+    below_zero,
     calendar,
     cell_labels,
     deliver,
@@ -43,8 +44,7 @@ from sim.engine.semantics import (
     received,
     signed,
 )
-from sim.errors import ScenarioError
-from sim.model import BALANCE_HINT, MemoryDef, Model
+from sim.model import MemoryDef, Model
 from sim.scenario.expr import Expr
 
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
@@ -228,14 +228,7 @@ class _Kernel:
                     if bad.size:
                         run = self.first_run + int(bad[0])
                         where = cell_labels(m, s.name, s.dims)[int(cell[0])]
-                        shown = f" of {where}" if s.dims else ""
-                        raise ScenarioError.one(
-                            f"initial amount{shown} is {rows[cell[0], bad[0]]:g} in run {run}; "
-                            "a stock can't start below zero",
-                            m.place.get(("stocks", s.name, "initial")),
-                            f"stocks.{s.name}.initial",
-                            BALANCE_HINT,
-                        )
+                        raise below_zero(m, s, float(rows[cell[0], bad[0]]), where, run)
             elif name in variables:
                 shape = m.shape(name)
                 ns[name] = np.array(np.broadcast_to(variables[name](ns), (*shape, n)))

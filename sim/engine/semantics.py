@@ -30,7 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sim.model import FlowDef, MemoryDef, Model, OutcomeDef, StockDef
+from sim.errors import ScenarioError
+from sim.model import BALANCE_HINT, FlowDef, MemoryDef, Model, OutcomeDef, StockDef
 from sim.scenario.dims import Dims, cell_names, expand, fold_rows, to_front
 from sim.scenario.expr import Expr
 
@@ -153,6 +154,18 @@ class Memories:
                 out = [s / tau for s in state]
                 for s, arriving, leaving in zip(state, [x, *out], out, strict=False):
                     s += (arriving - leaving) * step
+
+
+def below_zero(m: Model, s: StockDef, amount: float, where: str, run: int) -> ScenarioError:
+    """The error for stock `s` starting at `amount` (< 0, or NaN) in `run` (cell `where`):
+    only a source or a balance may start below zero."""
+    shown = f" of {where}" if s.dims else ""
+    return ScenarioError.one(
+        f"initial amount{shown} is {amount:g} in run {run}; a stock can't start below zero",
+        m.place.get(("stocks", s.name, "initial")),
+        f"stocks.{s.name}.initial",
+        BALANCE_HINT,
+    )
 
 
 # -- rationing ------------------------------------------------------------------------------
