@@ -145,6 +145,8 @@ def outcome_figure(comparison: Comparison, results: Sequence[Results]) -> Figure
         fontweight="bold",
         x=0.01,
         ha="left",
+        y=1 - 0.15 / height,  # in inches from the top, whatever the figure's height
+        va="top",
     )
     return fig
 
@@ -172,8 +174,22 @@ def fan_figure(
         panels += [cells] if many else [[c] for c in cells]
     cols = 1 if len(panels) == 1 else 2
     rows = math.ceil(len(panels) / cols)
-    fig = Figure(figsize=(12, 3.8 * rows + 1.2), dpi=DPI, layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
+    height = 3.8 * rows + 1.2
+    fig = Figure(figsize=(12, height), dpi=DPI)
+    # Fixed margins in inches (as the outcome figure): room for the title above and the
+    # legend below; a constrained layout of the panels cost more than drawing them.
+    axes = fig.subplots(
+        rows,
+        cols,
+        squeeze=False,
+        gridspec_kw={
+            "left": 0.8 / 12,
+            "right": 1 - 0.2 / 12,
+            "bottom": 1.15 / height,
+            "hspace": 1.05 / 2.9,
+            "wspace": 0.2,
+        },
+    )
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, cells in zip(axes.flat, panels, strict=False):
@@ -211,7 +227,11 @@ def fan_figure(
         Line2D([], [], color="0.45", lw=0.9, ls="--", label="dashed: 90% of runs (p05–p95)"),
     ]
     fig.legend(
-        handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.1 / height),
+        ncol=min(len(handles), 4),
+        frameon=False,
     )
     notes = sorted(
         {str(r.manifest.get("bands", {}).get("method", "")) for r in results}
@@ -220,13 +240,13 @@ def fan_figure(
     title = "Recorded series over time"
     if given is not None:
         title += f" (every run: the stored bands can't be restricted to 'given {given.condition}')"
+    heading = _wrap(title + (f" (bands {'; '.join(notes)})" if notes else ""), 110)
+    lines = heading.count("\n") + 1
     fig.suptitle(
-        _wrap(title + (f" (bands {'; '.join(notes)})" if notes else ""), 110),
-        fontsize=13,
-        fontweight="bold",
-        x=0.01,
-        ha="left",
+        heading, fontsize=13, fontweight="bold", x=0.01, ha="left", y=1 - 0.15 / height, va="top"
     )
+    # below the heading: its lines, then room for a panel's two-line title
+    fig.subplots_adjust(top=1 - (0.15 + 0.26 * lines + 0.6) / height)
     return fig
 
 
