@@ -31,6 +31,8 @@ from sim.cli.common import (
     finite,
     out_console,
     progress_bar,
+    progress_option,
+    seed_option,
     study_options,
 )
 from sim.errors import ScenarioError
@@ -57,12 +59,6 @@ _force = click.option(
     help="Write into a folder holding other files, or another analysis of this kind.",
 )
 _json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-_progress = click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar [default: on when stderr is a terminal].",
-)
-_seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
 
 
 @click.command("sensitivity")
@@ -85,7 +81,7 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
     help="N, the base sample (a power of 2, at least 32); the model runs N·(d+2) times for d "
     "parameters (twice with --baseline), in 8 independently scrambled replicates of N/8.",
 )
-@_seed
+@seed_option
 @click.option(
     "--top",
     type=int,
@@ -129,7 +125,7 @@ _seed = click.option("--seed", "-s", type=int, help="Seed [default: the scenario
 @_force
 @study_options("study")
 @_json
-@_progress
+@progress_option
 def sensitivity_command(
     file: Path,
     outcomes: tuple[str, ...],
@@ -263,7 +259,7 @@ def _no_posterior(value: str | None) -> None:
     type=int,
     help="Runs per value (per pair of values with two levers) [default: the scenario's runs].",
 )
-@_seed
+@seed_option
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: the scenario's sampler].")
 @click.option(
     "--posterior",
@@ -276,7 +272,7 @@ def _no_posterior(value: str | None) -> None:
 @_force
 @study_options("study")
 @_json
-@_progress
+@progress_option
 def sweep_command(
     file: Path,
     settings: tuple[str, ...],

@@ -30,7 +30,9 @@ from sim.cli.common import (
     max_memory_option,
     out_console,
     progress_bar,
+    progress_option,
     scheduler_option,
+    seed_option,
     workers_option,
 )
 from sim.model import load
@@ -60,7 +62,7 @@ from sim.study.runner import Execution
     help=f"The simulation budget: at most this many runs in all; the sampler uses runs // "
     f"{RUNS_PER_PARTICLE} particles (100 to 4,000).",
 )
-@click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
+@seed_option
 @click.option(
     "--out",
     "-o",
@@ -89,11 +91,7 @@ from sim.study.runner import Execution
 @scheduler_option
 @max_memory_option
 @click.option("--json", "as_json", is_flag=True, help="Print the folder's manifest as JSON.")
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar [default: on when stderr is a terminal].",
-)
+@progress_option
 def calibrate_command(
     file: Path,
     observations_file: Path,

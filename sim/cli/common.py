@@ -124,6 +124,14 @@ def resume_option(what: str) -> Any:
     )
 
 
+seed_option = click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
+progress_option = click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar [default: on when stderr is a terminal].",
+)
+
+
 def study_options(what: str) -> Callable[[F], F]:
     """Every option of how a study runs, for a command whose runs are a study of `what`."""
     options = [

@@ -22,8 +22,10 @@ from sim.cli.common import (
     max_memory_option,
     out_console,
     progress_bar,
+    progress_option,
     resume_option,
     scheduler_option,
+    seed_option,
     workers_option,
 )
 from sim.errors import ResultsError, ScenarioError
@@ -145,7 +147,7 @@ def _precision(
     type=int,
     help="Number of runs (with --precision, the cap) [default: the scenario's runs].",
 )
-@click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
+@seed_option
 @click.option(
     "--sampler",
     type=click.Choice(SAMPLERS),
@@ -183,11 +185,7 @@ def _precision(
 @max_memory_option
 @click.option("--force", is_flag=True, help="Replace a folder holding another scenario's results.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar [default: on when stderr is a terminal].",
-)
+@progress_option
 def run_command(
     file: Path,
     runs: int | None,
@@ -382,7 +380,7 @@ def _pct(x: float | None) -> str:
 @click.option(
     "--runs", "-n", type=int, help="The study's run count (LHS and Sobol draws depend on it)."
 )
-@click.option("--seed", "-s", type=int, help="Seed [default: the scenario's seed].")
+@seed_option
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="[default: the scenario's sampler].")
 @posterior_option
 @click.option("--all", "everything", is_flag=True, help="Also list every shipment and arrival.")

@@ -136,19 +136,7 @@ def sweep_figure(res: Sweep, outcomes: Sequence[str] | None = None) -> Figure:
             loc="left",
             fontsize=10.5,
         )
-        ax.grid(alpha=0.3)
-        ax.yaxis.set_major_formatter(_tick)
-        if res.dates:
-            locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
-            ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        else:
-            ax.xaxis.set_major_formatter(_tick)
-        ax.set_xlabel(
-            f"{res.parameter} (the date it falls on)"
-            if res.dates
-            else f"{res.parameter}{unit_label(res.parameter_unit)}"
-        )
+        _lever_axes(ax, res)
     handles: list[Artist]
     if res.by:
         order = np.argsort(np.asarray(res.by_values, dtype=float), kind="stable")
@@ -364,6 +352,20 @@ def _sweep_cells(ax: Any, res: Sweep, array: str, cells: list[str], x: Any) -> N
         loc="left",
         fontsize=10.5,
     )
+    _lever_axes(ax, res)
+    ax.legend(fontsize=7, ncol=2 if len(shown) > 10 else 1, loc="best")
+
+
+def _tab20() -> Any:
+    """Twenty distinct colours, one per cell of an array's panel."""
+    import matplotlib as mpl
+
+    return mpl.colormaps["tab20"]
+
+
+def _lever_axes(ax: Any, res: Sweep) -> None:
+    """A sweep panel's furniture: grid, number ticks, and the lever along x (dates for an
+    event's time)."""
     ax.grid(alpha=0.3)
     ax.yaxis.set_major_formatter(_tick)
     if res.dates:
@@ -377,11 +379,3 @@ def _sweep_cells(ax: Any, res: Sweep, array: str, cells: list[str], x: Any) -> N
         if res.dates
         else f"{res.parameter}{unit_label(res.parameter_unit)}"
     )
-    ax.legend(fontsize=7, ncol=2 if len(shown) > 10 else 1, loc="best")
-
-
-def _tab20() -> Any:
-    """Twenty distinct colours, one per cell of an array's panel."""
-    import matplotlib as mpl
-
-    return mpl.colormaps["tab20"]
