@@ -115,6 +115,19 @@ def test_no_stock_but_a_source_goes_below_zero(data: dict[str, Any], sampler: st
     assert (stocks[:, holders] >= 0).all(), f"SimPy engine: {stocks[:, holders].min()}"
 
 
+def assert_bit_for_bit(block: Block, runs: list[Run]) -> None:
+    """The kernel's block and the SimPy engine's runs hold the same bits: every outcome, every
+    recorded series tick by tick, and each run's first non-finite tick and culprit."""
+    for name, values in block.outcomes.items():
+        des = np.array([r.outcomes[name] for r in runs])
+        np.testing.assert_array_equal(values, des, err_msg=name)
+    for name, values in block.series.items():
+        des = np.stack([r.series[name] for r in runs], axis=-1)
+        np.testing.assert_array_equal(values, des, err_msg=name)
+    assert (block.bad_tick == [r.bad_tick for r in runs]).all()
+    assert list(block.bad_name) == [r.bad_name for r in runs]
+
+
 @SETTINGS
 @given(scenarios(), samplers)
 def test_simpy_engine_agrees_with_the_kernel(data: dict[str, Any], sampler: str) -> None:
@@ -207,15 +220,7 @@ def test_no_stock_but_a_source_or_a_balance_goes_below_zero(
 def test_engines_agree_bit_for_bit_with_balances_and_two_way_flows(
     data: dict[str, Any], sampler: str
 ) -> None:
-    model = compile_dict(data)
-    block, runs = both_engines(model, sampler)
-    for name, values in block.outcomes.items():
-        des = np.array([r.outcomes[name] for r in runs])
-        np.testing.assert_array_equal(values, des, err_msg=name)
-    for name, values in block.series.items():
-        des = np.stack([r.series[name] for r in runs], axis=-1)
-        np.testing.assert_array_equal(values, des, err_msg=name)
-    assert (block.bad_tick == [r.bad_tick for r in runs]).all()
+    assert_bit_for_bit(*both_engines(compile_dict(data), sampler))
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -253,16 +258,7 @@ def test_a_time_step_and_builtins_keep_conservation(data: dict[str, Any], sample
 def test_engines_agree_bit_for_bit_with_a_step_and_builtins(
     data: dict[str, Any], sampler: str
 ) -> None:
-    model = compile_dict(data)
-    block, runs = both_engines(model, sampler)
-    for name, values in block.outcomes.items():
-        des = np.array([r.outcomes[name] for r in runs])
-        np.testing.assert_array_equal(values, des, err_msg=name)
-    for name, values in block.series.items():
-        des = np.stack([r.series[name] for r in runs], axis=-1)
-        np.testing.assert_array_equal(values, des, err_msg=name)
-    assert (block.bad_tick == [r.bad_tick for r in runs]).all()
-    assert list(block.bad_name) == [r.bad_name for r in runs]
+    assert_bit_for_bit(*both_engines(compile_dict(data), sampler))
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
