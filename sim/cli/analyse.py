@@ -167,9 +167,12 @@ def sensitivity_command(
     model = load(file)
     base = load(baseline) if baseline is not None else None
     if group_arrays:
+        # every arrayed parameter with an uncertain cell (a fixed array, such as a 0/1
+        # selector, is no input at all)
+        uncertain = {c.split("[", 1)[0] for c in model.sampled}
         groups = (
             *groups,
-            *(a for a, dims in model.arrays.items() if a in model.scenario.parameters),
+            *(a for a in model.arrays if a in model.scenario.parameters and a in uncertain),
         )
     folder = out or analyses.sensitivity_folder(
         model.name, outcomes, base.name if base is not None else ""

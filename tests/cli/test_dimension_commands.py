@@ -144,6 +144,26 @@ def test_sweep_a_cell_and_refuse_the_whole_array(studies, tmp_path):
     assert "'need' is arrayed over (good)" in out and '--set "need[food]=..."' in out
 
 
+def test_group_arrays_leaves_out_a_fixed_arrayed_parameter(tmp_path):
+    """A fixed array (a 0/1 selector, say) is no input: --group-arrays groups only the
+    arrayed parameters that have an uncertain cell."""
+    doc = json.loads(json.dumps(PANTRY))
+    doc["parameters"]["selector"] = {
+        "over": "good",
+        "value": [1, 0],
+        "unit": "1",
+        "source": "assumption: a selector",
+    }
+    path = tmp_path / "fixed_array.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, out = invoke(
+        "sensitivity", path, "--outcome", "total_end", "-n", "32", "--group-arrays",
+        "--out", tmp_path / "g", "-w", "1", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    assert {r["parameter"] for r in json.loads(out)["indices"]} == {"need", "cut"}
+
+
 def test_sensitivity_groups_an_arrayed_parameter(studies, tmp_path):
     scenario = studies[0].parent / "a.yaml"
     code, out = invoke(
