@@ -298,11 +298,12 @@ def test_an_edited_analysis_folder_is_refused(bakery_runs, tmp_path):
     assert r.exit_code == 2 and "checksum" in r.output
 
 
-def test_shipped_model_food_crisis_box():
-    """The issue's done-criterion: the assumption ranges behind a food crisis in war_ends."""
+def test_shipped_model_fuel_crisis_box():
+    """The issue's done-criterion: the assumption ranges behind a crisis in war_ends. A fuel
+    crisis after the war comes first from a settlement that enforces the oil cap."""
     res = sim.run(sim.load(ROOT / "scenarios" / "war_ends.yaml"), runs=1500)
-    found = discover(res, "food_shortfall_months > 24")
+    found = discover(res, "fuel_crisis > 0.5")
     box = found.boxes[0]
-    assert box.restrictions[0].parameter == "food_buffer"
-    assert box.limits["food_buffer"][1] < 2.2
+    assert box.restrictions[0].parameter == "settlement"
+    assert box.limits["settlement"] == (1.0, 1.0)
     assert box.density > 2 * found.base_density

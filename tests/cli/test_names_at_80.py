@@ -36,7 +36,10 @@ def invoke(*args: str, prose: int = 0) -> str:
 
 
 def words(text: str) -> set[str]:
-    return set(re.findall(r"[A-Za-z0-9_]+", text))
+    """Every name in `text`: plain words, and cells (`imports_total[food,china]`) whole."""
+    return set(re.findall(r"[A-Za-z0-9_]+", text)) | set(
+        re.findall(r"[A-Za-z0-9_]+\[[A-Za-z0-9_,]+\]", text)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,11 @@ def test_compare_prints_every_outcome_name_whole(studies):
     a, b, _ = studies
     out = invoke("compare", str(a), str(b), "--threshold", "china_import_share_end>0.9", prose=6)
     model = load(WAR_ENDS)
-    assert {o.name for o in model.outcomes} <= words(out)
+    # compare groups an array's cells under the array's name, each cell as [elements]
+    for name in (o.name for o in model.outcomes):
+        array, _, cell = name.partition("[")
+        assert array in words(out), name
+        assert not cell or f"[{cell}" in out or name in out, name
     # the one that differs is tabled with its unit; the one identical in every paired run is
     # listed whole in the line under the table
     assert "china_import_share_end (share)" in out
@@ -72,12 +79,13 @@ def test_show_prints_every_name_whole():
     names = (
         {o.name for o in model.outcomes} | set(model.parameters) | {s.name for s in model.stocks}
     )
-    assert names <= words(out)
+    # show lists an arrayed item once, with its dimensions: `russia_range[good]`
+    assert {n.partition("[")[0] for n in names} <= words(out)
 
 
 def test_sensitivity_prints_every_parameter_name_whole(tmp_path):
     out = invoke(
-        "sensitivity", str(WAR_ENDS), "--outcome", ALIKE[0], "--runs", "32", "--top", "80",
+        "sensitivity", str(WAR_ENDS), "--outcome", ALIKE[0], "--runs", "32", "--top", "200",
         "-w", "1", "--out", str(tmp_path / "s"),
     )  # fmt: skip
     assert set(load(WAR_ENDS).sampled) <= words(out)

@@ -1,24 +1,25 @@
-"""The shipped Russia–DPRK–China model: interface, 2024 calibration, the argument's direction,
-and a located error for a user's edit that breaks a reference.
-
-Calibration ranges are read from the one table in docs/calibration.md; nothing here repeats them.
+"""The shipped Russia–DPRK–China model: interface, the observations it is calibrated on, the
+calibration's fit, the argument's direction on the posterior, and a located error for a
+user's edit that breaks a reference.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import sim
+from sim.analysis.calibrate import Calibration, calibrate, save
 from sim.errors import ScenarioError
 from sim.model import Model
+from sim.scenario.observations import load_observations
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
-CALIBRATION = ROOT / "docs" / "calibration.md"
 
 # The interface every scenario defines (MODEL.md, "Outcomes every scenario must define").
 INTERFACE = {
@@ -39,7 +40,6 @@ INTERFACE = {
 }
 
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.yaml"))
-CALIBRATION_RUNS = 2000
 DIRECTION_RUNS = 4000
 SEED = 1
 
@@ -50,7 +50,7 @@ SEED = 1
 def test_the_shipped_scenarios_exist():
     names = {p.stem for p in SCENARIO_FILES}
     assert {"base", "war_continues", "war_ends"} <= names
-    assert len(names - {"base"}) >= 5, "war_continues, war_ends and at least three more"
+    assert len(names - {"base"}) >= 9, "war_continues, war_ends and at least eight more (#20)"
 
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.name)
@@ -73,77 +73,67 @@ def test_every_parameter_has_a_unit_and_a_source(path: Path):
         assert spec.unit, f"{path.name}: parameter {name} has no unit"
 
 
-# -- (b) calibration against docs/calibration.md -----------------------------------------------
+# -- (b) the observations file: 2024 to calibrate on, 2025 held out -----------------------------
+
+OBSERVATIONS = SCENARIOS / "observations" / "war_2024_2025.yaml"
+CALIBRATION_BUDGET = 30_000  # 300 particles: enough to check coverage, small enough for CI
 
 
-def _number(text: str) -> float:
-    return float(text.replace(",", "").replace("_", "").replace(" ", ""))
-
-
-def calibration_targets() -> list[tuple[str, str, float, float]]:
-    """(quantity, outcome, low, high) for each row of the first table in docs/calibration.md
-    whose header has `quantity`, `outcome`, `low` and `high` columns."""
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    for raw in CALIBRATION.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line.startswith("|"):
-            if rows:
-                break  # the table has ended
-            header = None
-            continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if header is None:
-            lowered = [c.lower() for c in cells]
-            if {"quantity", "outcome", "low", "high"} <= set(lowered):
-                header = lowered
-        elif not set("".join(cells)) <= set("-: "):  # skip the |---| separator
-            rows.append(cells)
-    assert header is not None and rows, f"no calibration table found in {CALIBRATION}"
-    q, o, lo, hi = (header.index(k) for k in ("quantity", "outcome", "low", "high"))
-    return [(r[q], r[o].strip("` "), _number(r[lo]), _number(r[hi])) for r in rows]
-
-
-def test_the_calibration_table_parses():
-    targets = calibration_targets()
-    outcomes = {t[1] for t in targets}
-    assert {
-        "shells_2024",
-        "oil_from_russia_2024",
-        "workers_entering_2024",
-        "china_imports_2024",
-        "harvest_2024",
-    } <= outcomes
-    for quantity, _, low, high in targets:
-        assert 0 <= low < high, quantity
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["war_continues", "war_ends"])
-def test_2024_totals_fall_inside_the_published_ranges(scenario: str):
-    res = sim.run(sim.load(SCENARIOS / f"{scenario}.yaml"), runs=CALIBRATION_RUNS, seed=SEED)
-    failures = []
-    for quantity, outcome, low, high in calibration_targets():
-        x = res.outcome(outcome)
-        p05, p50, p95 = np.quantile(x, [0.05, 0.5, 0.95])
-        if not low <= p50 <= high:
-            failures.append(
-                f"{quantity} ({outcome}): median {p50:,.0f} outside [{low:,.0f}, {high:,.0f}]"
-            )
-        if p95 < low or p05 > high:
-            failures.append(
-                f"{quantity} ({outcome}): band {p05:,.0f}..{p95:,.0f} misses [{low:,.0f}, {high:,.0f}]"
-            )
-    assert not failures, "\n".join(failures)
-
-
-# -- (c) the argument's direction, on paired runs ------------------------------------------------
+def test_the_observations_file_has_the_targets_the_model_needs():
+    obs = load_observations(OBSERVATIONS)
+    uses = [o.use for o in obs.items.values()]
+    assert uses.count("calibrate") >= 8, "at least 8 observables of 2024 to calibrate on"
+    assert uses.count("validate") >= 6, "at least 6 observables of 2025 held out"
+    for name, o in obs.items.items():
+        assert re.search(r"\[[A-Z0-9-]+\]", o.source or ""), f"{name} cites no sources key"
+    # The calibration targets are 2024's, the held-out ones 2025's.
+    for name, o in obs.items.items():
+        if o.use == "calibrate":
+            assert "2024" in name, name
+        else:
+            assert "2025" in name, name
 
 
 @pytest.fixture(scope="module")
-def paired() -> tuple[sim.Results, sim.Results]:
-    cont = sim.run(sim.load(SCENARIOS / "war_continues.yaml"), runs=DIRECTION_RUNS, seed=SEED)
-    ends = sim.run(sim.load(SCENARIOS / "war_ends.yaml"), runs=DIRECTION_RUNS, seed=SEED)
+def calibration(tmp_path_factory) -> tuple[Calibration, Path]:
+    model = sim.load(SCENARIOS / "war_continues.yaml")
+    obs = load_observations(OBSERVATIONS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = calibrate(model, obs, runs=CALIBRATION_BUDGET, seed=SEED)
+    folder = tmp_path_factory.mktemp("calibration")
+    save(cal, folder, model, obs, force=True)
+    return cal, folder
+
+
+@pytest.mark.slow
+def test_the_posterior_predictive_covers_most_calibration_targets(calibration):
+    cal, _ = calibration
+    fits = {t.name: cal.fit(t) for t in cal.targets if t.use == "calibrate"}
+    covered = [n for n, f in fits.items() if f["p05"] <= f["observed"] <= f["p95"]]
+    assert len(covered) >= len(fits) - 1, {
+        n: (f["observed"], f["p05"], f["p95"]) for n, f in fits.items()
+    }
+
+
+# -- (c) the argument's direction, on paired runs of the posterior -------------------------------
+#
+# Directions guaranteed by the structure are consistency checks, not findings (docs/model.md):
+# Russia's war demand ends with the war, so shells, Russian oil and Russian cash fall. The
+# findings are where a mechanism could have gone either way; the tests record what the
+# mechanisms produce, including where it is not KDI's direction, so a change to the model that
+# turns a finding round fails here and must be explained in docs/model.md.
+
+
+@pytest.fixture(scope="module")
+def paired(calibration) -> tuple[sim.Results, sim.Results]:
+    _, folder = calibration
+    cont = sim.run(
+        sim.load(SCENARIOS / "war_continues.yaml"), runs=DIRECTION_RUNS, seed=SEED, posterior=folder
+    )
+    ends = sim.run(
+        sim.load(SCENARIOS / "war_ends.yaml"), runs=DIRECTION_RUNS, seed=SEED, posterior=folder
+    )
     return cont, ends
 
 
@@ -164,25 +154,42 @@ def test_the_runs_are_paired(paired):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fx_from_russia", "fuel_from_russia", "shells_delivered"])
-def test_russian_flows_are_lower_when_the_war_ends(paired, name: str):
+def test_consistency_russian_flows_are_lower_when_the_war_ends(paired, name: str):
     mean, se = _paired_difference(*paired, name)
     assert mean + 3 * se < 0, f"{name}: mean paired difference {mean:.4g} (se {se:.3g}) is not < 0"
 
 
 @pytest.mark.slow
-def test_china_share_of_imports_is_higher_when_the_war_ends(paired):
+def test_finding_china_share_of_imports_is_higher_when_the_war_ends(paired):
     mean, se = _paired_difference(*paired, "china_import_share_end")
     assert mean - 3 * se > 0, f"mean paired difference {mean:.4g} (se {se:.3g}) is not > 0"
 
 
 @pytest.mark.slow
+def test_finding_imports_from_china_as_a_flow_are_a_toss_up(paired):
+    """KDI's "falls back on China" holds as a share, but as a flow it is a toss-up: without
+    Russia's cash and with China's competitive motive fading, DPRK buys less from China in
+    many runs and more in many others, and less on average (docs/model.md)."""
+    cont, ends = paired
+    d = ends.outcome("china_imports_end") - cont.outcome("china_imports_end")
+    assert d.mean() < 0, d.mean()
+    assert 0.2 < np.mean(d > 0) < 0.8, np.mean(d > 0)
+
+
+@pytest.mark.slow
+def test_finding_a_crisis_is_more_likely_when_the_war_ends(paired):
+    cont, ends = paired
+    p_cont, p_ends = cont.outcome("any_crisis").mean(), ends.outcome("any_crisis").mean()
+    assert p_ends > p_cont + 0.1, (p_cont, p_ends)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("which", [0, 1], ids=["war_continues", "war_ends"])
-def test_military_tech_ends_above_its_2024_level(paired, which: int):
+def test_military_tech_ends_above_its_2024_level_in_most_runs(paired, which: int):
     res = paired[which]
     d = res.outcome("military_tech_end") - res.outcome("military_tech_2024")
-    se = d.std(ddof=1) / np.sqrt(len(d))
-    assert d.mean() - 3 * se > 0, f"military tech falls: mean {d.mean():.3g}"
-    assert np.median(d) > 0
+    assert np.median(d) > 0, f"military tech falls in most runs: median {np.median(d):.3g}"
+    assert np.mean(d < 0) > 0.005, "not guaranteed by the priors: it can fall"
 
 
 # -- (d) a user's edit that breaks a reference gets a located error ----------------------------
