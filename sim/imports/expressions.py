@@ -88,6 +88,8 @@ class Writer:
     def __init__(self, names: Names, structures: Any) -> None:
         self.names = names
         self.ae = structures
+        # writes a chain of stages as stocks, returning the expression of its output
+        self.chain: Callable[[bool, Any, Any, Any, int], str] | None = None
         self.calls: dict[str, Callable[[tuple[Any, ...]], str]] = {
             "if_then_else": self._if,
             "min": lambda a: self._minmax("min", a),
@@ -130,6 +132,13 @@ class Writer:
         if isinstance(node, ae.InlineLookupsStructure):
             table = node.lookups
             return self._interp(node.argument, self._table(table))
+        if isinstance(node, (ae.SmoothNStructure, ae.DelayNStructure)):
+            vensim = "SMOOTH N" if isinstance(node, ae.SmoothNStructure) else "DELAY N"
+            order = self.constant(node.order)
+            if order is None or order < 1 or not float(order).is_integer():
+                raise Unsupported(f"{vensim} whose order is not a fixed whole number")
+            time = node.smooth_time if isinstance(node, ae.SmoothNStructure) else node.delay_time
+            return self._chain(vensim, node.input, time, node.initial, int(order))
         if isinstance(node, ae.SmoothStructure):
             return self._memory(node, "smooth", "smooth3", "SMOOTH", node.smooth_time)
         if isinstance(node, ae.DelayStructure):
@@ -252,6 +261,8 @@ class Writer:
             if len(args) != 1 and ref != "modulo":
                 raise Unsupported(f"{ref.upper()} with {len(args)} arguments")
             return f"{SAME[ref]}({', '.join(self.write(a) for a in args)})"
+        if ref == "pi" and not args:  # XMILE's PI()
+            return repr(math.pi)
         if ref in self.calls:
             return self.calls[ref](args)
         raise Unsupported(ref.upper().replace("_", " "))
@@ -352,7 +363,15 @@ class Writer:
         if order not in (1, 3):
             raise Unsupported(f"{vensim} of order {order}")
         label = f"{vensim}{'3' if order == 3 else '1' if vensim == 'DELAY' else ''}"
-        if node.initial != node.input:
-            raise Unsupported(f"{label}I (an initial value other than the input's)")
+        if node.initial != node.input:  # SMOOTHI, DELAY3I...: sim's built-ins start at x
+            return self._chain(f"{label}I", node.input, time, node.initial, int(order))
         self.names.used.add(label)
         return f"{first if order == 1 else third}({self.write(node.input)}, {self.write(time)})"
+
+    def _chain(self, vensim: str, x: Any, time: Any, initial: Any, order: int) -> str:
+        """A smooth or delay that sim's built-ins don't write, as the stocks Vensim
+        integrates: `order` stages of time/order each (docs/import.md)."""
+        if self.chain is None:
+            raise Unsupported(vensim)
+        self.names.used.add(vensim)
+        return self.chain(vensim.startswith("DELAY"), x, time, initial, order)

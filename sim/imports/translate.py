@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import keyword
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -62,6 +64,8 @@ class _Stock:
     dims: list[str]
     unit: str
     terms: list[_Term] = field(default_factory=list)
+    ref: str = ""  # how expressions refer to it (PySD's reference)
+    stage: bool = False  # a stage of a smooth or delay (not one of the model's stocks)
 
 
 def translate(path: str | Path) -> Imported:
@@ -69,7 +73,32 @@ def translate(path: str | Path) -> Imported:
 
     Raises a ScenarioError naming every construct that has no translation, and where it is."""
     source = read(Path(path))
-    return _Translator(source).run()
+    imported = _Translator(source).run()
+    _check(imported, source)
+    return imported
+
+
+def _check(imported: Imported, source: Source) -> None:
+    """The scenario must load: a construct the translation missed is refused here, by what
+    sim says of it, rather than written."""
+    from sim.model import load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = Path(tmp) / f"{source.path.stem}.yaml"
+        scenario.write_text(imported.text, encoding="utf-8")
+        try:
+            load(scenario)
+        except ScenarioError as exc:
+            raise ScenarioError(
+                [
+                    Problem(
+                        f"the translation is not a valid scenario ({p.path + ': ' if p.path else ''}"
+                        f"{p.message}), so it can't be imported",
+                        Place(str(source.path), 1, 1),
+                    )
+                    for p in exc.problems
+                ]
+            ) from None
 
 
 class _Translator:
@@ -117,16 +146,15 @@ class _Translator:
         self.negated_powers()
         self.names = names
         self.writer = Writer(names, self.ae)
-        if self.problems:
-            raise ScenarioError(self.problems)
+        self.writer.chain = self.chain
+        self.stages: list[_Stock] = []
+        self.current: tuple[str, list[str]] = ("", [])  # the element being written
         return self.build([e for e in model if not self.is_lookup(e)], clock)
 
     def negated_powers(self) -> None:
         """Vensim reads `-2^2` as -(2^2) = -4; PySD's parser folds the sign into the number
         first ((-2)^2 = 4), and its abstract model no longer tells the two apart."""
-        if self.source.kind != "vensim":
-            return
-        pattern = re.compile(r"(^|[=(,*/])\s*-\s*\d[\d.]*([eE][-+]?\d+)?\s*\^")
+        pattern = re.compile(r"(^|[=(,*/>])\s*-\s*\d[\d.]*([eE][-+]?\d+)?\s*\^")
         for number_, line in enumerate(self.source.text, start=1):
             if pattern.search(line.split("~")[0]):
                 self.problems.append(
@@ -258,11 +286,14 @@ class _Translator:
                     continue
                 comp = comps[0]
                 dims = self.over(comp.subscripts[0], element.name)
+                self.current = (name, dims)
                 ast = comp.ast
                 if isinstance(ast, self.ae.IntegStructure):
                     if ast.non_negative:
                         raise Unsupported("a non-negative stock (Stella's rationing)")
-                    stock = _Stock(name, element, comp, dims, element.units.strip() or "1")
+                    stock = _Stock(
+                        name, element, comp, dims, element.units.strip() or "1", ref=ref
+                    )
                     stock.terms = self.terms(ast.flow, 1)
                     stocks.append(stock)
                 elif isinstance(ast, (int, float, np.ndarray)) and not isinstance(ast, bool):
@@ -280,8 +311,9 @@ class _Translator:
                 self.refuse(element.name, str(exc))
         if self.problems:
             raise ScenarioError(self.problems)
-        scenario_stocks, flows = self.stocks_and_flows(stocks)
+        scenario_stocks, flows = self.stocks_and_flows(stocks + self.stages)
         record = [s.name for s in stocks] + list(variables)
+        original.update({s.name: s.element.name for s in self.stages})
         data: dict[str, Any] = {
             "name": self.name(self.source.path.stem)[:MAX_NAME],
             "description": (
@@ -326,6 +358,59 @@ class _Translator:
                 lines = [f"# {original[name]}", *_yaml({name: expr}).splitlines()]
                 out.append("".join(f"  {line}\n" for line in lines))
         return "".join(out)
+
+    def chain(self, delay: bool, x: Any, time: Any, initial: Any, order: int) -> str:
+        """Vensim's DELAY N (and DELAY1I, DELAY3I) and SMOOTH N (SMOOTHI, SMOOTH3I) as the
+        stocks it integrates: `order` stages, each of time/order. A delay's stage holds
+        what is in it (starting at initial x time/order) and passes on stage/(time/order);
+        a smooth's stage holds the smoothed value (starting at initial) and moves by
+        (what it follows - stage)/(time/order). The output is the last stage's."""
+        ae = self.ae
+        owner, dims = self.current
+        part = ae.ArithmeticStructure(["/"], (time, order))
+        refs = []
+        for i in range(order):
+            name = self.name(f"{owner}_stage_{i + 1}")
+            ref = "\x00" + name  # never one of PySD's references
+            self.names.variables[ref] = name
+            refs.append(ae.ReferenceStructure(ref))
+        stages = []
+        for i, ref in enumerate(refs):
+            upstream = x if i == 0 else refs[i - 1]
+            if delay:
+                into = upstream if i == 0 else ae.ArithmeticStructure(["/"], (upstream, part))
+                terms = [
+                    _Term(1, into, None),
+                    _Term(-1, ae.ArithmeticStructure(["/"], (ref, part)), None),
+                ]
+                start = ae.ArithmeticStructure(["*"], (initial, part))
+            else:
+                gap = ae.ArithmeticStructure(["-"], (upstream, ref))
+                terms = [_Term(1, ae.ArithmeticStructure(["/"], (gap, part)), None)]
+                start = initial
+            name = self.names.variables[ref.reference]
+            label = f"stage {i + 1} of {order} of {self.original_of(owner)}'s " + (
+                "delay" if delay else "smooth"
+            )
+            stages.append(
+                _Stock(
+                    name,
+                    SimpleNamespace(name=label, documentation=""),
+                    SimpleNamespace(ast=SimpleNamespace(initial=start)),
+                    dims,
+                    "1",
+                    terms,
+                    ref=ref.reference,
+                    stage=True,
+                )
+            )
+        self.stages += stages
+        last = refs[-1]
+        out = ae.ArithmeticStructure(["/"], (last, part)) if delay else last
+        return self.writer.write(out)
+
+    def original_of(self, name: str) -> str:
+        return next((o for r, o in self.originals.items() if self.names.variables.get(r) == name), name)
 
     def writer_name(self, ast: Any) -> str:
         try:
@@ -388,6 +473,8 @@ class _Translator:
                 dims.append(self.dim_of(self.elements[key(sub)]))
             else:
                 raise Unsupported(f"the subscript {sub}")
+        if len(set(dims)) < len(dims):
+            raise Unsupported(f"one range twice in a subscript ([{', '.join(first)}])")
         sizes = [len(self.members[d]) for d in dims]
         values = np.full(sizes, np.nan)
         for comp in element.components:
@@ -443,7 +530,7 @@ class _Translator:
         self, stocks: list[_Stock]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         by_name = {s.name: s for s in stocks}
-        stock_refs = {key(s.element.name): s.name for s in stocks}
+        stock_refs = {s.ref: s.name for s in stocks}
         self.stock_refs = stock_refs
         # Where each named flow goes: (stock, sign) per appearance.
         seen: dict[str, list[tuple[str, _Term]]] = {}
@@ -605,7 +692,17 @@ class _Translator:
         return False
 
 
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a scenario reads plainly: no anchors for lists shared in memory
+
+
 def _yaml(data: Any) -> str:
-    return yaml.safe_dump(
-        data, sort_keys=False, width=100, allow_unicode=True, default_flow_style=False
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        width=100,
+        allow_unicode=True,
+        default_flow_style=False,
     )
