@@ -179,11 +179,16 @@ class Writer:
             return f"(-{self.write(args[0])})"
         if ops == ["positive"]:
             return self.write(args[0])
+        if set(ops) == {"^"}:  # a^b^c is a^(b^c), in Vensim as in Python
+            out = self.write(args[-1])
+            for arg in reversed(args[:-1]):
+                out = f"({self.write(arg)} ** {out})"
+            return out
         out = self.write(args[0])
         for op, arg in zip(ops, args[1:], strict=True):
-            if op not in ("+", "-", "*", "/", "^"):
+            if op not in ("+", "-", "*", "/"):
                 raise Unsupported(f"the operator {op}")
-            out = f"({out} {'**' if op == '^' else op} {self.write(arg)})"
+            out = f"({out} {op} {self.write(arg)})"
         return out
 
     def _logic(self, node: Any) -> str:

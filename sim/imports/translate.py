@@ -148,13 +148,15 @@ class _Translator:
         self.writer = Writer(names, self.ae)
         self.writer.chain = self.chain
         self.stages: list[_Stock] = []
+        self.indicators: dict[str, str] = {}  # sim element -> its indicator parameter
+        self.indicator_specs: dict[str, Any] = {}
         self.current: tuple[str, list[str]] = ("", [])  # the element being written
         return self.build([e for e in model if not self.is_lookup(e)], clock)
 
     def negated_powers(self) -> None:
         """Vensim reads `-2^2` as -(2^2) = -4; PySD's parser folds the sign into the number
         first ((-2)^2 = 4), and its abstract model no longer tells the two apart."""
-        pattern = re.compile(r"(^|[=(,*/>])\s*-\s*\d[\d.]*([eE][-+]?\d+)?\s*\^")
+        pattern = re.compile(r"(^|[=(,*/>^+])\s*-\s*\d[\d.]*([eE][-+]?\d+)?\s*\^")
         for number_, line in enumerate(self.source.text, start=1):
             if pattern.search(line.split("~")[0]):
                 self.problems.append(
@@ -282,7 +284,17 @@ class _Translator:
                     if isinstance(comp, self.am.AbstractData):
                         raise Unsupported(self.writer_name(comp.ast))
                 if len(comps) > 1 or comps[0].subscripts[1]:
-                    parameters[name] = self.cells(element)
+                    numbers = all(
+                        isinstance(c.ast, (int, float, np.ndarray)) and not isinstance(c.ast, bool)
+                        for c in comps
+                    )
+                    if numbers:
+                        parameters[name] = self.cells(element)
+                    elif any(isinstance(c.ast, self.ae.IntegStructure) for c in comps):
+                        raise Unsupported("a stock defined element by element")
+                    else:
+                        variables[name] = self.by_element(element, name, parameters)
+                        self.asts[ref] = None
                     continue
                 comp = comps[0]
                 dims = self.over(comp.subscripts[0], element.name)
@@ -500,6 +512,81 @@ class _Translator:
             raise Unsupported("a subscripted constant that leaves some elements undefined")
         self.values[key(element.name)] = values
         return self.parameter(element, dims, values)
+
+    def positions(self, element: Any) -> list[str]:
+        """The dimension at each position of an element's subscripts."""
+        dims: list[str] = []
+        for sub in element.components[0].subscripts[0]:
+            if key(sub) in self.dims:
+                dims.append(self.dims[key(sub)])
+            elif key(sub) in self.elements:
+                dims.append(self.dim_of(self.elements[key(sub)]))
+            else:
+                raise Unsupported(f"the subscript {sub}")
+        if len(set(dims)) < len(dims):
+            raise Unsupported("one range twice in a subscript")
+        return dims
+
+    def covers(self, subs: list[str], dims: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Which cells `subs` (elements or whole ranges, one per dimension) select: as a mask,
+        and as a condition in sim's language (an indicator per element picked)."""
+        mask = np.ones([len(self.members[d]) for d in dims], dtype=bool)
+        terms = []
+        for axis, (sub, dim) in enumerate(zip(subs, dims, strict=True)):
+            if key(sub) in self.dims and self.dims[key(sub)] == dim:
+                continue
+            if key(sub) not in self.elements or self.dim_of(self.elements[key(sub)]) != dim:
+                raise Unsupported(f"the subscript {sub} where {dim} was expected")
+            elem = self.elements[key(sub)]
+            keep = np.zeros(len(self.members[dim]), dtype=bool)
+            keep[self.members[dim].index(elem)] = True
+            shape = [1] * len(dims)
+            shape[axis] = len(keep)
+            mask &= keep.reshape(shape)
+            terms.append(self.indicator(dim, elem))
+        return mask, terms
+
+    def indicator(self, dim: str, elem: str) -> str:
+        """A parameter over `dim`: 1 at `elem`, 0 elsewhere (made once per element)."""
+        if elem not in self.indicators:
+            name = self.name(f"is_{elem}")
+            self.indicators[elem] = name
+            self.indicator_specs[name] = {
+                "over": dim,
+                "value": [1.0 if e == elem else 0.0 for e in self.members[dim]],
+                "unit": "1",
+                "source": f"imported from {self.file}",
+                "description": f"1 at {self.subscript_names[elem]}, 0 elsewhere: which cells "
+                "an equation written element by element covers",
+            }
+        return self.indicators[elem]
+
+    def by_element(self, element: Any, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """A variable whose equation is written element by element (`x[a1] = ...`, `x[a2] =
+        ...`, EXCEPT): one expression, each cell taking its own equation's value by `where`
+        on indicators of the elements."""
+        dims = self.positions(element)
+        self.current = (name, dims)
+        covered = np.zeros([len(self.members[d]) for d in dims], dtype=bool)
+        pieces: list[tuple[str, str]] = []
+        for comp in element.components:
+            mask, terms = self.covers(comp.subscripts[0], dims)
+            for excepted in comp.subscripts[1]:
+                out, out_terms = self.covers(excepted, dims)
+                mask &= ~out
+                terms.append(f"not ({' and '.join(out_terms) or '1'})")
+            if (mask & covered).any():
+                raise Unsupported("an equation written twice for one cell")
+            covered |= mask
+            pieces.append((" and ".join(terms) or "1", self.writer.write(comp.ast)))
+        if not covered.all():
+            raise Unsupported("an equation written element by element that leaves cells out")
+        text = pieces[-1][1]
+        for cond, expr in reversed(pieces[:-1]):
+            text = f"where({cond}, {expr}, {text})"
+        parameters.update(self.indicator_specs)
+        self.indicator_specs = {}
+        return {"over": dims if len(dims) > 1 else dims[0], "value": text}
 
     def dim_of(self, element: str) -> str:
         return next(d for d, members in self.members.items() if element in members)

@@ -106,26 +106,32 @@ def reference_name(imported: Imported, series: str, ref: dict[str, np.ndarray]) 
     return f"{name}[{','.join(sorted(cells))}]"
 
 
-def mismatches(case: str, result: Run) -> tuple[list[str], int]:
-    """What differs from the reference (empty when all matches), and how many series match."""
+def mismatches(
+    case: str, result: Run, until: float | None = None
+) -> tuple[list[str], int, list[str]]:
+    """What differs from the reference (empty when all matches), how many series match, and
+    which series the reference file didn't save (up to Time `until`, when given)."""
     ref = reference(case)
     times = ref["time"]
     imported = result.imported
-    problems, matched = [], 0
+    problems, matched, unsaved = [], 0, []
     for series, values in result.series.items():
         name = reference_name(imported, series, ref)
         if name not in ref:
-            continue  # the reference file didn't save it
+            unsaved.append(series)
+            continue
         base = series.partition("[")[0]
         shift = 1 if base in imported.stocks else 0
         t = imported.initial_time + (np.arange(len(values)) + shift) * imported.step
         at = np.searchsorted(times, t - 1e-9 * max(1.0, abs(t[-1])))
         ok = (at < len(times)) & (np.abs(times[np.minimum(at, len(times) - 1)] - t) < 1e-6)
+        if until is not None:
+            ok &= t <= until
         got, want = values[ok], ref[name][at[ok]]
         if not ok.any():
             problems.append(f"{series}: no reference value at its times")
             continue
-        scale = max(1e-12, float(np.nanmax(np.abs(want))))
+        scale = max(1e-6, float(np.nanmax(np.abs(want))))
         bad = ~np.isclose(got, want, rtol=RTOL, atol=RTOL * scale, equal_nan=True)
         if bad.any():
             i = int(np.argmax(bad))
@@ -135,4 +141,4 @@ def mismatches(case: str, result: Run) -> tuple[list[str], int]:
             )
         else:
             matched += 1
-    return problems, matched
+    return problems, matched, unsaved

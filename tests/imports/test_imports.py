@@ -1,0 +1,108 @@
+"""`sim import` against the community's suite: each committed SDXorg test model is imported,
+run once, and every recorded stock and variable matched to the reference output Vensim (or
+Stella) wrote, over the whole trajectory; the models that use what has no translation are
+refused, each construct named with its line. suite.yaml says which is which."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sim.errors import ScenarioError
+
+pytest.importorskip("pysd")  # the `import` extra; CI installs it with `.[test]`
+
+from sim.cli.app import cli  # noqa: E402
+from sim.imports import translate  # noqa: E402
+from tests.imports.reference import MODELS, mismatches, model_file, run  # noqa: E402
+
+SUITE = yaml.safe_load((Path(__file__).parent / "suite.yaml").read_text())
+MATCH = sorted(c for c, spec in SUITE.items() if spec["expect"] == "match")
+REFUSED = sorted(c for c, spec in SUITE.items() if spec["expect"] == "refused")
+
+
+def test_the_suite_lists_every_committed_model():
+    folders = {p.name for p in MODELS.iterdir() if p.is_dir()}
+    assert folders == set(SUITE)
+    assert len(MATCH) >= 25
+
+
+@pytest.mark.parametrize("case", MATCH)
+def test_matches_the_reference(case: str, tmp_path: Path) -> None:
+    result = run(case, tmp_path)
+    problems, matched, unsaved = mismatches(case, result, SUITE[case].get("until"))
+    assert not problems, "\n".join(problems)
+    assert not unsaved, f"recorded but not in the reference: {unsaved}"
+    assert matched == len(result.series) > 0
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_refuses_what_it_cannot_translate(case: str) -> None:
+    path = model_file(case)
+    with pytest.raises(ScenarioError) as caught:
+        translate(path)
+    problems = caught.value.problems
+    text = "\n".join(str(p) for p in problems)
+    for construct in SUITE[case]["constructs"]:
+        assert construct in text, f"{construct!r} not named in:\n{text}"
+    for problem in problems:
+        assert problem.place is not None and problem.place.file == str(path), str(problem)
+        assert problem.place.line >= 1
+
+
+def test_stocks_vensim_lets_go_negative_are_balances(tmp_path: Path) -> None:
+    scenario = yaml.safe_load(translate(model_file("simple_harmonic_oscillator")).text)
+    kinds = {name: stock["kind"] for name, stock in scenario["stocks"].items()}
+    assert kinds == {
+        "position": "balance",
+        "speed": "balance",
+        "outside_m": "balance",  # one counterpart per unit, so every flow joins one unit
+        "outside_m_s": "balance",
+    }
+    assert all(flow.get("two_way") for flow in scenario["flows"].values())
+    # a stock that only receives a non-negative inflow stays a plain stock
+    stocks = yaml.safe_load(translate(model_file("subscript_1d_arrays")).text)["stocks"]
+    assert stocks["stock_a"]["kind"] == "stock"
+
+
+def test_names_units_and_sources(tmp_path: Path) -> None:
+    scenario = yaml.safe_load(translate(model_file("teacup")).text)
+    assert scenario["step"] == 0.125 and scenario["months"] == 30
+    room = scenario["parameters"]["room_temperature"]
+    assert room["unit"] == "Degrees Fahrenheit"
+    assert room["source"] == "imported from teacup.mdl"
+    assert room["description"].startswith("Room Temperature")
+    assert scenario["record"] == ["teacup_temperature", "heat_loss_to_room"]
+
+
+def test_the_command_writes_a_scenario_that_validates(tmp_path: Path) -> None:
+    out = tmp_path / "teacup.yaml"
+    runner = CliRunner()
+    done = runner.invoke(cli, ["import", str(model_file("teacup")), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    checked = runner.invoke(cli, ["validate", str(out)])
+    assert checked.exit_code == 0 and "warning" not in checked.output, checked.output
+    printed = runner.invoke(cli, ["import", str(model_file("teacup"))])
+    assert printed.exit_code == 0 and printed.output == out.read_text()
+
+
+def test_the_command_refuses_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "macro.yaml"
+    done = CliRunner().invoke(cli, ["import", str(model_file("macro_stock")), "--out", str(out)])
+    assert done.exit_code == 2
+    assert "test_macro_stock.mdl:3:1: expression_macro: the macro expression_macro" in done.output
+    assert not out.exists()
+
+
+def test_without_pysd_the_command_says_how_to_install_it(monkeypatch, tmp_path: Path) -> None:
+    for name in list(sys.modules):
+        if name.startswith("pysd"):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "pysd", None)  # `import pysd...` raises ImportError
+    done = CliRunner().invoke(cli, ["import", str(model_file("teacup"))])
+    assert done.exit_code == 2
+    assert "pip install -e '.[import]'" in done.output
