@@ -32,8 +32,9 @@ def import_command(model: Path, out: Path | None) -> None:
         click.echo(imported.text, nl=False)
         return
     write_bytes(imported.text.encode("utf-8"), out)
+    stocks = len(imported.stocks)
     click.echo(
-        f"{out}: {len(imported.stocks)} stocks, {len(imported.record)} recorded series "
+        f"{out}: {stocks} stock{'s' * (stocks != 1)}, {len(imported.record)} recorded series "
         f"(from {model.name})",
         err=True,
     )

@@ -6,6 +6,7 @@ naming it: nothing is approximated.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Names:
     """What the expressions of one model refer to: sim's name for each of PySD's references,
     the model's lookups, its dimensions and elements, and its clock."""
 
-    variables: Mapping[str, str]  # PySD reference -> sim name
+    variables: dict[str, str]  # PySD reference -> sim name
     lookups: Mapping[str, tuple[list[float], list[float]]]  # PySD reference -> (x, y)
     dimensions: Mapping[str, str]  # PySD dimension name -> sim name
     elements: Mapping[str, str]  # PySD element name -> sim name
@@ -260,7 +261,9 @@ class Writer:
         args = tuple(node.arguments)
         if ref in self.names.lookups:
             if len(args) != 1:
-                raise Unsupported(f"the lookup {node.function.reference} with {len(args)} arguments")
+                raise Unsupported(
+                    f"the lookup {node.function.reference} with {len(args)} arguments"
+                )
             return self._interp(args[0], self.names.lookups[ref])
         if ref in SAME:
             if len(args) != 1 and ref != "modulo":
@@ -310,8 +313,12 @@ class Writer:
         # interval < width, read at the middle of the tick as PULSE is (docs/language.md §9)
         start, interval, width, end = args
         at = f"(t + {number(self.names.step / 2)})"
-        s, i, w, e = (self._shifted(start), self.write(interval), self.write(width),
-                      self._shifted(end))
+        s, i, w, e = (
+            self._shifted(start),
+            self.write(interval),
+            self.write(width),
+            self._shifted(end),
+        )
         return (
             f"where(({at} >= {s}) and ({at} < {e}), "
             f"where(mod({at} - {s}, {i}) < where({w} > 0, {w}, {number(self.names.step)}), "
@@ -357,7 +364,7 @@ class Writer:
         xs, ys = table
         if len(xs) < 2:
             raise Unsupported("a lookup with fewer than two points")
-        if any(b <= a for a, b in zip(xs, xs[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(xs)):
             raise Unsupported("a lookup whose x points repeat")
         points = ", ".join(number(v).strip("()") for v in xs)
         values = ", ".join(number(v).strip("()") for v in ys)

@@ -193,7 +193,7 @@ class _Translator:
         for want in ("initial_time", "final_time", "time_step"):
             if want not in values:
                 label = want.replace("_", " ").upper()
-                self.refuse(label, f"a {label} that is not a number")
+                self.refuse(label, f"{label} that is not a number")
                 values[want] = {"initial_time": 0.0, "final_time": 1.0, "time_step": 1.0}[want]
         start, final, step = values["initial_time"], values["final_time"], values["time_step"]
         saveper = values.get("saveper", step)
@@ -303,9 +303,7 @@ class _Translator:
                 if isinstance(ast, self.ae.IntegStructure):
                     if ast.non_negative:
                         raise Unsupported("a non-negative stock (Stella's rationing)")
-                    stock = _Stock(
-                        name, element, comp, dims, element.units.strip() or "1", ref=ref
-                    )
+                    stock = _Stock(name, element, comp, dims, element.units.strip() or "1", ref=ref)
                     stock.terms = self.terms(ast.flow, 1)
                     stocks.append(stock)
                 elif isinstance(ast, (int, float, np.ndarray)) and not isinstance(ast, bool):
@@ -353,9 +351,7 @@ class _Translator:
         data["record"] = record
         original.update(self.subscript_names)
         text = self.header(start, step) + self.dump(data, original)
-        return Imported(
-            text, original, record, [s.name for s in stocks], start, step, saveper
-        )
+        return Imported(text, original, record, [s.name for s in stocks], start, step, saveper)
 
     def dump(self, data: dict[str, Any], original: dict[str, str]) -> str:
         """The YAML text; each variable's original name as a comment (a plain variable has
@@ -422,7 +418,9 @@ class _Translator:
         return self.writer.write(out)
 
     def original_of(self, name: str) -> str:
-        return next((o for r, o in self.originals.items() if self.names.variables.get(r) == name), name)
+        return next(
+            (o for r, o in self.originals.items() if self.names.variables.get(r) == name), name
+        )
 
     def writer_name(self, ast: Any) -> str:
         try:
@@ -613,9 +611,7 @@ class _Translator:
                 ref = key(node.reference)
         return [_Term(sign, node, ref)]
 
-    def stocks_and_flows(
-        self, stocks: list[_Stock]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    def stocks_and_flows(self, stocks: list[_Stock]) -> tuple[dict[str, Any], dict[str, Any]]:
         by_name = {s.name: s for s in stocks}
         stock_refs = {s.ref: s.name for s in stocks}
         self.stock_refs = stock_refs
@@ -653,8 +649,10 @@ class _Translator:
                     continue
                 outs = [lk for lk in links if lk[0] == stock.name]
                 ins = [lk for lk in links if lk[1] == stock.name]
-                if not outs and all(self.nonneg(lk[3], proven) for lk in ins) and self.nonneg(
-                    stock.component.ast.initial, proven
+                if (
+                    not outs
+                    and all(self.nonneg(lk[3], proven) for lk in ins)
+                    and self.nonneg(stock.component.ast.initial, proven)
                 ):
                     proven.add(stock.name)
                     changed = True
@@ -678,9 +676,8 @@ class _Translator:
             if frm is None or to is None:
                 used_outside.add(cloud)
             base = (
-                (label and self.names.variables[label])
-                or f"{end.name}_{'in' if frm is None else 'out'}"
-            )
+                label and self.names.variables[label]
+            ) or f"{end.name}_{'in' if frm is None else 'out'}"
             name = self.name(base, "_flow" if label else "")
             flow: dict[str, Any] = {}
             if end.dims:

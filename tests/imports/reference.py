@@ -39,7 +39,13 @@ def reference(case: str) -> dict[str, np.ndarray]:
     folder = MODELS / case
     path = next(p for p in (folder / "output.tab", folder / "output.csv") if p.exists())
     text = path.read_text(encoding="utf-8", errors="replace")
-    rows = [r for r in csv.reader(io.StringIO(text, newline=None), delimiter="\t" if path.suffix == ".tab" else ",") if r]
+    rows = [
+        r
+        for r in csv.reader(
+            io.StringIO(text, newline=None), delimiter="\t" if path.suffix == ".tab" else ","
+        )
+        if r
+    ]
     header = [c.strip() for c in rows[0]]
     out: dict[str, np.ndarray] = {}
     if key(header[0]) == "time" and not _number(header[1]):  # one column per variable

@@ -16,9 +16,9 @@ from sim.errors import ScenarioError
 
 pytest.importorskip("pysd")  # the `import` extra; CI installs it with `.[test]`
 
-from sim.cli.app import cli  # noqa: E402
-from sim.imports import translate  # noqa: E402
-from tests.imports.reference import MODELS, mismatches, model_file, run  # noqa: E402
+from sim.cli.app import cli
+from sim.imports import translate
+from tests.imports.reference import MODELS, mismatches, model_file, run
 
 SUITE = yaml.safe_load((Path(__file__).parent / "suite.yaml").read_text())
 MATCH = sorted(c for c, spec in SUITE.items() if spec["expect"] == "match")
@@ -106,3 +106,9 @@ def test_without_pysd_the_command_says_how_to_install_it(monkeypatch, tmp_path: 
     done = CliRunner().invoke(cli, ["import", str(model_file("teacup"))])
     assert done.exit_code == 2
     assert "pip install -e '.[import]'" in done.output
+
+
+def test_the_guides_example_is_what_sim_import_writes() -> None:
+    """examples/sir.yaml (docs/guide.md, section 17) is the import of the committed SIR model."""
+    shipped = Path(__file__).resolve().parents[2] / "examples" / "sir.yaml"
+    assert shipped.read_text() == translate(model_file("SIR")).text
