@@ -33,7 +33,7 @@ class Source:
         words = [re.escape(w) for w in re.split(r"[\s_]+", name.strip()) if w]
         spelled = r"[\s_]+".join(words)
         if self.kind == "vensim":
-            pattern = re.compile(rf'^\s*"?{spelled}"?\s*(\[[^\]]*\]\s*)?(=|\(|:=)', re.I)
+            pattern = re.compile(rf'^\s*"?{spelled}"?\s*(\[[^\]]*\]\s*)?(=|\(|:)', re.I)
         else:
             pattern = re.compile(rf'name\s*=\s*"{spelled}"', re.I)
         for number, line in enumerate(self.text, start=1):

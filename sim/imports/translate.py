@@ -130,6 +130,8 @@ class _Translator:
         for element in model:
             if self.is_lookup(element):
                 table = element.components[0].ast
+                if getattr(table, "type", "interpolate") != "interpolate":
+                    self.refuse(element.name, f"a lookup of type {table.type}")
                 lookups[key(element.name)] = (
                     [float(v) for v in table.x],
                     [float(v) for v in table.y],
@@ -214,7 +216,9 @@ class _Translator:
         self.members: dict[str, list[str]] = {}  # sim dimension -> sim elements
         self.subscript_names: dict[str, str] = {}  # sim name -> the model's
         owner: dict[str, str] = {}
+        self.refused_ranges: set[str] = set()
         for rng in section.subscripts:
+            self.refused_ranges.add(key(rng.name))  # until it is taken below
             if rng.mapping:
                 self.refuse(rng.name, f"the subscript mapping of {rng.name}")
                 continue
@@ -229,6 +233,7 @@ class _Translator:
                     f"{owner[key(shared[0])]})",
                 )
                 continue
+            self.refused_ranges.discard(key(rng.name))
             dim = self.name(rng.name)
             self.subscript_names[dim] = rng.name
             dims[key(rng.name)] = dim
@@ -441,6 +446,8 @@ class _Translator:
     def over(self, subscripts: list[str], where: str) -> list[str]:
         dims = []
         for sub in subscripts:
+            if key(sub) in self.refused_ranges:
+                raise Unsupported(f"an equation over the subscript range {sub}")
             if key(sub) not in self.dims:
                 raise Unsupported(f"an equation for the element {sub} alone (not a whole range)")
             dims.append(self.dims[key(sub)])
