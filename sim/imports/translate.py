@@ -332,7 +332,8 @@ class _Translator:
         data: dict[str, Any] = {
             "name": self.name(self.source.path.stem)[:MAX_NAME],
             "description": (
-                f"Imported by `sim import` from {self.file} ({self.source.kind.capitalize()}); "
+                f"Imported by `sim import` from {self.file} "
+                f"({'Vensim' if self.source.kind == 'vensim' else 'XMILE'}); "
                 f"one model time unit is one month. The model's Time is t"
                 + (f" + {number(start)}" if start else "")
                 + "."

@@ -112,3 +112,35 @@ def test_the_guides_example_is_what_sim_import_writes() -> None:
     """examples/sir.yaml (docs/guide.md, section 17) is the import of the committed SIR model."""
     shipped = Path(__file__).resolve().parents[2] / "examples" / "sir.yaml"
     assert shipped.read_text() == translate(model_file("SIR")).text
+
+
+def test_a_model_that_starts_at_another_time_runs_the_same(tmp_path: Path) -> None:
+    """INITIAL TIME is sim's t = 0: the input functions' times move with it."""
+    shifted = model_file("input_functions").read_text()
+    for was, now_ in [
+        ("PULSE(3, 2 )", "PULSE(103, 2 )"),
+        ("PULSE TRAIN(7 , 1 , 2 , 12)", "PULSE TRAIN(107 , 1 , 2 , 112)"),
+        ("RAMP(1, 14 , 17 )", "RAMP(1, 114 , 117 )"),
+        ("STEP(1, 1)", "STEP(1, 101)"),
+        ("FINAL TIME  = 25", "FINAL TIME  = 125"),
+        ("INITIAL TIME  = 0", "INITIAL TIME  = 100"),
+    ]:
+        assert was in shifted, f"the model no longer has {was}"
+        shifted = shifted.replace(was, now_)
+    (tmp_path / "later.mdl").write_text(shifted)
+    later, now = translate(tmp_path / "later.mdl"), translate(model_file("input_functions"))
+    assert "(t + 100)" not in now.text and "- 100" in later.text
+    for imported, name in ((now, "now"), (later, "later")):
+        (tmp_path / f"{name}.yaml").write_text(imported.text)
+    from tests.imports.reference import ENGINES, load, noise_draws, parameter_draws
+
+    def series(path: Path) -> dict:
+        model = load(path)
+        params = parameter_draws(model.parameters, "mc", 1, 1, 0, 1)
+        noise = noise_draws(model.noises, 1, 1, model.ticks, 0, 1)
+        return ENGINES["kernel"](model, params, noise, 0, 1, None).series
+
+    a, b = series(tmp_path / "now.yaml"), series(tmp_path / "later.yaml")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), key
