@@ -118,7 +118,7 @@ class _Translator:
         main, *others = self.source.sections
         for section in others:
             if section.type == "macro":
-                self.refuse(section.name, f"the macro {section.name}", "MACRO")
+                self.refuse(section.name, f"the macro {section.name}")
             else:
                 self.refuse(section.name, f"the {section.type} section {section.name}")
         clock = self.clock(main)
@@ -170,7 +170,7 @@ class _Translator:
                     )
                 )
 
-    def refuse(self, where: str, what: str, construct: str | None = None) -> None:
+    def refuse(self, where: str, what: str) -> None:
         self.problems.append(
             Problem(
                 f"{what} can't be imported: sim has no translation for it",
@@ -285,9 +285,9 @@ class _Translator:
             original[name] = element.name
             try:
                 comps = element.components
-                for comp in comps:
-                    if isinstance(comp, self.am.AbstractData):
-                        raise Unsupported(self.writer_name(comp.ast))
+                if any(isinstance(c, self.am.AbstractData) for c in comps):
+                    self.writer.write(comps[0].ast)  # names GET DATA and the like
+                    raise Unsupported("a data variable")
                 if len(comps) > 1 or comps[0].subscripts[1]:
                     numbers = all(
                         isinstance(c.ast, (int, float, np.ndarray)) and not isinstance(c.ast, bool)
@@ -302,7 +302,7 @@ class _Translator:
                         self.asts[ref] = None
                     continue
                 comp = comps[0]
-                dims = self.over(comp.subscripts[0], element.name)
+                dims = self.over(comp.subscripts[0])
                 self.current = (name, dims)
                 ast = comp.ast
                 if isinstance(ast, self.ae.IntegStructure):
@@ -428,13 +428,6 @@ class _Translator:
             (o for r, o in self.originals.items() if self.names.variables.get(r) == name), name
         )
 
-    def writer_name(self, ast: Any) -> str:
-        try:
-            self.writer.write(ast)
-        except Unsupported as exc:
-            return str(exc)
-        return "a data variable"
-
     def header(self, start: float, step: float) -> str:
         return (
             f"# Written by `sim import {self.file}`: every stock and variable of the model, "
@@ -444,7 +437,7 @@ class _Translator:
             "# stocks that Vensim lets go negative are balances. See docs/import.md.\n"
         )
 
-    def over(self, subscripts: list[str], where: str) -> list[str]:
+    def over(self, subscripts: list[str]) -> list[str]:
         dims = []
         for sub in subscripts:
             if key(sub) in self.refused_ranges:
@@ -644,9 +637,9 @@ class _Translator:
                     continue
                 label = term.ref or ""
                 if term.sign > 0:
-                    links.append((None, stock.name, self.rate(term.ast), term.ast, label))
+                    links.append((None, stock.name, self.writer.write(term.ast), term.ast, label))
                 else:
-                    links.append((stock.name, None, self.rate(term.ast), term.ast, label))
+                    links.append((stock.name, None, self.writer.write(term.ast), term.ast, label))
         # Which stocks provably never go below zero: no outflow, inflows and initial >= 0.
         proven: set[str] = set()
         changed = True
@@ -714,9 +707,6 @@ class _Translator:
 
     def original(self, ref: str) -> str:
         return self.originals.get(ref, ref)
-
-    def rate(self, ast: Any) -> str:
-        return self.writer.write(ast)
 
     def initial(self, stock: _Stock) -> Any:
         ast = stock.component.ast.initial
