@@ -17,6 +17,7 @@ LAYERS = [
     {"sim.errors"},
     {"sim.scenario", "sim.sampling"},
     {"sim.model"},
+    {"sim.imports"},
     {"sim.engine"},
     {"sim.study"},
     {"sim.analysis"},

@@ -57,6 +57,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "discover_command",
         "Find the parameter ranges behind the runs in RESULTS where...",
     ),
+    "import": (
+        "sim.cli.imports",
+        "import_command",
+        "Write a Vensim (.mdl) or XMILE (.xmile, .stmx) MODEL as a...",
+    ),
     "calibrate": (
         "sim.cli.calibrate",
         "calibrate_command",

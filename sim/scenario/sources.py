@@ -19,6 +19,8 @@ heading ends it, and text outside entries is free. A `source:` text cites entrie
 The rules (docs/language.md, "Sources"):
 
 - a source starting with "assumption" says what is assumed; any keys it cites are checked too;
+- a source starting with "imported from" names the model file the number was read from (`sim
+  import` writes it); it is neither free text nor a slip, with or without a sources file;
 - with a sources file declared, every cited key must have an entry (an error, located at the
   `source:` value, with the nearest key as a hint), and a source that neither starts with
   "assumption" nor cites a key is an error too: the scenario has opted into citing by key;
@@ -84,6 +86,11 @@ def cited(text: str) -> list[str]:
 
 def is_assumption(text: str) -> bool:
     return text.lstrip().lower().startswith("assumption")
+
+
+def is_imported(text: str) -> bool:
+    """`imported from MODEL.mdl`: the number is the model file's (written by `sim import`)."""
+    return text.lstrip().lower().startswith("imported from ")
 
 
 def read(path: Path) -> dict[str, Entry]:
@@ -262,7 +269,7 @@ def problems(scenario: Scenario, places: Mapping[PathKey, Place]) -> list[Proble
                         did_you_mean(key, entries) or f"{len(entries)} keys are defined in {path}",
                     )
                 )
-        if not keys and not is_assumption(text):
+        if not keys and not is_assumption(text) and not is_imported(text):
             out.append(
                 Problem(
                     f"the source neither cites a key of {scenario.sources} nor starts with "
@@ -287,7 +294,7 @@ def warnings(scenario: Scenario, places: Mapping[PathKey, Place]) -> list[Proble
     for field, text in texts(scenario):
         if cited(text):
             keyed.append((field, cited(text)[0]))
-        elif not is_assumption(text):
+        elif not is_assumption(text) and not is_imported(text):
             free.append(
                 Problem(
                     "the source is free text: it neither cites a [KEY] nor starts with "
