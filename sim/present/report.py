@@ -484,8 +484,8 @@ def drawn_outcomes(comparison: Comparison, rows: int = FIGURE_ROWS) -> list[str]
             break
         if array not in picked:
             picked.append(array)
-    keep = set(picked)
-    return [o for o in comparison.outcomes if array_of(o) in keep and o in set(rank)]
+    keep, differing = set(picked), set(rank)
+    return [o for o in comparison.outcomes if array_of(o) in keep and o in differing]
 
 
 def _outcome_figures(
