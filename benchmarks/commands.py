@@ -31,16 +31,13 @@ def timed(args: list[str]) -> tuple[float, float]:
     """(wall seconds, child CPU seconds) of one command, which must succeed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(args, cwd=ROOT, check=True, capture_output=True)
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    if done.returncode:
+        sys.exit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
-
-
-def median_of(args: list[str], repeat: int) -> tuple[float, float]:
-    turns = [timed(args) for _ in range(repeat)]
-    return statistics.median(w for w, _ in turns), statistics.median(c for _, c in turns)
 
 
 def main() -> None:
@@ -53,53 +50,50 @@ def main() -> None:
     )
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     n = str(args.runs)
+    helps_repeat = max(args.repeat, 5)
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in COMMANDS}
     with tempfile.TemporaryDirectory() as tmp:
-        cont, ends = Path(tmp) / "cont", Path(tmp) / "ends"
-        run = [
-            *SIM,
-            "run",
-            "scenarios/war_ends.yaml",
-            "-n",
-            n,
-            "-w",
-            "1",
-            "--out",
-            str(ends),
-            "--force",
-        ]
-        run_time = median_of(run, args.repeat)
-        subprocess.run(
-            [*SIM, "run", "scenarios/war_continues.yaml", "-n", n, "-w", "1", "--out", str(cont)],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        compare = median_of([*SIM, "compare", str(cont), str(ends)], args.repeat)
-        page = Path(tmp) / "report.html"
-        report = median_of(
-            [*SIM, "report", str(cont), str(ends), "--out", str(page), "--force"], args.repeat
-        )
-    helps = median_of([*SIM, "--help"], max(args.repeat, 5))
-    bare = median_of([sys.executable, "-c", "import click, rich"], max(args.repeat, 5))
+        cont, ends, page = Path(tmp) / "cont", Path(tmp) / "ends", Path(tmp) / "report.html"
+        run_cont = [*SIM, "run", "scenarios/war_continues.yaml", "-n", n, "-w", "1"]
+        timed([*run_cont, "--out", str(cont)])
+        commands = {
+            "run": [*SIM, "run", "scenarios/war_ends.yaml", "-n", n, "-w", "1"]
+            + ["--out", str(ends), "--force"],
+            "compare": [*SIM, "compare", str(cont), str(ends)],
+            "report": [*SIM, "report", str(cont), str(ends), "--out", str(page), "--force"],
+        }
+        for _ in range(args.repeat):
+            for key, command in commands.items():
+                times[key].append(timed(command))
+        for _ in range(helps_repeat):
+            times["bare"].append(timed([sys.executable, "-c", "import click, rich"]))
+            times["help"].append(timed([*SIM, "--help"]))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    rows = [
-        ("sim run war_ends (1 worker)", run_time, None, None),
-        ("sim compare of the two", compare, run_time, 0.25),
-        ("sim report of the two", report, run_time, 0.5),
-        ("python -c 'import click, rich'", bare, None, None),
-        ("sim --help", helps, bare, 3.0),
-    ]
-    print(
-        f"\n{args.runs:,} runs a study; median of {args.repeat} turns (--help: {max(args.repeat, 5)})"
-    )
+    print(f"\n{args.runs:,} runs a study; median of {args.repeat} turns (--help: {helps_repeat})")
     print(f"{'':34} {'wall s':>8} {'CPU s':>8}   ratio (wall, CPU) vs target")
-    for label, (wall, cpu), against, target in rows:
-        line = f"{label:34} {wall:8.2f} {cpu:8.2f}"
+    for key, (label, against, target) in COMMANDS.items():
+        walls, cpus = ([t[i] for t in times[key]] for i in (0, 1))
+        line = f"{label:34} {statistics.median(walls):8.2f} {statistics.median(cpus):8.2f}"
         if against is not None and target is not None:
-            rw, rc = wall / against[0], cpu / against[1]
-            verdict = "meets" if max(rw, rc) <= target else "misses"
-            line += f"   {rw:.2f}, {rc:.2f} vs <= {target:g}: {verdict}"
+            ratios = [
+                (w / rw, c / rc)
+                for (w, c), (rw, rc) in zip(times[key], times[against], strict=True)
+            ]
+            rw_, rc_ = (statistics.median(r[i] for r in ratios) for i in (0, 1))
+            verdict = "meets" if max(rw_, rc_) <= target else "misses"
+            turns = " ".join(f"{w:.2f}/{c:.2f}" for w, c in ratios)
+            line += f"   {rw_:.2f}, {rc_:.2f} vs <= {target:g}: {verdict} (turns {turns})"
         print(line)
+
+
+# What each row is: (label, the row it is measured against, the target ratio).
+COMMANDS: dict[str, tuple[str, str | None, float | None]] = {
+    "run": ("sim run war_ends (1 worker)", None, None),
+    "compare": ("sim compare of the two", "run", 0.25),
+    "report": ("sim report of the two", "run", 0.5),
+    "bare": ("python -c 'import click, rich'", None, None),
+    "help": ("sim --help", "bare", 3.0),
+}
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import io
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -22,18 +23,21 @@ from rich.table import Table
 
 from sim.analysis.compare import ROW_FIELDS, Comparison, kept_runs
 from sim.analysis.compare import compare as compare_results
-from sim.analysis.saved import kind_of
 from sim.cli.common import dump_json
 from sim.errors import ResultsError
 from sim.model import load
-from sim.present.describe import observation_table, posterior_line
 from sim.present.tables import Fit, comparison_cells, threshold_cells
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.manifest import is_analysis, read_json
-from sim.study.posterior import Posterior, read_posterior
 from sim.study.results import Results
-from sim.study.runner import run as run_model
+
+if TYPE_CHECKING:
+    from sim.study.posterior import Posterior
+
+# Analysis folders, scenario files and posteriors are the less common sources: what reads or
+# runs them is imported when they are given (a comparison of two results folders waits for
+# the imports it needs, nothing more).
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
@@ -301,6 +305,8 @@ def _gather(
     for k, path in enumerate(sources):
         if not is_scenario[k]:
             if _analysis_folder(path):
+                from sim.analysis.saved import kind_of
+
                 kind = kind_of(path) or "damaged"
                 raise ResultsError(
                     f"{path} holds a {kind} analysis, not a run's results; "
@@ -308,6 +314,9 @@ def _gather(
                 )
             loaded[k] = Results.load(path)
     if any(is_scenario):
+        from sim.study.posterior import read_posterior
+        from sim.study.runner import run as run_model
+
         models = {k: load(p) for k, p in enumerate(sources) if is_scenario[k]}
         base = next(iter(loaded.values()), None)
         first = next(iter(models.values()))
@@ -337,6 +346,10 @@ def _print_posteriors(console: Console, table: Comparison) -> None:
         if p is not None:
             shown.setdefault(str(p.get("sha256")), []).append(label)
             info[str(p.get("sha256"))] = p
+    if not shown:
+        return
+    from sim.present.describe import observation_table, posterior_line
+
     for sha, labels in shown.items():
         p = info[sha]
         console.print(escape(f"{', '.join(labels)}: {posterior_line(p)}"), soft_wrap=True)

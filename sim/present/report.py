@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from html import escape, unescape
 from typing import Any
 
+from sim.analysis.cells import array_of, grouped
 from sim.analysis.compare import Comparison, kept_runs
 from sim.analysis.saved import Saved, stale
 from sim.present.figures import fan_figure, outcome_figure, outcome_meaning, png_bytes
@@ -32,12 +33,15 @@ from sim.present.report_sections import (
     stale_note,
 )
 from sim.present.report_sections import section as analysis_section
-from sim.present.summary import findings, summary_figure, threshold_sentences
+from sim.present.summary import TOP, findings, ranked, summary_figure, threshold_sentences
 from sim.present.tables import comparison_cells, threshold_cells
 from sim.study.results import Results
 from sim.study.store import REPORT_MARK as _MARK
 
 REPORT_MARK = _MARK.decode()
+# Rows of the report's outcome figure (an array's cells share one): as many as the summary
+# has sentences, unless --outcome names what to show.
+FIGURE_ROWS = TOP
 
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
@@ -134,7 +138,7 @@ def render(
             _reading(comparison),
         ]
         if figures:
-            detail.append(_figures(comparison, results))
+            detail.append(_figures(comparison, results, every=outcomes is not None))
     elif generated:
         parts.append(f'<p class="sub">Generated {escape(generated)}.</p>')
     detail += [
@@ -440,11 +444,14 @@ def _differing(comparison: Comparison, outcomes: dict[str, dict[str, Any]]) -> s
     )
 
 
-def _figures(comparison: Comparison, results: Sequence[Results]) -> str:
+def _figures(comparison: Comparison, results: Sequence[Results], every: bool = False) -> str:
+    """The outcome figure (the FIGURE_ROWS outcomes that differ most; `every`: all that
+    differ) and the fan charts."""
     differing = [o for o in comparison.outcomes if o not in comparison.identical]
     out = [] if differing else ["<h2>Outcome distributions</h2><p>No outcome differs.</p>"]
     if differing:
-        out += _outcome_figures(comparison.select(differing), results)
+        rows = len(grouped(differing)) if every else FIGURE_ROWS
+        out += _outcome_figures(comparison.select(differing), results, rows)
     fan = fan_figure(results, comparison.scenarios, given=comparison.given)
     if fan is not None:
         out += [
@@ -456,7 +463,47 @@ def _figures(comparison: Comparison, results: Sequence[Results]) -> str:
     return "".join(out)
 
 
-def _outcome_figures(comparison: Comparison, results: Sequence[Results]) -> list[str]:
+def drawn_outcomes(comparison: Comparison, rows: int = FIGURE_ROWS) -> list[str]:
+    """The differing outcomes the report's outcome figure draws, in the comparison's order:
+    those a --threshold condition names (the summary quotes them), then those that differ
+    most as the summary ranks them, up to `rows` figure rows (an array's cells share one).
+    Drawing is most of a report's wait, and a row per differing outcome made a figure four
+    feet tall; the table above has every outcome's numbers."""
+    rank = ranked(comparison)
+    named = [
+        o
+        for o in rank
+        if any(
+            re.search(rf"(?<![\w.]){re.escape(array_of(o))}\b", t.condition)
+            for t in comparison.thresholds
+        )
+    ]
+    picked: list[str] = list(grouped(named))
+    for array in grouped(rank):
+        if len(picked) >= rows:
+            break
+        if array not in picked:
+            picked.append(array)
+    keep, differing = set(picked), set(rank)
+    return [o for o in comparison.outcomes if array_of(o) in keep and o in differing]
+
+
+def _outcome_figures(
+    comparison: Comparison, results: Sequence[Results], rows: int = FIGURE_ROWS
+) -> list[str]:
+    drawn = set(drawn_outcomes(comparison, rows))
+    shown = comparison.select([o for o in comparison.outcomes if o in drawn])
+    rest = list(grouped(o for o in comparison.outcomes if o not in drawn))
+    which = "that differ most, relative to their spread (as the summary ranks them)"
+    if comparison.thresholds:
+        which = "a --threshold condition names, and those " + which
+    left_out = (
+        f'<p class="legend">Drawn: the outcomes {which}. Not drawn, their numbers in the '
+        f"table above: {escape(', '.join(rest))}. <code>sim compare --plot</code> draws "
+        "every outcome.</p>"
+        if rest
+        else ""
+    )
     return [
         "<h2>Outcome distributions</h2>",
         "<p>Left: each scenario's cumulative distribution (the share of runs at or below a "
@@ -464,9 +511,10 @@ def _outcome_figures(comparison: Comparison, results: Sequence[Results]) -> list
         "differences against the first scenario when runs are paired, with the mean "
         "difference and its confidence band.</p>",
         _img(
-            png_bytes(outcome_figure(comparison, kept_runs(results, comparison.given))),
+            png_bytes(outcome_figure(shown, kept_runs(results, comparison.given))),
             "Outcome distributions",
         ),
+        left_out,
     ]
 
 

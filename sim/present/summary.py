@@ -54,6 +54,19 @@ def findings(comparison: Comparison, top: int = TOP) -> list[Finding]:
     return out[:top]
 
 
+def ranked(comparison: Comparison) -> list[str]:
+    """Every outcome that differs between the scenarios, most different first, as `findings`
+    ranks them (an outcome's largest |mean difference| in sds over the scenarios after the
+    first). Outcomes with no finite mean difference (no run with a value in both scenarios,
+    though they differ) come first: a summary sentence can't say them, a figure must."""
+    same = set(comparison.identical)
+    differing = [o for o in comparison.outcomes if o not in same]
+    found = findings(comparison, top=len(comparison.differences))
+    said = list(dict.fromkeys(f.outcome for f in found))
+    unsaid = [o for o in differing if o not in set(said)]
+    return unsaid + said
+
+
 def threshold_sentences(comparison: Comparison) -> list[str]:
     """ "P(food_shortfall_months > 24) is 28% in war_ends against 23% in war_continues (+5
     points, 95% interval +3 to +7)." per threshold and scenario after the first."""

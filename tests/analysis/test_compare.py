@@ -14,15 +14,19 @@ import pyarrow as pa
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 import sim
 from sim.analysis.compare import (
+    KS_EXACT_UP_TO,
     MIN_RESAMPLES,
     N_RESAMPLES,
     ROW_FIELDS,
     compare,
     difference,
+    distances,
     pairing,
     resamples_for,
 )
@@ -207,6 +211,30 @@ def test_distances_match_definitions() -> None:
     assert 0 <= d.ks_pvalue < 1e-6
     # Equal sizes: the 1-Wasserstein distance is the mean gap between sorted samples.
     assert d.wasserstein == pytest.approx(np.mean(np.abs(x - y)), rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.tuples(st.integers(1, 2 * KS_EXACT_UP_TO), st.integers(1, 2 * KS_EXACT_UP_TO)),
+    levels=st.sampled_from([0, 3, 40]),  # 0: continuous values, else that many distinct ones
+    shift=st.floats(-1, 1),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_distances_are_scipys_to_the_bit(
+    sizes: tuple[int, int], levels: int, shift: float, seed: int
+) -> None:
+    # `distances` computes KS and Wasserstein from one sort per sample: it must give exactly
+    # what scipy gives, on both sides of ks_2samp's exact/asymptotic switch, ties and signed
+    # zeros included.
+    rng = np.random.default_rng(seed)
+    a, b = (rng.normal(size=n) for n in sizes)
+    b += shift
+    if levels:
+        a, b = np.round(a * levels / 4) * 1.0, np.round(b * levels / 4) * 1.0
+        a[rng.random(len(a)) < 0.3] = -0.0
+    ks = stats.ks_2samp(a, b)
+    expected = (float(ks.statistic), float(ks.pvalue), float(stats.wasserstein_distance(a, b)))
+    assert distances(a, b) == expected
 
 
 def test_ties_split_between_greater_and_equal() -> None:

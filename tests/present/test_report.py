@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import sim
 from sim.analysis.compare import compare
 from sim.cli import cli
-from sim.present.report import render
+from sim.present.report import FIGURE_ROWS, drawn_outcomes, render
 from sim.study.results import Results
 from tests.analysis.test_compare import synthetic, variant_file
 from tests.helpers import BAKERY
@@ -195,3 +195,23 @@ def test_report_states_the_condition_and_the_thresholds_near_the_top(tmp_path: P
     bad = CliRunner().invoke(cli, [*args, "--given", "price > 1000"])
     assert bad.exit_code == 2 and "holds in none" in bad.output
     assert "Threshold probabilities" not in html.split('<h2 id="comparison">Comparison</h2>')[1]
+
+
+def test_outcome_figure_draws_the_outcomes_that_differ_most() -> None:
+    rng = np.random.default_rng(3)
+    base = {f"x{k}": rng.normal(size=400) for k in range(9)}
+    a = synthetic("A", base, seed=1)
+    b = synthetic("B", {name: v + 0.1 * k for k, (name, v) in enumerate(base.items())}, seed=1)
+    table = compare(a, b)
+    assert table.identical == ("x0",)
+    largest = [f"x{k}" for k in range(8, 8 - FIGURE_ROWS, -1)]
+    assert drawn_outcomes(table) == sorted(largest)
+    html = render(table, [a, b])
+    rest = [f"x{k}" for k in range(1, 9 - FIGURE_ROWS)]
+    assert f"Not drawn, their numbers in the table above: {', '.join(rest)}." in html
+    # an outcome a threshold names is drawn however little it differs
+    named = compare(a, b, thresholds=["x1 > 0"])
+    assert "x1" in drawn_outcomes(named) and len(drawn_outcomes(named)) == FIGURE_ROWS
+    # outcomes named with --outcome are all drawn
+    every = render(compare(a, b, outcomes=list(base)), [a, b], outcomes=list(base))
+    assert "Not drawn" not in every and len(parse(every).images) == 2  # no series: no fan
