@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.padding import Padding
 from rich.segment import Segment
@@ -16,6 +17,7 @@ from rich.text import Text
 
 from sim.analysis.cells import split
 from sim.analysis.compare import Comparison
+from sim.analysis.drivers import FLOOR_QUANTILE, Drivers
 from sim.present.numbers import interval, number, pvalue
 
 
@@ -151,6 +153,76 @@ def _shares(low: float, high: float, signed: bool = False) -> str:
     if signed:
         return f"[{low * 100:+.1f}, {high * 100:+.1f}]".replace("-", "−")
     return f"[{low:.1%}, {high:.1%}]"
+
+
+def drivers_table(res: Drivers, outcome: str, top: int) -> Table:
+    """What decides `outcome` (or its paired difference): the `top` inputs by η², with the
+    interval, the noise floor and Spearman's ρ; print it in a `Fit` (whole=(1,)), so no
+    input's name is cut."""
+    k = res.outcomes.index(outcome)
+    unit = res.units.get(outcome, "")
+    ranked = res.ranked(outcome)
+    title = (
+        f"{res.scenario}: what decides {res.label(outcome)}"
+        + (f" ({unit}; " if unit not in ("", "1") else " (")
+        + f"mean {number(res.mean[k])}, sd {number(res.sd[k])}); {res.used[k]:,} of "
+        f"{res.runs:,} runs" + (f", {_posterior_short(res)}" if res.posterior else "")
+    )
+    table = Table(title=escape(title), title_justify="left")
+    for col, justify in (
+        ("#", "right"),
+        ("input", "left"),
+        ("η² (first order)", "right"),
+        (f"[{res.confidence:.0%} CI]", "right"),
+        ("noise floor", "right"),
+        ("Spearman ρ", "right"),
+        ("drawn from", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in ranked[:top]:
+        faint = "" if r.above_floor else "dim"
+        table.add_row(
+            str(r.rank),
+            escape(r.input)
+            + (f" (only in {escape(r.source)})" if _only(r.input, r.source) else ""),
+            f"{r.index:.3f}",
+            f"[{r.low:.3f}, {r.high:.3f}]",
+            f"{r.floor:.3f}",
+            f"{r.spearman:+.2f}".replace("-", "−"),
+            escape(res.distributions.get(r.input, "")),
+            style=faint,
+        )
+    if len(ranked) > top:
+        table.add_row("", f"… {len(ranked) - top} more (in drivers.parquet)", *[""] * 5)
+    return table
+
+
+def drivers_legend(res: Drivers) -> list[str]:
+    """What the drivers table's columns mean, and what they do not, one sentence each."""
+    return [
+        "η²: the share of the variance that knowing the input alone removes, "
+        "Var(E[Y | input]) / Var(Y), from the runs as given ("
+        + ", ".join(sorted({f"{b} bins" for b in res.bins.ravel().tolist() if b}))
+        + " on the input's quantiles, bias-corrected).",
+        "Not a variance decomposition: inputs that are correlated (as a posterior's are) share "
+        "the credit, and the shares need not sum to 1.",
+        f"[ ]: {res.confidence:.0%} bootstrap interval over {res.resamples} resamples of the "
+        f"runs. Noise floor: the index of the input shuffled against the outcome "
+        f"({FLOOR_QUANTILE:.0%} of {res.permutations} shuffles); dim rows are not above it.",
+        "Spearman ρ: rank correlation, its sign the direction (blind to effects that are not "
+        "monotone).",
+    ]
+
+
+def _only(name: str, source: str) -> bool:
+    """Whether an input comes from one scenario's folder without saying so in its name."""
+    return bool(source) and not name.endswith(f"({source})")
+
+
+def _posterior_short(res: Drivers) -> str:
+    info = res.posterior or {}
+    held = list(info.get("parameters", []))
+    return f"{len(held)} parameter{'s' * (len(held) != 1)} from posterior {str(info.get('sha256', ''))[:12]}…"
 
 
 # -- terminal tables that never cut a name ---------------------------------------------------
