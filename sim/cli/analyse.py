@@ -43,7 +43,7 @@ from sim.errors import ScenarioError
 from sim.model import load
 from sim.present.describe import posterior_line
 from sim.present.numbers import number
-from sim.present.tables import Fit, drivers_legend, drivers_table
+from sim.present.tables import DRIVERS_WHOLE, Fit, drivers_legend, drivers_table
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.guards import parse_size
@@ -601,7 +601,8 @@ def drivers_command(
     the runs into equal-count bins on the parameter's quantiles (bias-corrected), with a
     bootstrap interval, a noise floor (the index of the parameter shuffled) and Spearman's
     rank correlation. With --baseline, Y is the paired difference RESULTS − DIR, run by run.
-    Correlated inputs share credit: the shares need not sum to 1.
+    Correlated inputs share credit: the shares need not sum to 1. Writes an analysis folder
+    (drivers.parquet, drivers.png, manifest.json); `sim report` does not show it yet.
     """
     if top < 1:
         raise click.UsageError("--top must be at least 1")
@@ -651,7 +652,7 @@ def drivers_command(
         return
     console = out_console()
     for outcome in res.outcomes:
-        console.print(Fit(drivers_table(res, outcome, top), whole=(1,)))
+        console.print(Fit(drivers_table(res, outcome, top), whole=DRIVERS_WHOLE))
     for line in drivers_legend(res):
         console.print(f"[dim]{escape(line)}[/dim]")
     if res.constant:

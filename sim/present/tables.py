@@ -157,8 +157,8 @@ def _shares(low: float, high: float, signed: bool = False) -> str:
 
 def drivers_table(res: Drivers, outcome: str, top: int) -> Table:
     """What decides `outcome` (or its paired difference): the `top` inputs by η², with the
-    interval, the noise floor and Spearman's ρ; print it in a `Fit` (whole=(1,)), so no
-    input's name is cut."""
+    interval, the noise floor and Spearman's ρ; print it in a `Fit` (whole=WHOLE), so no
+    input's name or distribution is cut."""
     k = res.outcomes.index(outcome)
     unit = res.units.get(outcome, "")
     ranked = res.ranked(outcome)
@@ -170,19 +170,17 @@ def drivers_table(res: Drivers, outcome: str, top: int) -> Table:
     )
     table = Table(title=escape(title), title_justify="left")
     for col, justify in (
-        ("#", "right"),
-        ("input", "left"),
-        ("η² (first order)", "right"),
+        ("input (by η²)", "left"),
+        ("η²", "right"),
         (f"[{res.confidence:.0%} CI]", "right"),
-        ("noise floor", "right"),
-        ("Spearman ρ", "right"),
+        ("floor", "right"),
+        ("Spearman", "right"),
         ("drawn from", "left"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in ranked[:top]:
         faint = "" if r.above_floor else "dim"
         table.add_row(
-            str(r.rank),
             escape(r.input)
             + (f" (only in {escape(r.source)})" if _only(r.input, r.source) else ""),
             f"{r.index:.3f}",
@@ -193,23 +191,28 @@ def drivers_table(res: Drivers, outcome: str, top: int) -> Table:
             style=faint,
         )
     if len(ranked) > top:
-        table.add_row("", f"… {len(ranked) - top} more (in drivers.parquet)", *[""] * 5)
+        table.add_row(f"… {len(ranked) - top} more (in drivers.parquet)", *[""] * 5)
     return table
+
+
+DRIVERS_WHOLE = (0, 2, 5)  # columns never broken: the names, intervals and distributions
 
 
 def drivers_legend(res: Drivers) -> list[str]:
     """What the drivers table's columns mean, and what they do not, one sentence each."""
     return [
-        "η²: the share of the variance that knowing the input alone removes, "
-        "Var(E[Y | input]) / Var(Y), from the runs as given ("
+        "η²: first-order index from the runs as given, the share of the variance that knowing "
+        "the input alone removes, "
+        "Var(E[Y | input]) / Var(Y) ("
         + ", ".join(sorted({f"{b} bins" for b in res.bins.ravel().tolist() if b}))
         + " on the input's quantiles, bias-corrected).",
         "Not a variance decomposition: inputs that are correlated (as a posterior's are) share "
         "the credit, and the shares need not sum to 1.",
         f"[ ]: {res.confidence:.0%} bootstrap interval over {res.resamples} resamples of the "
-        f"runs. Noise floor: the index of the input shuffled against the outcome "
-        f"({FLOOR_QUANTILE:.0%} of {res.permutations} shuffles); dim rows are not above it.",
-        "Spearman ρ: rank correlation, its sign the direction (blind to effects that are not "
+        f"runs. Floor: what an input that does not matter scores, the index of the input "
+        f"shuffled against the outcome ({FLOOR_QUANTILE:.0%} quantile of {res.permutations} "
+        "shuffles); dim rows are not above it.",
+        "Spearman: rank correlation, its sign the direction (blind to effects that are not "
         "monotone).",
     ]
 
