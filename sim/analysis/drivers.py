@@ -153,7 +153,8 @@ def first_order(
     # percentile interval moved back by that shift (the bootstrap's estimate of bias).
     shift = boot.mean(axis=1) - index
     low, high = np.quantile(boot, [tail, 1 - tail], axis=1) - shift
-    rho = np.array([stats.spearmanr(x[i], y).statistic for i in range(d)], dtype=float)
+    rho = np.asarray(stats.spearmanr(np.vstack([x, y]), axis=1).statistic, dtype=float)
+    rho = rho[-1, :-1] if rho.ndim == 2 else np.array([float(rho)])
     return Estimates(
         index=index,
         low=low,
@@ -164,8 +165,8 @@ def first_order(
     )
 
 
-def _partition(x: np.ndarray, m: int) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-    """Each input's bins as one sparse one-hot matrix (runs × all bins, input after input),
+def _partition(x: np.ndarray, m: int) -> tuple[sparse.csc_matrix, np.ndarray, np.ndarray]:
+    """Each input's bins as one sparse one-hot matrix (all bins, input after input, × runs),
     the first column of each input's bins, and how many bins each has.
 
     A run's bin is floor(r·M/N) for the smallest rank r of its value, so runs tied on a value
@@ -177,26 +178,30 @@ def _partition(x: np.ndarray, m: int) -> tuple[sparse.csr_matrix, np.ndarray, np
     starts = np.empty(d, dtype=np.int64)
     for i in range(d):
         rank = stats.rankdata(x[i], method="min").astype(np.int64) - 1
-        _, label = np.unique(rank * m // n, return_inverse=True)
-        starts[i], used[i] = offset, label.max() + 1
+        raw = rank * m // n
+        kept = np.cumsum(np.bincount(raw, minlength=m) > 0) - 1  # empty bins dropped
+        label = kept[raw]
+        starts[i], used[i] = offset, kept[-1] + 1
         columns[i] = offset + label
         offset += int(used[i])
     rows = np.tile(np.arange(n), d)
-    one_hot = sparse.csr_matrix(
-        (np.ones(d * n), (rows, columns.ravel())), shape=(n, offset), dtype=float
+    # Bins × runs, stored by run (CSC): a product with the runs' weights (runs × k) then
+    # reads the weights in order and adds each run's row into its d bins, which stay cached.
+    one_hot = sparse.csc_matrix(
+        (np.ones(d * n), (columns.ravel(), rows)), shape=(offset, n), dtype=float
     )
     return one_hot, starts, used
 
 
 def _eta(
-    one_hot: sparse.csr_matrix, starts: np.ndarray, w: np.ndarray, z: np.ndarray
+    one_hot: sparse.csc_matrix, starts: np.ndarray, w: np.ndarray, z: np.ndarray
 ) -> np.ndarray:
     """Bias-corrected η² (d, k) for k weightings `w` (n, k) of the runs (bootstrap
     multiplicities, or ones), of `z` (n,) or k columns of it (n, k: permutations)."""
     wz = w * (z[:, None] if z.ndim == 1 else z)
     wzz = wz * (z[:, None] if z.ndim == 1 else z)
-    count = np.asarray(one_hot.T @ w)  # (bins, k)
-    total = np.asarray(one_hot.T @ wz)
+    count = np.asarray(one_hot @ w)  # (bins, k)
+    total = np.asarray(one_hot @ wz)
     n, big_n = w.sum(axis=0), w.shape[0]
     ss_total = wzz.sum(axis=0) - wz.sum(axis=0) ** 2 / n
     with np.errstate(invalid="ignore", divide="ignore"):
