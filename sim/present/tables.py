@@ -183,9 +183,9 @@ def drivers_table(res: Drivers, outcome: str, top: int) -> Table:
         table.add_row(
             escape(r.input)
             + (f" (only in {escape(r.source)})" if _only(r.input, r.source) else ""),
-            f"{r.index:.3f}",
-            f"[{r.low:.3f}, {r.high:.3f}]",
-            f"{r.floor:.3f}",
+            _three(r.index),
+            f"[{_three(r.low)}, {_three(r.high)}]",
+            _three(r.floor),
             f"{r.spearman:+.2f}".replace("-", "−"),
             escape(res.distributions.get(r.input, "")),
             style=faint,
@@ -215,6 +215,12 @@ def drivers_legend(res: Drivers) -> list[str]:
         "Spearman: rank correlation, its sign the direction (blind to effects that are not "
         "monotone).",
     ]
+
+
+def _three(v: float) -> str:
+    """An index to three decimals; one that rounds to zero is 0.000, never -0.000."""
+    text = f"{v:.3f}"
+    return "0.000" if text == "-0.000" else text
 
 
 def _only(name: str, source: str) -> bool:
