@@ -190,8 +190,9 @@ def drivers_table(res: Drivers, outcome: str, top: int) -> Table:
             escape(res.distributions.get(r.input, "")),
             style=faint,
         )
-    if len(ranked) > top:
-        table.add_row(f"… {len(ranked) - top} more (in drivers.parquet)", *[""] * 5)
+    if len(ranked) > top:  # a caption, not a row: the input column stays as wide as a name
+        table.caption = f"… {len(ranked) - top} more inputs (in drivers.parquet)"
+        table.caption_justify = "left"
     return table
 
 

@@ -228,7 +228,7 @@ def test_the_command_prints_a_table_and_writes_its_folder(pantries, tmp_path):
     assert code == 0, text
     assert "what decides short_months(pantry_open) − short_months(pantry)" in text
     assert "input (by η²)" in text and "floor" in text and "Spearman" in text
-    assert "share the credit" in text and "… 4 more (in drivers.parquet)" in text
+    assert "share the credit" in text and "… 4 more inputs (in drivers.parquet)" in text
     assert plot.is_file() and (out / "drivers.png").is_file()
     saved = analyses.load(out, kinds=analyses.KINDS)
     assert saved.kind == "drivers" and saved.table.num_rows == 7
