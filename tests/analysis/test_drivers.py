@@ -301,3 +301,22 @@ def test_too_few_runs_are_refused():
 def test_a_folder_that_does_not_exist_is_a_usage_error(tmp_path: Path):
     code, text = invoke("drivers", tmp_path / "nothing", "--outcome", "x")
     assert code == 2 and "does not exist" in text
+
+
+def test_the_report_section_is_ready_to_wire(pantries, tmp_path):
+    """`sim report` has no drivers section yet; `drivers_section` builds one from the folder,
+    as the report's other section builders do (heading, what, tables), with text escaped."""
+    from sim.present.drivers_section import drivers_section
+
+    a, b = pantries
+    out = tmp_path / "d"
+    code, text = invoke(
+        "drivers", b.folder, "--baseline", a.folder, "--outcome", "short_months",
+        "--resamples", "20", "-o", out,
+    )  # fmt: skip
+    assert code == 0, text
+    heading, what, tables = drivers_section(analyses.load(out, kinds=analyses.KINDS))
+    assert heading == "Drivers: what decides short_months(pantry_open) − short_months(pantry)"
+    assert "paired run by run" in what and "Not a variance decomposition" in what
+    assert tables.count("<tr") == 1 + 7 and "supply[soap]" in tables
+    assert "color:#888" in tables  # inputs at their noise floor are greyed
