@@ -65,8 +65,23 @@ _force = click.option(
 _json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
+class _ScenarioFile(click.Path):
+    """A scenario file; a folder given instead (a run's results) is pointed to `sim drivers`."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if Path(value).is_dir():
+            self.fail(
+                f"{value} is a folder, not a scenario file; for what decides an outcome in "
+                f"a results folder's runs (a posterior's included) use `sim drivers {value} "
+                "--outcome NAME`",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 @click.command("sensitivity")
-@click.argument("file", type=FILE)
+@click.argument("file", type=_ScenarioFile(path_type=Path, dir_okay=False))
 @click.option(
     "--outcome",
     "outcomes",

@@ -320,3 +320,8 @@ def test_the_report_section_is_ready_to_wire(pantries, tmp_path):
     assert "paired run by run" in what and "Not a variance decomposition" in what
     assert tables.count("<tr") == 1 + 7 and "supply[soap]" in tables
     assert "color:#888" in tables  # inputs at their noise floor are greyed
+
+
+def test_sensitivity_given_a_results_folder_points_to_drivers(pantries):
+    code, text = invoke("sensitivity", pantries[0].folder, "--outcome", "short_months")
+    assert code == 2 and f"use `sim drivers {pantries[0].folder}" in text
