@@ -144,7 +144,8 @@ def drivers_figure(res: Drivers, top: int = DRIVERS_TOP) -> Figure:
             if res.baseline
             else f"What decides the outcome: {res.scenario}"
         )
-        + f"; bars: {res.confidence:.0%} intervals. Correlated inputs share credit.",
+        + f"\nbars: {res.confidence:.0%} intervals; grey: the noise floor; correlated inputs "
+        "share the credit",
         fontsize=12,
         fontweight="bold",
         x=0.01,
