@@ -325,3 +325,17 @@ def test_the_report_section_is_ready_to_wire(pantries, tmp_path):
 def test_sensitivity_given_a_results_folder_points_to_drivers(pantries):
     code, text = invoke("sensitivity", pantries[0].folder, "--outcome", "short_months")
     assert code == 2 and f"use `sim drivers {pantries[0].folder}" in text
+
+
+def test_the_same_folders_give_the_same_table_and_runs_without_a_value_are_left_out(pantries):
+    a, b = pantries
+    one = drivers(b, ["short_months", "total_end"], a, resamples=30)
+    two = drivers(b, ["short_months", "total_end"], a, resamples=30)
+    assert one.table().equals(two.table())
+    assert drivers(b, "total_end", bins=5, resamples=10).bins.max() == 5
+    res = sim.run(bakery(), runs=400, seed=1)
+    never = int(np.isnan(res.outcome("first_empty")).sum())
+    assert never > 0
+    found = drivers(res, "first_empty", resamples=10)
+    assert found.used == (400 - never,)
+    assert found.ranked("first_empty")[0].input == "strike_month"
