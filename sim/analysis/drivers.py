@@ -288,6 +288,11 @@ class Drivers:
             return outcome
         return f"{outcome}({self.scenario}) − {outcome}({self.baseline})"
 
+    @property
+    def flat(self) -> tuple[str, ...]:
+        """Outcomes that take one value in every run used: nothing decides them (NaN)."""
+        return tuple(o for o, sd in zip(self.outcomes, self.sd, strict=True) if not sd > 0)
+
     def ranked(self, outcome: str) -> list[Driver]:
         """The inputs for `outcome`, largest index first (NaN last)."""
         k = self._row(outcome)

@@ -670,6 +670,12 @@ def drivers_command(
         console.print(Fit(drivers_table(res, outcome, top), whole=DRIVERS_WHOLE))
     for line in drivers_legend(res):
         console.print(f"[dim]{escape(line)}[/dim]")
+    for name in res.flat:
+        console.print(
+            "[yellow]"
+            + escape(f"{res.label(name)} takes one value in every run: nothing decides it")
+            + "[/yellow]"
+        )
     if res.constant:
         console.print(escape(f"left out, taking one value in every run: {', '.join(res.constant)}"))
     if res.baseline:

@@ -186,7 +186,7 @@ def drivers_table(res: Drivers, outcome: str, top: int) -> Table:
             _three(r.index),
             f"[{_three(r.low)}, {_three(r.high)}]",
             _three(r.floor),
-            f"{r.spearman:+.2f}".replace("-", "−"),
+            f"{r.spearman:+.2f}".replace("-", "−") if math.isfinite(r.spearman) else "–",
             escape(res.distributions.get(r.input, "")),
             style=faint,
         )
@@ -220,6 +220,8 @@ def drivers_legend(res: Drivers) -> list[str]:
 
 def _three(v: float) -> str:
     """An index to three decimals; one that rounds to zero is 0.000, never -0.000."""
+    if not math.isfinite(v):
+        return "–"
     text = f"{v:.3f}"
     return "0.000" if text == "-0.000" else text
 

@@ -339,3 +339,12 @@ def test_the_same_folders_give_the_same_table_and_runs_without_a_value_are_left_
     found = drivers(res, "first_empty", resamples=10)
     assert found.used == (400 - never,)
     assert found.ranked("first_empty")[0].input == "strike_month"
+
+
+def test_a_difference_that_is_zero_in_every_run_has_nothing_to_explain(pantries):
+    b = pantries[1]
+    res = drivers(b, "short_months", b, resamples=10)
+    assert res.flat == ("short_months",) and np.all(np.isnan(res.index))
+    code, text = invoke("drivers", b.folder, "--baseline", b.folder, "--outcome", "short_months",
+                        "--resamples", "10", "-o", b.folder.parent / "self")  # fmt: skip
+    assert code == 0 and "takes one value in every run: nothing decides it" in text
