@@ -348,3 +348,18 @@ def test_a_difference_that_is_zero_in_every_run_has_nothing_to_explain(pantries)
     code, text = invoke("drivers", b.folder, "--baseline", b.folder, "--outcome", "short_months",
                         "--resamples", "10", "-o", b.folder.parent / "self")  # fmt: skip
     assert code == 0 and "takes one value in every run: nothing decides it" in text
+
+
+@pytest.mark.parametrize("columns", [80, 50])
+def test_the_table_never_cuts_an_input_name(pantries, tmp_path, columns):
+    a, b = pantries
+    r = CliRunner().invoke(
+        cli,
+        ["drivers", str(b.folder), "--baseline", str(a.folder), "--outcome", "short_months",
+         "--resamples", "10", "-o", str(tmp_path / "d")],
+        env={"COLUMNS": str(columns)},
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert max(len(line.rstrip()) for line in r.output.splitlines()) <= columns
+    names = [n for n, s in b.parameters.items() if s.get("sampled")]
+    assert all(name in r.output for name in names) and "…" not in r.output.replace("… ", "")
