@@ -8,7 +8,8 @@
 
 What drives an outcome, how it moves with a lever, and where the bad cases lie:
 `sim.sensitivity(model, "bread_eaten")`, `sim.sweep(model, "strike_month", "6:30:6")`,
-`sim.discover(results, where="hungry_months > 3")`. What the observations say of the
+`sim.discover(results, where="hungry_months > 3")`; what decides an outcome in any runs, a
+posterior's included: `sim.drivers(results, "bread_eaten")`. What the observations say of the
 parameters: `sim.calibrate(model, observations)` (`sim.scenario.observations.load_observations`).
 """
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from sim.analysis.calibrate import calibrate
     from sim.analysis.compare import compare
     from sim.analysis.discover import discover
+    from sim.analysis.drivers import drivers
     from sim.analysis.sensitivity import sensitivity
     from sim.analysis.sweep import sweep
     from sim.model import load
@@ -34,13 +36,24 @@ _HOMES = {
     "calibrate": "sim.analysis.calibrate",
     "compare": "sim.analysis.compare",
     "discover": "sim.analysis.discover",
+    "drivers": "sim.analysis.drivers",
     "load": "sim.model",
     "run": "sim.study.runner",
     "sensitivity": "sim.analysis.sensitivity",
     "sweep": "sim.analysis.sweep",
 }
 
-__all__ = ["Results", "calibrate", "compare", "discover", "load", "run", "sensitivity", "sweep"]
+__all__ = [
+    "Results",
+    "calibrate",
+    "compare",
+    "discover",
+    "drivers",
+    "load",
+    "run",
+    "sensitivity",
+    "sweep",
+]
 
 
 def __getattr__(name: str) -> Any:

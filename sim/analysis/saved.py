@@ -1,11 +1,12 @@
-"""Analysis folders: where `sim sensitivity`, `sim sweep` and `sim discover` leave their results.
+"""Analysis folders: where `sim sensitivity`, `sweep`, `discover` and `drivers` leave their results.
 
 A folder per analysis, like a run's (default `results/<scenario>-<kind>-<what>/`):
 
-    manifest.json       kind (sensitivity | sweep | discover), the scenario (name, sha256,
+    manifest.json       kind (sensitivity | sweep | discover | drivers), the scenario (name, sha256,
                         files), the settings, package versions, timing, sha256 of each file;
                         `complete: true` only once every file it lists is in place
-    <kind>.parquet      the main table: ranked indices | outcome spread per value | boxes
+    <kind>.parquet      the main table: ranked indices | outcome spread per value | boxes |
+                        ranked given-data indices
     sweep_runs.parquet  (sweep) every run's outcomes at every value, run i the same world
     trajectory.parquet  (discover) every box on every peeling trajectory
     <kind>.png          the figure
@@ -14,7 +15,8 @@ A folder per analysis, like a run's (default `results/<scenario>-<kind>-<what>/`
     baseline_study/     (sensitivity --baseline) the baseline scenario's study, same design
 
 Files are written atomically (`sim.study.store.write_table` / `write_json`), the manifest last.
-`load` reads a folder back, checking it is complete and unaltered; `sim report` embeds it.
+`load` reads a folder back, checking it is complete and unaltered; `sim report` embeds it (all
+kinds but drivers, which has no report section yet: `load` refuses it unless asked for).
 
 An analysis never silently replaces a different one: the manifest records its `identity` (what
 was asked for, and the hashes of what it read: the scenario, or a results folder's runs), and
@@ -38,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.analysis.discover import Discovery
+from sim.analysis.drivers import Drivers
 from sim.analysis.sensitivity import BASELINE_STUDY as BASELINE_STUDY  # its baseline's study
 from sim.analysis.sensitivity import Sensitivity
 from sim.analysis.sweep import Sweep
@@ -48,9 +51,10 @@ from sim.study import store
 from sim.study.manifest import ANALYSIS_FORMAT
 from sim.study.provenance import scenario_sha256
 
-KINDS = ("sensitivity", "sweep", "discover")
+KINDS = ("sensitivity", "sweep", "discover", "drivers")
+REPORTED = ("sensitivity", "sweep", "discover")  # the kinds `sim report` has a section for
 FORMAT_VERSION = ANALYSIS_FORMAT
-Analysis = Sensitivity | Sweep | Discovery
+Analysis = Sensitivity | Sweep | Discovery | Drivers
 
 
 STUDY = "study"  # the subfolder holding the runs of a sensitivity or sweep study
@@ -69,9 +73,19 @@ def sweep_folder(scenario: str, parameter: str, by: str = "") -> Path:
     return Path("results") / f"{scenario}-sweep-{parameter}{f'-by-{by}' if by else ''}"
 
 
+def drivers_folder(scenario: str, outcomes: Sequence[str], baseline: str = "") -> Path:
+    """results/<scenario>[-vs-<baseline>]-drivers[-<outcome>] (the outcome when there is
+    one)."""
+    what = outcomes[0] if len(outcomes) == 1 else ""
+    who = f"{scenario}-vs-{baseline}" if baseline else scenario
+    return Path("results") / "-".join(p for p in (who, "drivers", what) if p)
+
+
 def default_folder(result: Analysis) -> Path:
-    """results/<scenario>-sensitivity-<outcome>, -sweep-<parameter>[-by-<parameter>], or
-    -discover."""
+    """results/<scenario>-sensitivity-<outcome>, -sweep-<parameter>[-by-<parameter>],
+    -discover, or -drivers-<outcome>."""
+    if isinstance(result, Drivers):
+        return drivers_folder(result.scenario, result.outcomes, result.baseline)
     if isinstance(result, Sensitivity):
         return sensitivity_folder(result.scenario, result.outcomes, result.baseline)
     if isinstance(result, Sweep):
@@ -85,6 +99,7 @@ def names(kind: str) -> list[str]:
         "sensitivity": ("sensitivity",),
         "sweep": ("sweep", "sweep_runs"),
         "discover": ("discover", "trajectory"),
+        "drivers": ("drivers",),
     }
     return [f"{stem}.parquet" for stem in stems[kind]] + [f"{kind}.png"]
 
@@ -93,6 +108,8 @@ def tables(result: Analysis) -> dict[str, pa.Table]:
     """Each table an analysis writes, by file name."""
     if isinstance(result, Sensitivity):
         return {"sensitivity.parquet": result.table()}
+    if isinstance(result, Drivers):
+        return {"drivers.parquet": result.table()}
     if isinstance(result, Sweep):
         return {"sweep.parquet": result.table(), "sweep_runs.parquet": result.run_table()}
     return {"discover.parquet": result.table(), "trajectory.parquet": result.trajectory_table()}
@@ -175,8 +192,11 @@ def kind_of(folder: str | Path) -> str | None:
     return kind if kind in KINDS else None
 
 
-def load(folder: str | Path) -> Saved:
-    """Read an analysis folder, refusing one that is incomplete, altered or not an analysis."""
+def load(folder: str | Path, kinds: Sequence[str] = REPORTED) -> Saved:
+    """Read an analysis folder, refusing one that is incomplete, altered or not an analysis.
+
+    `kinds` are the kinds accepted: by default those `sim report` has a section for; a
+    drivers analysis (`sim drivers`) is read with `kinds=KINDS`."""
     folder = Path(folder)
     manifest = store.read_manifest(folder)
     kind = manifest.get("kind")
@@ -184,6 +204,11 @@ def load(folder: str | Path) -> Saved:
         raise ResultsError(
             f"{folder}: not an analysis folder (written by `sim run`, not by sim "
             f"{' / '.join(KINDS)})"
+        )
+    if kind not in kinds:
+        raise ResultsError(
+            f"{folder}: a {kind} analysis; `sim report` does not show {kind} analyses yet "
+            f"(its table is {kind}.parquet, its figure {kind}.png)"
         )
     if manifest.get("analysis_format") != FORMAT_VERSION:
         raise ResultsError(
@@ -218,7 +243,7 @@ def load(folder: str | Path) -> Saved:
 
 # -- helpers ------------------------------------------------------------------------------
 
-_OURS = ("sensitivity", "sweep", "sweep_runs", "discover", "trajectory")
+_OURS = ("sensitivity", "sweep", "sweep_runs", "discover", "trajectory", "drivers")
 
 
 def check_target(
@@ -334,5 +359,13 @@ def _scenario(result: Analysis, model: Model | None) -> dict[str, Any]:
             "name": result.scenario,
             "sha256": source.get("scenario_sha256"),
             "results": source.get("folder"),
+        }
+    if isinstance(result, Drivers):
+        b = result.source.get("b", {})
+        return {
+            "name": result.scenario,
+            "sha256": b.get("scenario_sha256"),
+            "results": b.get("folder"),
+            **({"baseline_results": result.source["a"].get("folder")} if result.baseline else {}),
         }
     return {"name": result.scenario}

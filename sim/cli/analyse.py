@@ -1,4 +1,5 @@
-"""`sim sensitivity`, `sim sweep` and `sim discover`: parse arguments, call the library, print.
+"""`sim sensitivity`, `sim sweep`, `sim discover` and `sim drivers`: parse arguments, call the
+library, print.
 
 Each writes an analysis folder (`sim.analysis.saved`): a table as Parquet, a figure as PNG, and a
 manifest, which `sim report` can embed.
@@ -22,6 +23,9 @@ from rich.table import Table
 from sim.analysis import saved as analyses
 from sim.analysis.discover import ALPHA, MIN_COVERAGE, MIN_MASS, PRUNE, Discovery
 from sim.analysis.discover import discover as run_discover
+from sim.analysis.drivers import PERMUTATIONS, RESAMPLES
+from sim.analysis.drivers import TOP as DRIVERS_TOP
+from sim.analysis.drivers import drivers as run_drivers
 from sim.analysis.sensitivity import DEFAULT_RUNS, TOP, Sensitivity, sensitivity
 from sim.analysis.sweep import SUMMARY_COLUMNS, Sweep
 from sim.analysis.sweep import sweep as run_sweep
@@ -39,7 +43,7 @@ from sim.errors import ScenarioError
 from sim.model import load
 from sim.present.describe import posterior_line
 from sim.present.numbers import number
-from sim.present.tables import Fit
+from sim.present.tables import DRIVERS_WHOLE, Fit, drivers_legend, drivers_table
 from sim.sampling.samplers import SAMPLERS
 from sim.study import store
 from sim.study.guards import parse_size
@@ -61,8 +65,23 @@ _force = click.option(
 _json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
+class _ScenarioFile(click.Path):
+    """A scenario file; a folder given instead (a run's results) is pointed to `sim drivers`."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if Path(value).is_dir():
+            self.fail(
+                f"{value} is a folder, not a scenario file; for what decides an outcome in "
+                f"a results folder's runs (a posterior's included) use `sim drivers {value} "
+                "--outcome NAME`",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 @click.command("sensitivity")
-@click.argument("file", type=FILE)
+@click.argument("file", type=_ScenarioFile(path_type=Path, dir_okay=False))
 @click.option(
     "--outcome",
     "outcomes",
@@ -231,8 +250,9 @@ def _no_posterior(value: str | None) -> None:
             "--posterior: Sobol' indices split an outcome's variance among independent "
             "parameters, each drawn from its own distribution; a posterior is joint (the data "
             "correlate its parameters), so the indices would not mean what they say. Run "
-            "`sim sensitivity` on the priors, or `sim sweep --posterior` to see one lever's "
-            "effect on the posterior"
+            "`sim run --posterior` and then `sim drivers` on its results folder (given-data "
+            "indices, valid for dependent inputs), `sim sensitivity` on the priors, or "
+            "`sim sweep --posterior` to see one lever's effect on the posterior"
         )
 
 
@@ -525,6 +545,159 @@ def discover_command(
         "luck (one-sided binomial).[/dim]"
     )
     console.print(f"wrote {folder}/")
+
+
+_DIR = click.Path(path_type=Path, file_okay=False, exists=True)
+
+
+@click.command("drivers")
+@click.argument("results", type=_DIR)
+@click.option(
+    "--outcome",
+    "outcomes",
+    multiple=True,
+    required=True,
+    metavar="NAME",
+    help="The outcome to explain (repeatable); an arrayed outcome's name explains each of "
+    'its cells, "store_end[food]" (quoted) one.',
+)
+@click.option(
+    "--baseline",
+    type=_DIR,
+    metavar="DIR",
+    help="Explain the paired difference X(RESULTS) − X(DIR) run by run; the folders must be "
+    "paired (same seed, sampler, runs and posterior, as `sim compare` pairs them).",
+)
+@click.option(
+    "--top",
+    type=int,
+    default=DRIVERS_TOP,
+    show_default=True,
+    help="Inputs to list and plot per outcome (all are in the table file).",
+)
+@click.option(
+    "--bins",
+    type=int,
+    metavar="M",
+    help="Bins per input [default: round(N^(1/3)) for N runs, 2 to 100].",
+)
+@click.option(
+    "--resamples",
+    type=int,
+    default=RESAMPLES,
+    show_default=True,
+    help="Bootstrap resamples of the runs for the intervals.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the figure (bars with intervals and noise floors) to this image file "
+    "(.png, .svg, .pdf...).",
+)
+@_out
+@_force
+@_json
+@click.option("--csv", "as_csv", is_flag=True, help="Print the table as CSV rows.")
+def drivers_command(
+    results: Path,
+    outcomes: tuple[str, ...],
+    baseline: Path | None,
+    top: int,
+    bins: int | None,
+    resamples: int,
+    plot: Path | None,
+    out: Path | None,
+    force: bool,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """What decides an outcome in RESULTS' runs as they are: given-data first-order indices.
+
+    RESULTS is a folder written by `sim run`, with or without --posterior: no special design
+    is needed, so the inputs may be dependent, as a posterior's are. For each sampled
+    parameter (each cell of an arrayed one) it estimates η² = Var(E[Y|X])/Var(Y) by cutting
+    the runs into equal-count bins on the parameter's quantiles (bias-corrected), with a
+    bootstrap interval, a noise floor (the index of the parameter shuffled) and Spearman's
+    rank correlation. With --baseline, Y is the paired difference RESULTS − DIR, run by run.
+    Correlated inputs share credit: the shares need not sum to 1. Writes an analysis folder
+    (drivers.parquet, drivers.png, manifest.json); `sim report` does not show it yet.
+    """
+    if top < 1:
+        raise click.UsageError("--top must be at least 1")
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv: choose one")
+    clock = time.perf_counter()
+    b = Results.load(results)
+    a = Results.load(baseline) if baseline is not None else None
+    if plot is not None:
+        from sim.present.figures import image_path_problem
+
+        if (why := image_path_problem(plot)) is not None:
+            raise click.UsageError(f"--plot {plot}: {why}")
+    runs_sha = [r.manifest.get("sha256", {}).get("runs.parquet") for r in (b, a) if r]
+    asked = analyses.identity(
+        "drivers",
+        results=str(results),
+        baseline=str(baseline) if baseline is not None else None,
+        runs_sha256=runs_sha,
+        outcomes=list(outcomes),
+        bins=bins,
+        resamples=resamples,
+    )
+    res = run_drivers(b, outcomes, a, bins=bins, resamples=resamples, permutations=PERMUTATIONS)
+    wall = time.perf_counter() - clock
+    from sim.present.analysis_figures import drivers_figure
+
+    figure = drivers_figure(res, top)
+    target = out or analyses.default_folder(res)
+    inputs = [str(p) for p in (results, baseline) if p is not None]
+    if plot is not None:
+        store.check_output(plot, plot.suffix.lstrip(".").lower() or "png", inputs, force, "--plot")
+    analyses.check_target(Path(target), "drivers", force, asked)
+    writes = [store.MANIFEST, *analyses.tables(res), "drivers.png"]
+    store.check_output_folder(Path(target), inputs, writes)
+    analyses.save(res, target, _png(figure), wall_seconds=wall, force=force, identity=asked)
+    if plot is not None:
+        from sim.present.figures import save as save_figure
+
+        save_figure(figure, plot)
+    folder = Path(target)
+    if as_json:
+        _echo_result(res, folder, "drivers")
+        return
+    if as_csv:
+        click.echo(_csv_rows(res.table().to_pylist()), nl=False)
+        return
+    console = out_console()
+    for outcome in res.outcomes:
+        console.print(Fit(drivers_table(res, outcome, top), whole=DRIVERS_WHOLE))
+    for line in drivers_legend(res):
+        console.print(f"[dim]{escape(line)}[/dim]")
+    for name in res.flat:
+        console.print(
+            "[yellow]"
+            + escape(f"{res.label(name)} takes one value in every run: nothing decides it")
+            + "[/yellow]"
+        )
+    if res.constant:
+        console.print(escape(f"left out, taking one value in every run: {', '.join(res.constant)}"))
+    if res.baseline:
+        console.print(f"[dim]{escape(res.pairing)}.[/dim]")
+    if res.posterior is not None:
+        console.print(escape(posterior_line(res.posterior)))
+    console.print(f"wrote {folder}/" + (f" and {plot}" if plot is not None else ""))
+
+
+def _csv_rows(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
 
 
 # -- printing -----------------------------------------------------------------------------

@@ -57,6 +57,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "discover_command",
         "Find the parameter ranges behind the runs in RESULTS where...",
     ),
+    "drivers": (
+        "sim.cli.analyse",
+        "drivers_command",
+        "What decides an outcome in RESULTS' runs as they are:...",
+    ),
     "import": (
         "sim.cli.imports",
         "import_command",

@@ -1,4 +1,5 @@
-"""Figures of the analyses: ranked Sobol' indices, outcome curves against a lever, PRIM boxes.
+"""Figures of the analyses: ranked Sobol' indices, outcome curves against a lever, PRIM boxes,
+given-data indices.
 
 Like `sim.present.figures`, every function returns a `matplotlib.figure.Figure` built without `pyplot`;
 `sim.present.figures.save` and `sim.present.figures.png_bytes` write it.
@@ -27,6 +28,8 @@ from matplotlib.patches import Patch
 
 from sim.analysis.cells import grouped, split
 from sim.analysis.discover import Discovery
+from sim.analysis.drivers import FLOOR_QUANTILE, Drivers
+from sim.analysis.drivers import TOP as DRIVERS_TOP
 from sim.analysis.sensitivity import TOP, Sensitivity
 from sim.analysis.sweep import Sweep
 from sim.present.figures import COLORS, DPI, FAN_CELLS, MAX_CELLS, literal_text, unit_label
@@ -79,6 +82,70 @@ def sensitivity_figure(res: Sensitivity, top: int = TOP) -> Figure:
             else f"What drives the outcome: {res.scenario}"
         )
         + f", N = {res.runs:,} ({res.evaluations:,} runs); bars: {res.confidence:.0%} intervals",
+        fontsize=12,
+        fontweight="bold",
+        x=0.01,
+        ha="left",
+    )
+    return fig
+
+
+@literal_text
+def drivers_figure(res: Drivers, top: int = DRIVERS_TOP) -> Figure:
+    """Per outcome (or paired difference), the `top` inputs by η² from given data: a bar
+    each with its interval, and the noise floor (what an input that does not matter scores)
+    as a grey band from 0."""
+    n = len(res.outcomes)
+    shown = min(top, len(res.inputs))
+    fig = Figure(figsize=(10, (0.32 * shown + 1.4) * n + 0.8), dpi=DPI, layout="constrained")
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for ax, outcome in zip(axes, res.outcomes, strict=True):
+        ranked = res.ranked(outcome)[:shown]
+        y = np.arange(len(ranked))[::-1]
+        index = np.array([r.index for r in ranked])
+        err = _errors(index, [r.low for r in ranked], [r.high for r in ranked])
+        floor = np.array([r.floor for r in ranked])
+        ax.barh(
+            y,
+            floor,
+            height=0.8,
+            color="0.85",
+            label=f"noise floor (p{round(FLOOR_QUANTILE * 100)} of {res.permutations} shuffles)",
+        )
+        colors = [COLORS[0] if r.above_floor else "0.6" for r in ranked]
+        ax.barh(y, index, height=0.45, color=colors, label="η² (first order, given data)")
+        ax.errorbar(index, y, xerr=err, fmt="none", ecolor="black", capsize=2, lw=1)
+        ax.set_yticks(y, [r.input for r in ranked])
+        ax.axvline(0, color="black", lw=0.8)
+        lowest = float(np.nanmin([r.low for r in ranked] + [0.0]))
+        ax.set_xlim(min(0.0, lowest) - 0.02, None)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel(
+            "share of the difference's variance that knowing the input removes"
+            if res.baseline
+            else "share of the outcome's variance that knowing the input removes"
+        )
+        k = res.outcomes.index(outcome)
+        ax.set_title(
+            textwrap.fill(
+                f"{res.label(outcome)}{unit_label(res.units.get(outcome, ''))}: top "
+                f"{len(ranked)} of {len(res.inputs)} inputs, {res.used[k]:,} runs",
+                90,
+                break_long_words=False,
+                break_on_hyphens=False,
+            ),
+            loc="left",
+            fontsize=11,
+        )
+        ax.legend(fontsize=9, loc="lower right")
+    fig.suptitle(
+        (
+            f"What decides B − A (B = {res.scenario}, A = {res.baseline})"
+            if res.baseline
+            else f"What decides the outcome: {res.scenario}"
+        )
+        + f"\nbars: {res.confidence:.0%} intervals; grey: the noise floor; correlated inputs "
+        "share the credit",
         fontsize=12,
         fontweight="bold",
         x=0.01,

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.padding import Padding
 from rich.segment import Segment
@@ -16,6 +17,7 @@ from rich.text import Text
 
 from sim.analysis.cells import split
 from sim.analysis.compare import Comparison
+from sim.analysis.drivers import FLOOR_QUANTILE, Drivers
 from sim.present.numbers import interval, number, pvalue
 
 
@@ -151,6 +153,88 @@ def _shares(low: float, high: float, signed: bool = False) -> str:
     if signed:
         return f"[{low * 100:+.1f}, {high * 100:+.1f}]".replace("-", "−")
     return f"[{low:.1%}, {high:.1%}]"
+
+
+def drivers_table(res: Drivers, outcome: str, top: int) -> Table:
+    """What decides `outcome` (or its paired difference): the `top` inputs by η², with the
+    interval, the noise floor and Spearman's ρ; print it in a `Fit` (whole=WHOLE), so no
+    input's name or distribution is cut."""
+    k = res.outcomes.index(outcome)
+    unit = res.units.get(outcome, "")
+    ranked = res.ranked(outcome)
+    title = (
+        f"{res.scenario}: what decides {res.label(outcome)}"
+        + (f" ({unit}; " if unit not in ("", "1") else " (")
+        + f"mean {number(res.mean[k])}, sd {number(res.sd[k])}); {res.used[k]:,} of "
+        f"{res.runs:,} runs" + (f", {_posterior_short(res)}" if res.posterior else "")
+    )
+    table = Table(title=escape(title), title_justify="left")
+    for col, justify in (
+        ("input (by η²)", "left"),
+        ("η²", "right"),
+        (f"[{res.confidence:.0%} CI]", "right"),
+        ("floor", "right"),
+        ("Spearman", "right"),
+        ("drawn from", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in ranked[:top]:
+        faint = "" if r.above_floor else "dim"
+        table.add_row(
+            escape(r.input)
+            + (f" (only in {escape(r.source)})" if _only(r.input, r.source) else ""),
+            _three(r.index),
+            f"[{_three(r.low)}, {_three(r.high)}]",
+            _three(r.floor),
+            f"{r.spearman:+.2f}".replace("-", "−") if math.isfinite(r.spearman) else "–",
+            escape(res.distributions.get(r.input, "")),
+            style=faint,
+        )
+    if len(ranked) > top:  # a caption, not a row: the input column stays as wide as a name
+        table.caption = f"… {len(ranked) - top} more inputs (in drivers.parquet)"
+        table.caption_justify = "left"
+    return table
+
+
+DRIVERS_WHOLE = (0, 2, 5)  # columns never broken: the names, intervals and distributions
+
+
+def drivers_legend(res: Drivers) -> list[str]:
+    """What the drivers table's columns mean, and what they do not, one sentence each."""
+    return [
+        "η²: first-order index from the runs as given, the share of the variance that knowing "
+        "the input alone removes, "
+        "Var(E[Y | input]) / Var(Y) ("
+        + ", ".join(sorted({f"{b} bins" for b in res.bins.ravel().tolist() if b}))
+        + " on the input's quantiles, bias-corrected).",
+        "Not a variance decomposition: inputs that are correlated (as a posterior's are) share "
+        "the credit, and the shares need not sum to 1.",
+        f"[ ]: {res.confidence:.0%} bootstrap interval over {res.resamples} resamples of the "
+        f"runs. Floor: what an input that does not matter scores, the index of the input "
+        f"shuffled against the outcome ({FLOOR_QUANTILE:.0%} quantile of {res.permutations} "
+        "shuffles); dim rows are not above it.",
+        "Spearman: rank correlation, its sign the direction (blind to effects that are not "
+        "monotone).",
+    ]
+
+
+def _three(v: float) -> str:
+    """An index to three decimals; one that rounds to zero is 0.000, never -0.000."""
+    if not math.isfinite(v):
+        return "–"
+    text = f"{v:.3f}"
+    return "0.000" if text == "-0.000" else text
+
+
+def _only(name: str, source: str) -> bool:
+    """Whether an input comes from one scenario's folder without saying so in its name."""
+    return bool(source) and not name.endswith(f"({source})")
+
+
+def _posterior_short(res: Drivers) -> str:
+    info = res.posterior or {}
+    held = list(info.get("parameters", []))
+    return f"{len(held)} parameter{'s' * (len(held) != 1)} from posterior {str(info.get('sha256', ''))[:12]}…"
 
 
 # -- terminal tables that never cut a name ---------------------------------------------------
