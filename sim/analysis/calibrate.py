@@ -46,7 +46,7 @@ import datetime as dt
 import math
 import platform
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from scipy import optimize, special
 
 from sim.analysis.targets import Target, compile_targets, study_model
 from sim.engine.semantics import STATUS_OK
-from sim.errors import ResultsError, ScenarioError
+from sim.errors import Problem, ResultsError, ScenarioError, did_you_mean
 from sim.model import Model
 from sim.scenario.observations import Observations
 from sim.scenario.schema import SEED_LIMIT, Fixed
@@ -233,8 +233,16 @@ def calibrate(
     *,
     execution: Execution | None = None,
     particles: int | None = None,
+    keep_prior: Sequence[str] = (),
 ) -> Calibration:
     """The posterior of `model`'s sampled parameters given the `use: calibrate` observations.
+
+    Parameters named in `keep_prior` (or in the observations file's `keep_prior:`; an
+    arrayed parameter's name means all its cells) are not sampled by the calibration: every
+    run draws them afresh from their priors, as it draws its noise, so they are integrated
+    out and the posterior does not hold them (`sim run --posterior` then draws them as usual).
+    That is for parameters no observation can inform (they act after the observed period),
+    which a sampler in many dimensions would otherwise carry along with Monte Carlo error.
 
     `runs` is the simulation budget (N = `particles_for(runs)` particles unless `particles`
     says); `seed` defaults to the scenario's. Same model, observations, seed and runs give the
@@ -255,12 +263,42 @@ def calibrate(
             f"--runs {runs:,} is too small: the {n:,} particles need at least {2 * n:,} runs "
             f"(the prior's, and one move); the default is {DEFAULT_RUNS:,}"
         )
-    sampled = tuple(model.sampled)
+    kept = _kept(model, observations, keep_prior)
+    sampled = tuple(c for c in model.sampled if c not in kept)
     if not sampled:
         problems.append(f"scenario '{model.name}' has no uncertain parameters to calibrate")
     if problems:
         raise ScenarioError.one("; ".join(problems))
-    return _Sampler(model, targets, sampled, n, runs, seed, progress, execution).run()
+    return _Sampler(model, targets, sampled, n, runs, seed, progress, execution, kept).run()
+
+
+def _kept(model: Model, observations: Observations, extra: Sequence[str]) -> tuple[str, ...]:
+    """The sampled parameters (cells) held at their priors: the observations file's
+    `keep_prior:` and `extra`, each a parameter, a cell or an arrayed parameter's name.
+    A name that is not an uncertain parameter of `model` is a located error."""
+    sampled = tuple(model.sampled)
+    problems = []
+    kept: list[str] = []
+    asked: list[tuple[str, tuple[str, int] | None]] = [
+        (name, ("keep_prior", i)) for i, name in enumerate(observations.keep_prior)
+    ]
+    asked += [(name, None) for name in extra]
+    for name, path in asked:
+        cells = [c for c in sampled if c == name or c.startswith(name + "[")]
+        if cells:
+            kept += cells
+            continue
+        why = (
+            f"'{name}' is fixed in scenario '{model.name}': only uncertain parameters can be kept at their prior"
+            if name in model.parameters
+            else f"'{name}' is not a parameter of scenario '{model.name}'"
+        )
+        place = observations.doc.place(path) if path is not None else None
+        field = f"keep_prior[{path[1]}]" if path is not None else "--keep-prior"
+        problems.append(Problem(why, place, field, did_you_mean(name, model.parameters) or ""))
+    if problems:
+        raise ScenarioError(problems)
+    return tuple(dict.fromkeys(kept))
 
 
 class _Sampler:
@@ -276,8 +314,11 @@ class _Sampler:
         seed: int,
         progress: Progress | None,
         execution: Execution | None,
+        kept: tuple[str, ...] = (),
     ):
         self.model = model
+        self.kept = kept
+        self.kept_specs = [model.parameters[k] for k in kept]
         self.study = study_model(model, targets)
         self.targets = targets
         self.fitted = [t for t in targets if t.use == "calibrate"]
@@ -302,6 +343,14 @@ class _Sampler:
             name: np.asarray(spec.ppf(special.ndtr(z[:, k])), dtype=np.float64)
             for k, (name, spec) in enumerate(zip(self.sampled, self.specs, strict=True))
         }
+        if self.kept:
+            # held at their priors: drawn afresh for every run, as its noise path is
+            fresh = np.random.default_rng(
+                np.random.SeedSequence(self.seed, spawn_key=(CALIBRATE_KEY, 2, self.batches))
+            )
+            u = fresh.random((len(z), len(self.kept)))
+            for k, (name, spec) in enumerate(zip(self.kept, self.kept_specs, strict=True)):
+                theta[name] = np.asarray(spec.ppf(u[:, k]), dtype=np.float64)
         noise_seed = int(
             np.random.SeedSequence(
                 self.seed, spawn_key=(CALIBRATE_KEY, 1, self.batches)
@@ -528,6 +577,7 @@ class _Sampler:
             "move_miss": MOVE_MISS,
             "max_moves": MAX_MOVES,
             "resampling": "systematic",
+            "kept_at_prior": list(self.kept),
             "likelihood": "Gaussian, independent errors (observation sd)",
             "budget": self.budget,
         }

@@ -39,7 +39,8 @@ replacement, the bins kept where the full sample put them; a fixed seed) and a n
 the 95th percentile of the index over `permutations` random permutations of X_i against Y,
 which is what the index of an input that does not matter looks like with this many runs and
 bins. An index below its floor is indistinguishable from zero (a permutation test at the 5%
-level).
+level). Runs drawn from one posterior sample share its parameters; they are resampled and
+permuted as a group (`groups`), so repeats don't count as independent evidence.
 
 With a `baseline` folder A, Y is the paired difference B − A of each run: the folders must be
 paired run by run (the same seed, sampler, run count and posterior: `sim compare`'s
@@ -108,11 +109,18 @@ def first_order(
     permutations: int = PERMUTATIONS,
     confidence: float = CONFIDENCE,
     seed: int = SEED,
+    groups: np.ndarray | None = None,
 ) -> Estimates:
     """η² of `y` (n,) on each row of `x` (d, n) from given data, with intervals and floors.
 
     `bins` defaults to `bins_for(n)`. The same inputs give the same bits: the resamples and
-    permutations come from `seed`."""
+    permutations come from `seed`.
+
+    `groups` (n,) labels runs that are not independent: runs drawn from the same posterior
+    sample share every parameter the posterior holds. The bootstrap then resamples groups,
+    and an input constant within groups is permuted between groups (an input that varies
+    within them, between runs), so neither the interval nor the floor takes repeated runs of
+    one sample for independent evidence."""
     x = np.atleast_2d(np.asarray(x, dtype=float))
     y = np.asarray(y, dtype=float)
     d, n = x.shape
@@ -131,22 +139,25 @@ def first_order(
     one_hot, starts, used = _partition(x, m)
     rng = np.random.default_rng(seed)
     index = _eta(one_hot, starts, np.ones((n, 1)), z)[:, 0]
-    boot = np.concatenate(
-        [_eta(one_hot, starts, _multiplicities(rng, n, k), z) for k in _chunks(resamples)],
-        axis=1,
-    )
-    perm = np.concatenate(
-        [
-            _eta(
-                one_hot,
-                starts,
-                np.ones((n, k)),
-                np.stack([rng.permutation(z) for _ in range(k)], 1),
-            )
-            for k in _chunks(permutations)
-        ],
-        axis=1,
-    )
+    if groups is None:
+        boot = np.concatenate(
+            [_eta(one_hot, starts, _multiplicities(rng, n, k), z) for k in _chunks(resamples)],
+            axis=1,
+        )
+        perm = np.concatenate(
+            [
+                _eta(
+                    one_hot,
+                    starts,
+                    np.ones((n, k)),
+                    np.stack([rng.permutation(z) for _ in range(k)], 1),
+                )
+                for k in _chunks(permutations)
+            ],
+            axis=1,
+        )
+    else:
+        boot, perm = _grouped(x, z, m, one_hot, starts, groups, resamples, permutations, rng)
     tail = (1 - confidence) / 2
     # The resamples are drawn from the sample itself, whose η² is the uncorrected one: their
     # indices sit higher than the estimate by about the correction. The interval is their
@@ -163,6 +174,39 @@ def first_order(
         spearman=rho,
         bins=used,
     )
+
+
+def _grouped(
+    x: np.ndarray,
+    z: np.ndarray,
+    m: int,
+    one_hot: sparse.csc_matrix,
+    starts: np.ndarray,
+    groups: np.ndarray,
+    resamples: int,
+    permutations: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap indices (d, resamples) resampling whole groups, and permutation indices
+    (d, permutations) moving an input constant within groups between groups (one that varies
+    within them between runs): see `first_order`."""
+    labels, first, group = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    g = len(labels)
+    boot = np.concatenate(
+        [_eta(one_hot, starts, _multiplicities(rng, g, k)[group], z) for k in _chunks(resamples)],
+        axis=1,
+    )
+    # an input is constant within groups when every run has its group's first value
+    constant = np.all(x == x[:, first][:, group], axis=1)
+    d = x.shape[0]
+    perm = np.empty((d, permutations))
+    for k in range(permutations):
+        moved = x[:, first][:, rng.permutation(g)][:, group]  # groups swap their values
+        shuffled = x[:, rng.permutation(x.shape[1])]
+        xp = np.where(constant[:, None], moved, shuffled)
+        oh, st, _ = _partition(xp, m)
+        perm[:, k] = _eta(oh, st, np.ones((x.shape[1], 1)), z)[:, 0]
+    return boot, perm
 
 
 def _partition(x: np.ndarray, m: int) -> tuple[sparse.csc_matrix, np.ndarray, np.ndarray]:
@@ -431,7 +475,17 @@ def drivers(
                 + f"; given-data indices need at least {max(MIN_RUNS, 2 * m)}",
                 hint="run more runs, or choose an outcome defined in most runs",
             )
-        est = first_order(x[:, keep], y[keep], m, resamples, permutations, confidence, seed)
+        group = _posterior_samples(results)
+        est = first_order(
+            x[:, keep],
+            y[keep],
+            m,
+            resamples,
+            permutations,
+            confidence,
+            seed,
+            None if group is None else group[keep],
+        )
         for key in out:
             out[key][k] = getattr(est, key)
         used_bins[k] = est.bins
@@ -465,6 +519,14 @@ def drivers(
         posterior=posterior_of(results),
         **out,
     )
+
+
+def _posterior_samples(res: Results) -> np.ndarray | None:
+    """Which posterior sample each run drew (runs.parquet's `posterior_sample`), or None for
+    runs drawn from their priors: runs of one sample share its parameters."""
+    if "posterior_sample" not in res.runs.column_names:
+        return None
+    return np.asarray(res.runs.column("posterior_sample").to_numpy(zero_copy_only=False))
 
 
 def _labels(results: Results, baseline: Results | None) -> tuple[str, str]:

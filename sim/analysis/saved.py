@@ -52,7 +52,7 @@ from sim.study.manifest import ANALYSIS_FORMAT
 from sim.study.provenance import scenario_sha256
 
 KINDS = ("sensitivity", "sweep", "discover", "drivers")
-REPORTED = ("sensitivity", "sweep", "discover")  # the kinds `sim report` has a section for
+REPORTED = KINDS  # the kinds `sim report` has a section for (all of them)
 FORMAT_VERSION = ANALYSIS_FORMAT
 Analysis = Sensitivity | Sweep | Discovery | Drivers
 

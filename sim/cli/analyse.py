@@ -620,7 +620,7 @@ def drivers_command(
     bootstrap interval, a noise floor (the index of the parameter shuffled) and Spearman's
     rank correlation. With --baseline, Y is the paired difference RESULTS − DIR, run by run.
     Correlated inputs share credit: the shares need not sum to 1. Writes an analysis folder
-    (drivers.parquet, drivers.png, manifest.json); `sim report` does not show it yet.
+    (drivers.parquet, drivers.png, manifest.json), which `sim report` shows.
     """
     if top < 1:
         raise click.UsageError("--top must be at least 1")

@@ -78,6 +78,15 @@ from sim.study.runner import Execution
     help="Write a figure (prior vs posterior marginals, predictive intervals) to this image file.",
 )
 @click.option(
+    "--keep-prior",
+    "keep_prior",
+    multiple=True,
+    metavar="NAME",
+    help="Hold this uncertain parameter at its prior (repeatable; an arrayed parameter's name "
+    "means all its cells): every run draws it afresh and the posterior does not hold it. For "
+    "parameters no observation can inform; the observations file's `keep_prior:` lists more.",
+)
+@click.option(
     "--top",
     type=int,
     default=TOP,
@@ -100,6 +109,7 @@ def calibrate_command(
     out: Path | None,
     force: bool,
     plot: Path | None,
+    keep_prior: tuple[str, ...],
     top: int,
     as_json: bool,
     progress: bool | None,
@@ -144,7 +154,13 @@ def calibrate_command(
                     bar.update(task, completed=done, total=total)
 
             cal = calibrate(
-                model, observations, runs=runs, seed=seed, progress=tick, execution=execution
+                model,
+                observations,
+                runs=runs,
+                seed=seed,
+                progress=tick,
+                execution=execution,
+                keep_prior=keep_prior,
             )
     wall = time.perf_counter() - clock
     manifest = save(cal, folder, model, observations, force=force, wall_seconds=wall)

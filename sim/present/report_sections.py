@@ -19,6 +19,7 @@ from sim.analysis.compare import CONFIDENCE
 from sim.analysis.saved import Saved
 from sim.analysis.sensitivity import TOP
 from sim.analysis.sweep import SUMMARY_COLUMNS
+from sim.present.drivers_section import drivers_section
 from sim.present.numbers import number
 from sim.scenario.sources import KEY, cited, is_key
 from sim.study.results import Results
@@ -58,7 +59,12 @@ def section(saved: Saved, figure: bool = True, outcomes: Sequence[str] | None = 
                     f" it is <code>{escape(str(saved.folder))}</code>'s image.</p>"
                 )
                 figure = False
-    body = {"sensitivity": _sensitivity, "sweep": _sweep, "discover": _discover}[saved.kind]
+    body = {
+        "sensitivity": _sensitivity,
+        "sweep": _sweep,
+        "discover": _discover,
+        "drivers": drivers_section,
+    }[saved.kind]
     heading, what, tables = body(saved)
     tables += note
     img = ""

@@ -99,6 +99,9 @@ class ObservationsFile(BaseModel):
 
     description: str | None = None
     observations: dict[str, Observation] = Field(min_length=1)
+    # parameters no observation can inform (they act after the observed period): the
+    # calibration integrates them out at their priors instead of sampling them
+    keep_prior: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class Observations:
     description: str
     items: dict[str, Observation]
     doc: Document
+    keep_prior: tuple[str, ...] = ()
 
     def place(self, name: str, key: str | None = None) -> Place | None:
         """Where observation `name` (or its field `key`) is written."""
@@ -141,7 +145,13 @@ def load_observations(path: str | Path) -> Observations:
             )
     if problems:
         raise ScenarioError(problems)
-    return Observations(path, parsed.description or "", dict(parsed.observations), doc)
+    return Observations(
+        path,
+        parsed.description or "",
+        dict(parsed.observations),
+        doc,
+        tuple(dict.fromkeys(parsed.keep_prior)),
+    )
 
 
 def _translate(exc: ValidationError, doc: Document) -> list[Problem]:

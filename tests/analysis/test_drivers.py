@@ -15,7 +15,7 @@ import sim
 from sim.analysis import saved as analyses
 from sim.analysis.drivers import bins_for, drivers, first_order
 from sim.cli import cli
-from sim.errors import ResultsError, ScenarioError
+from sim.errors import ScenarioError
 from sim.present.analysis_figures import drivers_figure
 from sim.study.results import Results
 from tests.helpers import ROOT, bakery, calibration_folder, scenario
@@ -233,11 +233,11 @@ def test_the_command_prints_a_table_and_writes_its_folder(pantries, tmp_path):
     saved = analyses.load(out, kinds=analyses.KINDS)
     assert saved.kind == "drivers" and saved.table.num_rows == 7
     assert saved.manifest["identity"]["runs_sha256"][1] == a.manifest["sha256"]["runs.parquet"]
-    # `sim report` has no drivers section yet: it says so, exit 2.
-    code, text = invoke("report", out, "-o", tmp_path / "r.html")
-    assert code == 2 and "does not show drivers analyses yet" in text
-    with pytest.raises(ResultsError, match="does not show"):
-        analyses.load(out)
+    # `sim report` shows it, with the studies it was computed from
+    code, text = invoke("report", a.folder, b.folder, out, "-o", tmp_path / "r.html")
+    assert code == 0, text
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "short_months" in page and "η²" in page
 
 
 def test_json_and_csv_are_the_table(pantries, tmp_path):
@@ -363,3 +363,25 @@ def test_the_table_never_cuts_an_input_name(pantries, tmp_path, columns):
     assert max(len(line.rstrip()) for line in r.output.splitlines()) <= columns
     names = [n for n, s in b.parameters.items() if s.get("sampled")]
     assert all(name in r.output for name in names) and "…" not in r.output.replace("… ", "")
+
+
+def test_runs_of_one_posterior_sample_are_not_taken_for_independent_evidence():
+    """Runs that repeat a posterior sample share its parameters: with `groups`, an irrelevant
+    input held by the posterior passes its floor about as often as a 5% test should; taking
+    the repeats as independent runs, it passes far more often."""
+    rng = np.random.default_rng(4)
+    passes = {True: 0, False: 0}
+    trials = 40
+    for _ in range(trials):
+        g = 200
+        group = rng.integers(0, g, 1400)  # ~7 runs per sample
+        xc = rng.random((2, g))  # x[0] matters, x[1] does not; both held by the posterior
+        x = xc[:, group]
+        y = xc[0, group] + rng.normal(0, 0.5, g)[group] + rng.normal(0, 0.05, 1400)
+        for grouped in (True, False):
+            est = first_order(
+                x, y, permutations=60, resamples=60, groups=group if grouped else None
+            )
+            passes[grouped] += bool(est.index[1] > est.floor[1])
+    assert passes[True] <= 0.15 * trials, passes
+    assert passes[False] >= 0.3 * trials, passes

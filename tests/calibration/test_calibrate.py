@@ -332,3 +332,61 @@ def run_study(model: sim.Model, design: object) -> sim.Results:
     from sim.study.runner import run
 
     return run(model, 5, 1, design=design)  # type: ignore[arg-type]
+
+
+def test_a_parameter_kept_at_its_prior_is_integrated_out(tmp_path: Path):
+    """`keep_prior`: the parameter is drawn afresh in every run, as noise is, so the posterior
+    of the others is the one with it integrated out (here exactly the noisy model's, with the
+    noise written as a parameter u ~ uniform(0.5, 1.5)), and the posterior does not hold it."""
+    scenario = {
+        "name": "kept",
+        "start": "2024-01",
+        "months": 1,
+        "seed": 5,
+        "parameters": {
+            "a": {"dist": "normal", "mean": MU0, "sd": S0, "unit": "kg/month", "source": "test"},
+            "u": {"dist": "uniform", "low": 0.5, "high": 1.5, "source": "test"},
+        },
+        "stocks": {"src": {"unit": "kg", "kind": "source"}, "s": {"unit": "kg", "initial": 0}},
+        "flows": {"grow": {"from": "src", "to": "s", "rate": f"a + {C} * u"}},
+    }
+    y, sd = 16.0, 0.5
+    cal, model = _calibrate(
+        tmp_path, scenario, {"end": {"of": "s", "stat": "final", "value": y, "sd": sd}},
+        keep_prior=["u"],
+    )  # fmt: skip
+    assert cal.parameters == ("a",) and "u" not in cal.values
+
+    def density(a: float) -> float:
+        like = stats.norm.cdf((y - a - 0.5 * C) / sd) - stats.norm.cdf((y - a - 1.5 * C) / sd)
+        return float(stats.norm.pdf(a, MU0, S0) * like)
+
+    lo, hi = MU0 - 8 * S0, MU0 + 8 * S0
+    z = integrate.quad(density, lo, hi, points=[y - 1.5 * C, y - 0.5 * C])[0]
+    mean = integrate.quad(lambda a: a * density(a), lo, hi)[0] / z
+    var = integrate.quad(lambda a: (a - mean) ** 2 * density(a), lo, hi)[0] / z
+    _check(cal, "a", mean, var**0.5)
+    # The folder records it, and a run on the posterior draws u from its prior as usual.
+    obs = load_observations(write_yaml(tmp_path, "observations.yaml", observations(
+        end={"of": "s", "stat": "final", "value": y, "sd": sd})))  # fmt: skip
+    manifest = save(cal, tmp_path / "cal", model, obs)
+    assert manifest["method"]["settings"]["kept_at_prior"] == ["u"]
+    res = sim.run(model, runs=50, seed=1, posterior=tmp_path / "cal")
+    assert len(np.unique(res.parameter("u"))) == 50
+
+
+def test_keep_prior_in_the_file_is_located_and_checked(tmp_path: Path):
+    model = sim.load(write_yaml(tmp_path, "linear.yaml", LINEAR))
+    doc = observations(end={"of": "s", "stat": "final", "value": 150, "sd": 12})
+    doc["keep_prior"] = ["b", "bb"]
+    path = write_yaml(tmp_path, "obs.yaml", doc)
+    with pytest.raises(ScenarioError) as info:
+        calibrate(model, load_observations(path), runs=2000, seed=1)
+    message = str(info.value)
+    assert f"{path}:" in message and "keep_prior[1]" in message
+    assert "'bb' is not a parameter of scenario 'linear'" in message and "'b'" in message
+    doc["keep_prior"] = ["b"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = calibrate(model, load_observations(write_yaml(tmp_path, "ok.yaml", doc)), runs=4000)
+    assert cal.parameters == ("a",)
