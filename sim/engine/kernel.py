@@ -49,6 +49,8 @@ from sim.scenario.expr import Expr
 
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
 
+NOISE_BUFFER = 4 * 2**20  # bytes of noise copied ahead, a few ticks of every noisy flow cell
+
 
 def run_block(
     model: Model,
@@ -153,17 +155,21 @@ class _Kernel:
         by_name |= {mem.name: mem for mem in model.memories}
         self.stage2 = [by_name[name] for name in model.stage2] or self.variables
         self.rates = [(f.index, f.rate) for f in model.flows]
-        # A noisy arrayed flow's noise, (ticks, cells, runs): each cell drawn on its own.
-        self.noisy = [
-            (
-                slice(f.row, f.row + f.size),
-                noise[f.name]
-                if not f.dims
-                else np.stack([noise[c] for c in model.cells(f.name)], 1),
-            )
+        # Every noisy flow cell's noise, (ticks, runs) each (a cell is drawn on its own), in
+        # row order; rows next to each other are multiplied as one span, from a buffer that
+        # holds a few ticks of all of them (copying a whole block's noise would double it).
+        cells = [
+            (f.row + j, noise[c])
             for f in model.flows
             if f.noise
+            for j, c in enumerate(model.cells(f.name) if f.dims else [f.name])
         ]
+        self.noisy = [row for row, _ in cells]
+        self.noise_spans = _spans(self.noisy)
+        self.noise_cells = [z for _, z in cells]
+        per_tick = max(1, len(cells) * n * 8)
+        self.noise_ticks = max(1, min(model.ticks, NOISE_BUFFER // per_tick))
+        self.noise_buffer = np.empty((self.noise_ticks, len(cells), n))
         self.flow_labels = [
             c for f in model.flows for c in cell_labels(model, f"flows.{f.name}", f.dims)
         ]
@@ -276,8 +282,15 @@ class _Kernel:
         else:
             for rows in self.one_way:
                 np.maximum(R[rows], 0.0, out=R[rows])
-        for rows, noise in self.noisy:
-            R[rows] *= noise[t]
+        if self.noisy:
+            k = t % self.noise_ticks
+            if k == 0:
+                ticks = min(self.noise_ticks, self.m.ticks - t)
+                chunk = [z[t : t + ticks] for z in self.noise_cells]
+                np.stack(chunk, axis=1, out=self.noise_buffer[:ticks])
+            noise = self.noise_buffer[k]
+            for start, stop, at in self.noise_spans:
+                R[start:stop] *= noise[at : at + stop - start]
         moved(R, self.m.step)
 
     def advance_memories(self, t: int) -> None:
@@ -359,6 +372,17 @@ def _view(matrix: np.ndarray, row: int, shape: tuple[int, ...]) -> np.ndarray:
     if not shape:
         return matrix[row]
     return matrix[row : row + math.prod(shape)].reshape((*shape, matrix.shape[1]))
+
+
+def _spans(rows: list[int]) -> list[tuple[int, int, int]]:
+    """Increasing row numbers as runs of consecutive rows: (first, stop, position in `rows`)."""
+    out: list[tuple[int, int, int]] = []
+    for at, row in enumerate(rows):
+        if out and out[-1][1] == row:
+            out[-1] = (out[-1][0], row + 1, out[-1][2])
+        else:
+            out.append((row, row + 1, at))
+    return out
 
 
 def _block_size(noise: Mapping[str, np.ndarray]) -> int:
