@@ -19,6 +19,7 @@ so both give the same bits for the same draws.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,6 +44,7 @@ from sim.engine.semantics import (
     received,
     signed,
 )
+from sim.errors import ScenarioError
 from sim.model import MemoryDef, Model
 from sim.scenario.dims import Dims, fold_rows
 from sim.scenario.expr import Expr
@@ -50,6 +52,11 @@ from sim.scenario.expr import Expr
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
 
 NOISE_BUFFER = 4 * 2**20  # bytes of noise copied ahead, a few ticks of every noisy flow cell
+# A block's runs are stepped in slices (`slice_runs`): about this many bytes of state per
+# slice (measured by benchmarks/dimensions.py on a 32 MiB-L3 machine), and at least this many
+# runs per Python-level step of a tick.
+CACHE_BYTES = 8 * 2**20
+RUNS_PER_STEP = 16
 
 
 def run_block(
@@ -66,9 +73,56 @@ def run_block(
     run; `noise[flow]` is (ticks, runs). Recorded series are kept for the first `keep` runs of
     the block (all when None): a series nobody keeps costs a fresh (ticks x runs) array per block for nothing.
     `observer(t, S, transit)` is called after each tick's transfer (tests use it to check
-    conservation). Raises ScenarioError if a stock starts negative."""
+    conservation). Raises ScenarioError if a stock starts negative.
+
+    A big block is run in slices of runs (`slice_runs`) that keep the kernel's state small
+    enough to stay in the processor's cache: every run is computed on its own, so the
+    slices give the same bits as one pass over the block would."""
+    if n is None:
+        n = len(next(iter(params.values()))) if params else _block_size(noise)
+    size = slice_runs(model)
     with np.errstate(all="ignore"):
-        return _Kernel(model, params, noise, first_run, n).run(observer, keep)
+        if observer is not None or n <= size:
+            return _Kernel(model, params, noise, first_run, n).run(observer, keep)
+        keep = n if keep is None else max(0, min(keep, n))
+        cuts = -(-n // size)
+        bounds = [n * i // cuts for i in range(cuts + 1)]
+        blocks = []
+        for lo, hi in itertools.pairwise(bounds):
+            part = {k: v[lo:hi] if np.ndim(v) else v for k, v in params.items()}
+            drawn = {k: v[:, lo:hi] for k, v in noise.items()}
+            try:
+                kernel = _Kernel(model, part, drawn, first_run + lo, hi - lo)
+            except ScenarioError:
+                # A stock starts below zero: name the cell and run that the block as one
+                # would (the first cell with such a run, then that cell's first run).
+                _Kernel(model, params, noise, first_run, n)
+                raise
+            blocks.append(kernel.run(None, max(0, min(keep - lo, hi - lo))))
+    first = blocks[0]
+    return Block(
+        {k: np.concatenate([b.outcomes[k] for b in blocks]) for k in first.outcomes},
+        {k: np.concatenate([b.series[k] for b in blocks], axis=1) for k in first.series},
+        np.concatenate([b.bad_tick for b in blocks]),
+        np.concatenate([b.bad_name for b in blocks]),
+    )
+
+
+def slice_runs(model: Model) -> int:
+    """How many runs the kernel steps together at most: as many as keep its matrices (stock
+    cells, requests, amounts, rings, what is under way) within CACHE_BYTES, but never fewer
+    than RUNS_PER_STEP per expression or group of cells it steps one at a time each tick
+    (a model written out cell by cell pays Python's cost per step, and wants long rows)."""
+    k = sum(f.size for f in model.flows)
+    w = sum(f.size for f in model.flows if f.two_way)
+    rows = sum(s.size for s in model.stocks) + 4 * k + 6 * w
+    rows += sum(f.size * f.delay for f in model.flows)
+    # An arrayed outcome's or record's cells are evaluated as one expression.
+    wholes = {
+        id(e.whole or e) for e in [o.expr for o in model.outcomes] + [e for _, e in model.record]
+    }
+    steps = len(model.flows) + len(model.variables) + len(model.memories) + len(wholes)
+    return max(CACHE_BYTES // (8 * max(1, rows)), RUNS_PER_STEP * steps, 1)
 
 
 class _Kernel:
