@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,11 +53,12 @@ from sim.scenario.expr import Expr
 Observer = Callable[[int, np.ndarray, np.ndarray], None]
 
 NOISE_BUFFER = 4 * 2**20  # bytes of noise copied ahead, a few ticks of every noisy flow cell
-# A block's runs are stepped in slices (`slice_runs`): about this many bytes of state per
-# slice (measured by benchmarks/dimensions.py on a 32 MiB-L3 machine), and at least this many
-# runs per Python-level step of a tick.
+# An arrayed model's block is stepped in slices of runs (`slice_runs`) whose matrices take
+# about CACHE_BYTES (benchmarks/dimensions.py: on a machine with 1 MiB of L2 per core and a
+# 32 MiB L3, a slice's state under ~10 MiB runs about twice as fast per run as one of 100 MiB).
 CACHE_BYTES = 8 * 2**20
-RUNS_PER_STEP = 16
+CELLS_PER_STEP = 32
+MIN_SLICE = 64
 
 
 def run_block(
@@ -109,20 +111,22 @@ def run_block(
 
 
 def slice_runs(model: Model) -> int:
-    """How many runs the kernel steps together at most: as many as keep its matrices (stock
-    cells, requests, amounts, rings, what is under way) within CACHE_BYTES, but never fewer
-    than RUNS_PER_STEP per expression or group of cells it steps one at a time each tick
-    (a model written out cell by cell pays Python's cost per step, and wants long rows)."""
+    """How many runs the kernel steps together at most. An arrayed model, whose each step of
+    a tick (an expression, a group of stock cells) moves CELLS_PER_STEP cells or more, is
+    bound by memory at big blocks: it is stepped in slices of runs whose matrices (stock
+    cells, requests, amounts, rings, what is under way) fit in CACHE_BYTES. A model of
+    scalar steps is bound by Python's cost per step and wants long rows: not sliced."""
     k = sum(f.size for f in model.flows)
     w = sum(f.size for f in model.flows if f.two_way)
     rows = sum(s.size for s in model.stocks) + 4 * k + 6 * w
     rows += sum(f.size * f.delay for f in model.flows)
     # An arrayed outcome's or record's cells are evaluated as one expression.
-    wholes = {
-        id(e.whole or e) for e in [o.expr for o in model.outcomes] + [e for _, e in model.record]
-    }
+    exprs = [o.expr for o in model.outcomes] + [e for _, e in model.record]
+    wholes = {id(e.whole or e) for e in exprs}
     steps = len(model.flows) + len(model.variables) + len(model.memories) + len(wholes)
-    return max(CACHE_BYTES // (8 * max(1, rows)), RUNS_PER_STEP * steps, 1)
+    if rows < CELLS_PER_STEP * steps:
+        return sys.maxsize
+    return max(CACHE_BYTES // (8 * rows), MIN_SLICE)
 
 
 class _Kernel:
