@@ -90,6 +90,7 @@ def run_block(
         cuts = -(-n // size)
         bounds = [n * i // cuts for i in range(cuts + 1)]
         blocks = []
+        series: dict[str, np.ndarray] = {}  # the block's, each slice's kept runs copied in
         for lo, hi in itertools.pairwise(bounds):
             part = {k: v[lo:hi] if np.ndim(v) else v for k, v in params.items()}
             drawn = {k: v[:, lo:hi] for k, v in noise.items()}
@@ -100,11 +101,18 @@ def run_block(
                 # would (the first cell with such a run, then that cell's first run).
                 _Kernel(model, params, noise, first_run, n)
                 raise
-            blocks.append(kernel.run(None, max(0, min(keep - lo, hi - lo))))
+            kept = max(0, min(keep - lo, hi - lo))
+            block = kernel.run(None, kept)
+            for name, values in block.series.items():
+                if name not in series:
+                    series[name] = np.empty((model.ticks, keep))
+                series[name][:, lo : lo + kept] = values
+            block.series = {}
+            blocks.append(block)
     first = blocks[0]
     return Block(
         {k: np.concatenate([b.outcomes[k] for b in blocks]) for k in first.outcomes},
-        {k: np.concatenate([b.series[k] for b in blocks], axis=1) for k in first.series},
+        series,
         np.concatenate([b.bad_tick for b in blocks]),
         np.concatenate([b.bad_name for b in blocks]),
     )
@@ -282,14 +290,15 @@ class _Kernel:
         outcomes = Outcomes(m, n)
         series = {name: np.empty((m.ticks, keep)) for name, expr in m.record if not expr.whole}
         # An arrayed record's cells: one (ticks, cells, kept runs) array, a view per cell.
-        self.recorded: list[tuple[Expr, np.ndarray]] = []
+        self.recorded: list[tuple[Expr, np.ndarray, tuple[int, ...]]] = []
         for name, expr in m.record:
             whole = expr.whole
             if whole is None:
                 continue
             if not self.recorded or self.recorded[-1][0] is not whole:
-                size = math.prod(m.shape_of(whole.dims))
-                self.recorded.append((whole, np.empty((m.ticks, size, keep))))
+                shape = m.shape_of(whole.dims)
+                held = np.empty((m.ticks, math.prod(shape), keep))
+                self.recorded.append((whole, held, (*shape, n)))
             row = int(np.ravel_multi_index(expr.cell, m.shape_of(whole.dims)))
             series[name] = self.recorded[-1][1][:, row, :]
         for t in range(m.ticks):
@@ -472,9 +481,8 @@ class _Kernel:
             for name, expr in self.m.record:
                 if expr.whole is None:
                     series[name][t] = np.broadcast_to(expr(ns), (self.n,))[:keep]
-            for whole, held in self.recorded:
-                shape = self.m.shape_of(whole.dims)
-                value = np.broadcast_to(whole(ns), (*shape, self.n))
+            for whole, held, shape in self.recorded:
+                value = np.broadcast_to(whole(ns), shape)
                 held[t] = value.reshape((held.shape[1], self.n))[:, :keep]
 
 
