@@ -230,10 +230,9 @@ def main() -> None:
         f"{len(model.stocks)} arrayed stocks ({cells[0]} cells), {len(model.flows)} arrayed "
         f"flows ({cells[1]} cells); by hand: {len(hand.stocks)} stocks, {len(hand.flows)} flows"
     )
-    print(
-        f"the kernel steps at most {kernel.slice_runs(model)} runs of the arrayed model "
-        f"together, {kernel.slice_runs(hand)} of the model by hand (kernel.slice_runs)"
-    )
+    steps = [kernel.slice_runs(m) for m in (model, hand)]
+    shown = [f"{s:,} runs" if s < sys.maxsize else "the whole block" for s in steps]
+    print(f"the kernel steps together: arrayed {shown[0]}, by hand {shown[1]} (slice_runs)")
     print(f"ms per run (CPU), median of {args.repeat}:")
     print(f"  {'runs in block':>13}  {'arrayed':>8}  {'by hand':>8}  {'ratio':>6}  outcomes")
     per_run: dict[int, tuple[float, float]] = {}
