@@ -194,13 +194,13 @@ class _Kernel:
         # Each delay's ring: (delay, rows of its flows, runs), a slot per tick of the delay.
         self.rings: list[tuple[int, np.ndarray, list[tuple[int, int, int]]]] = []
         ring_at: dict[int, tuple[int, int]] = {}  # flow row -> (delay, its row in the ring)
-        at = k + 4 * w
+        first = k + 4 * w
         for d in delays:
             rows = [f.row + j for f in delayed[d] for j in range(f.size)]
-            ring_at |= {row: (d, at + i) for i, row in enumerate(rows)}
-            ring = self.M[at : at + d * len(rows)].reshape((d, len(rows), n))
+            ring_at |= {row: (d, first + i) for i, row in enumerate(rows)}
+            ring = self.M[first : first + d * len(rows)].reshape((d, len(rows), n))
             self.rings.append((d, ring, _spans(rows)))
-            at += d * len(rows)
+            first += d * len(rows)
         for f in model.flows:
             ns[f"flow.{f.name}"] = _view(self.F, f.row, f.shape)
             ns[f"cum.{f.name}"] = _view(self.C, f.row, f.shape)
@@ -389,11 +389,11 @@ class _Kernel:
             k = t % self.noise_ticks
             if k == 0:
                 ticks = min(self.noise_ticks, self.m.ticks - t)
-                chunk = [z[t : t + ticks] for z in self.noise_cells]
-                np.stack(chunk, axis=1, out=self.noise_buffer[:ticks])
-            noise = self.noise_buffer[k]
-            for start, stop, at in self.noise_spans:
-                R[start:stop] *= noise[at : at + stop - start]
+                ahead = [z[t : t + ticks] for z in self.noise_cells]
+                np.stack(ahead, axis=1, out=self.noise_buffer[:ticks])
+            now = self.noise_buffer[k]
+            for start, stop, pos in self.noise_spans:
+                R[start:stop] *= now[pos : pos + stop - start]
         moved(R, self.m.step)
 
     def advance_memories(self, t: int) -> None:
@@ -535,8 +535,8 @@ class _Giving:
         if self.view is not None:
             return Q[self.view]
         if self.block is not None:
-            rows, shape, axis = self.block
-            return np.add.reduce(Q[rows].reshape((*shape, -1)), axis=axis, out=self.total)
+            span, shape, axis = self.block
+            return np.add.reduce(Q[span].reshape((*shape, -1)), axis=axis, out=self.total)
         if self.gathered is None:
             return np.take(Q, self.idx[0], axis=0, out=self.total, mode="clip")
         rows = np.take(Q, self.idx, axis=0, out=self.gathered, mode="clip")
@@ -690,10 +690,10 @@ def _arriving_plan(kernel: _Kernel, began: tuple[bool, ...]) -> list[_Arriving]:
             rings[row + c] = rings_of
     sizes = [ring.shape[1] for _, ring, _ in kernel.rings]
     out = []
-    for rows, idx in _groups(cells, lambda row: None):
-        ring = np.array([rings[r] for r in rows], dtype=np.intp).T
-        shift = [np.where(ring == i, size, 0) for i, size in enumerate(sizes)]
-        out.append(_Arriving(rows, idx, shift, kernel.n))
+    for group, idx in _groups(cells, lambda row: None):
+        marked = np.array([rings[r] for r in group], dtype=np.intp).T
+        shift = [np.where(marked == i, size, 0) for i, size in enumerate(sizes)]
+        out.append(_Arriving(group, idx, shift, kernel.n))
     return out
 
 
