@@ -279,7 +279,8 @@ class _Kernel:
         self.nonpositive = np.empty(self.R.shape, dtype=bool)
         # What is under way (transit.NAME) is kept only when some expression reads it, or an
         # observer is given (`run`).
-        self.transit = any(n.startswith("transit.") for e in _expressions(model) for n in e.names)
+        read = {name for e in _expressions(model) for name in e.names}
+        self.transit = any(name.startswith("transit.") for name in read)
         self.ring_at = ring_at
         self.arriving: dict[tuple[bool, ...], list[_Arriving]] = {}  # by which delays began
 
@@ -564,7 +565,7 @@ class _Arriving:
                 self.ring, self.step = i, int(s[0, 0])
             else:
                 self.view = None
-        self.buffer = np.empty((k + 1, m, n))
+        self.buffer = np.empty((k + 1, m, n)) if self.view is None else None
 
     def deliver(self, M: np.ndarray, S: np.ndarray, phases: list[int]) -> None:
         """Add each cell's arrivals to it, one after another (`semantics.deliver`)."""
@@ -577,6 +578,7 @@ class _Arriving:
         for i, s in self.shift:
             idx = idx + s * phases[i]
         rows = self.buffer
+        assert rows is not None
         rows[0] = held
         np.take(M, idx, axis=0, out=rows[1:], mode="clip")
         if rows[0].size >= 2:
