@@ -1,20 +1,26 @@
 """Prints what dimensions buy: an arrayed trade model (20 partners x 10 goods, 120 ticks)
 against the same model written out by hand as scalar stocks and flows (generated here), run
 side by side on the same draws through the numpy kernel. A measurement, not a test: it never
-fails on a time (it does check that both give the same numbers).
+fails on a time (it does check that both give the same numbers at every block size).
 
-It prints seconds per run for each, their ratio, and the peak memory of one block
-(tracemalloc) at two block sizes, to show that memory follows the block size.
+For each block size it prints seconds per run of each model (the median of --repeat runs of
+one block, in CPU seconds of this process, which a busy shared machine disturbs less than
+the wall clock), their ratio, then each model's best block size and the runner's default
+one; and the memory of one arrayed block (tracemalloc's peak while the kernel runs it, the
+draws it is given apart), to show that the kernel's memory is bounded by the slice of runs
+it steps together, whatever the block.
 
-    python benchmarks/dimensions.py [--partners 20] [--goods 10] [--runs 200] [--repeat 3]
+    python benchmarks/dimensions.py [--partners 20] [--goods 10]
+        [--blocks 20,200,1000,8192] [--repeat 3]
 
-About a minute with the defaults on 2 cores.
+About three minutes with the defaults on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import platform
 import statistics
 import sys
@@ -32,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sim.engine import kernel
 from sim.model import Model, load
 from sim.sampling.draws import noise_draws, parameter_draws
+from sim.study.runner import DEFAULT_BLOCK
 
 
 def arrayed(partners: list[str], goods: list[str]) -> dict[str, Any]:
@@ -172,31 +179,36 @@ def draws(model: Model, runs: int) -> tuple[dict[str, np.ndarray], dict[str, np.
 
 
 def timed(model: Model, params: Any, noise: Any, repeat: int) -> tuple[float, Any]:
+    """The median CPU seconds of `repeat` runs of one block, and the block."""
     times, block = [], None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         block = kernel.run_block(model, params, noise)
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times), block
 
 
-def peak_bytes(model: Model, runs: int) -> int:
-    """tracemalloc's peak while one block of `runs` runs is drawn and run."""
+def peak_bytes(model: Model, params: Any, noise: Any) -> int:
+    """tracemalloc's peak while the kernel runs one block (its draws already made)."""
     tracemalloc.start()
-    params, noise = draws(model, runs)
     kernel.run_block(model, params, noise)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak
 
 
+def renamed(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {hand_name(k): v for k, v in values.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--partners", type=int, default=20)
     parser.add_argument("--goods", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--blocks", default=f"20,200,1000,{DEFAULT_BLOCK}")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    blocks = [int(b) for b in args.blocks.split(",")]
     partners = [f"p{i}" for i in range(args.partners)]
     goods = [f"g{i}" for i in range(args.goods)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -207,37 +219,55 @@ def main() -> None:
             path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
             paths.append(path)
         model, hand = load(paths[0]), load(paths[1])
-    params, noise = draws(model, args.runs)
-    hand_params = {hand_name(k): v for k, v in params.items()}
-    hand_noise = {hand_name(k): v for k, v in noise.items()}
-    t_arrayed, block = timed(model, params, noise, args.repeat)
-    t_hand, hand_block = timed(hand, hand_params, hand_noise, max(1, args.repeat - 1))
-    same = all(
-        np.array_equal(v, hand_block.outcomes[hand_name(k)]) for k, v in block.outcomes.items()
-    )
     cells = sum(s.size for s in model.stocks), sum(f.size for f in model.flows)
     print(
         f"machine: {platform.processor() or platform.machine()}, Python "
-        f"{platform.python_version()}, numpy {np.__version__}, {platform.system()}"
+        f"{platform.python_version()}, numpy {np.__version__}, {platform.system()}; "
+        f"load average {os.getloadavg()[0]:.1f} at the start"
     )
     print(
         f"model: {args.partners} partners x {args.goods} goods, {model.ticks} ticks: "
         f"{len(model.stocks)} arrayed stocks ({cells[0]} cells), {len(model.flows)} arrayed "
         f"flows ({cells[1]} cells); by hand: {len(hand.stocks)} stocks, {len(hand.flows)} flows"
     )
-    print(f"{args.runs} runs in one block, median of {args.repeat}:")
-    print(f"  arrayed: {t_arrayed:.3f} s  ({t_arrayed / args.runs * 1e3:.3f} ms per run)")
-    print(f"  by hand: {t_hand:.3f} s  ({t_hand / args.runs * 1e3:.3f} ms per run)")
-    print(
-        f"  arrayed is {t_hand / t_arrayed:.1f}x faster per run; "
-        f"outcomes {'bit-identical' if same else 'DIFFERENT'}"
-    )
-    small, large = max(1, args.runs // 4), args.runs
-    for runs in (small, large):
-        peak = peak_bytes(model, runs)
+    steps = [kernel.slice_runs(m) for m in (model, hand)]
+    shown = [f"{s:,} runs" if s < sys.maxsize else "the whole block" for s in steps]
+    print(f"the kernel steps together: arrayed {shown[0]}, by hand {shown[1]} (slice_runs)")
+    print(f"ms per run (CPU), median of {args.repeat}:")
+    print(f"  {'runs in block':>13}  {'arrayed':>8}  {'by hand':>8}  {'ratio':>6}  outcomes")
+    per_run: dict[int, tuple[float, float]] = {}
+    for runs in blocks:
+        params, noise = draws(model, runs)
+        t_arrayed, block = timed(model, params, noise, args.repeat)
+        t_hand, hand_block = timed(hand, renamed(params), renamed(noise), args.repeat)
+        same = all(
+            np.array_equal(v, hand_block.outcomes[hand_name(k)]) for k, v in block.outcomes.items()
+        )
+        per_run[runs] = (t_arrayed / runs * 1e3, t_hand / runs * 1e3)
+        a, h = per_run[runs]
         print(
-            f"  peak memory of one arrayed block of {runs} runs: {peak / 2**20:.1f} MiB "
-            f"({peak / runs / 1024:.0f} KiB per run)"
+            f"  {runs:>13,}  {a:>8.3f}  {h:>8.3f}  {h / a:>5.1f}x  "
+            f"{'bit-identical' if same else 'DIFFERENT'}",
+            flush=True,
+        )
+    best_a = min(per_run, key=lambda b: per_run[b][0])
+    best_h = min(per_run, key=lambda b: per_run[b][1])
+    a, h = per_run[best_a][0], per_run[best_h][1]
+    print(
+        f"  each at its best block size: arrayed {a:.3f} ms ({best_a:,} runs), by hand "
+        f"{h:.3f} ms ({best_h:,} runs): {h / a:.1f}x"
+    )
+    if DEFAULT_BLOCK in per_run:
+        a, h = per_run[DEFAULT_BLOCK]
+        print(f"  at the runner's default block size ({DEFAULT_BLOCK:,}): {h / a:.1f}x")
+    print("memory of one arrayed block:")
+    for runs in blocks:
+        params, noise = draws(model, runs)
+        drawn = sum(v.nbytes for v in params.values()) + sum(v.nbytes for v in noise.values())
+        peak = peak_bytes(model, params, noise)
+        print(
+            f"  {runs:>6,} runs: kernel peak {peak / 2**20:7.1f} MiB "
+            f"({peak / runs / 1024:6.1f} KiB per run); its draws {drawn / 2**20:7.1f} MiB"
         )
 
 

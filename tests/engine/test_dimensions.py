@@ -283,6 +283,29 @@ def test_block_size_does_not_change_the_bits(models: tuple[Model, Model]) -> Non
             assert np.array_equal(values[start:stop], part.outcomes[name]), name
 
 
+@pytest.mark.parametrize("runs_per_slice", [1, 3])
+def test_a_block_stepped_in_slices_gives_the_bits_of_one_pass(
+    models: tuple[Model, Model], runs_per_slice: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel steps a big block in slices of runs (kernel.slice_runs); made to cut it
+    into slices of one run and of three, it must give what one pass gives, kept series
+    included."""
+    for model in models:
+        params, noise = draws(model)
+        whole = kernel.run_block(model, params, noise, 5, keep=7)
+        with monkeypatch.context() as patch:
+            patch.setattr(kernel, "slice_runs", lambda _: runs_per_slice)
+            sliced = kernel.run_block(model, params, noise, 5, keep=7)
+        for name, values in whole.outcomes.items():
+            assert np.array_equal(values, sliced.outcomes[name]), name
+        assert whole.series.keys() == sliced.series.keys()
+        for name, values in whole.series.items():
+            assert values.shape == (model.ticks, 7)
+            assert np.array_equal(values, sliced.series[name]), name
+        assert np.array_equal(whole.bad_tick, sliced.bad_tick)
+        assert list(whole.bad_name) == list(sliced.bad_name)
+
+
 def wide(n: int) -> dict[str, Any]:
     """A dimension of n elements: sums along it must not switch to pairwise summation."""
     items = [f"e{i}" for i in range(n)]
@@ -367,6 +390,14 @@ def test_an_arrayed_stock_starting_below_zero_names_its_cell(tmp_path: Path) -> 
     for engine in sorted(ENGINES):
         with pytest.raises(ScenarioError, match=r"initial amount of bin\[e[01]\] is -"):
             ENGINES[engine](model, params, noise, 0, RUNS, None)
+    # Stepped in slices of runs, the kernel names the same cell and run as in one pass.
+    with pytest.raises(ScenarioError) as whole:
+        kernel.run_block(model, params, noise)
+    slices = pytest.MonkeyPatch.context()
+    with slices as patch, pytest.raises(ScenarioError) as sliced:
+        patch.setattr(kernel, "slice_runs", lambda _: 1)
+        kernel.run_block(model, params, noise)
+    assert str(sliced.value) == str(whole.value)
 
 
 def test_an_arrayed_data_series_reads_a_column_per_cell(tmp_path: Path) -> None:
