@@ -57,6 +57,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "discover_command",
         "Find the parameter ranges behind the runs in RESULTS where...",
     ),
+    "explore": (
+        "sim.cli.explore",
+        "explore_command",
+        "Explore SCENARIO's levers in the browser, against SCENARIO_B...",
+    ),
     "calibrate": (
         "sim.cli.calibrate",
         "calibrate_command",
