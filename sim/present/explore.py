@@ -40,7 +40,7 @@ import numpy as np
 import yaml
 
 from sim.analysis.compare import ROW_FIELDS, Comparison, compare
-from sim.errors import ScenarioError
+from sim.errors import ResultsError, ScenarioError
 from sim.model import Model, compile_scenario
 from sim.present.describe import declared_parameters
 from sim.present.figures import series_unit
@@ -292,12 +292,14 @@ class Explorer:
             jobs = [(0, {}), (0, checked)]
         else:
             jobs = [(0, checked), (1, checked)]
-        try:
+        try:  # the schema, the compiler and the engine judge the setting as they would a file
             models = [self.model_for(i, s) if s else self.scenarios[i].model for i, s in jobs]
+            results = tuple(self._pool.map(self._study, models, [i for i, _ in jobs], jobs))
+            comparison = compare(*results, outcomes=picked, thresholds=self.thresholds)
         except ScenarioError as exc:
             raise SettingError({"": "; ".join(str(p) for p in exc.problems)}) from None
-        results = tuple(self._pool.map(self._study, models, [i for i, _ in jobs], jobs))
-        comparison = compare(*results, outcomes=picked, thresholds=self.thresholds)
+        except ResultsError as exc:
+            raise SettingError({"": str(exc)}) from None
         comparison = _relabelled(comparison, self.labels)
         seconds = time.perf_counter() - started
         data = page_data(comparison, results, self.labels, picked, checked, key, seconds)
