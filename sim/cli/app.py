@@ -60,7 +60,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "explore": (
         "sim.cli.explore",
         "explore_command",
-        "Explore SCENARIO's levers in the browser, against SCENARIO_B...",
+        "Explore SCENARIO's levers in the browser, against...",
     ),
     "calibrate": (
         "sim.cli.calibrate",

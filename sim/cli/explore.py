@@ -36,7 +36,7 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
     "thresholds",
     multiple=True,
     metavar="EXPR",
-    help='P(condition) per scenario and B − A, as in `sim compare` (repeatable).',
+    help="P(condition) per scenario and B − A, as in `sim compare` (repeatable).",
 )
 @click.option("--port", type=int, default=8765, show_default=True, help="Port (0: any free).")
 @click.option(

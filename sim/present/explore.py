@@ -46,8 +46,8 @@ from sim.present.describe import declared_parameters
 from sim.present.figures import series_unit
 from sim.present.numbers import number
 from sim.present.summary import findings, threshold_sentences
-from sim.scenario.loader import Document, extend, load_document
 from sim.sampling.distributions import Choice
+from sim.scenario.loader import Document, extend, load_document
 from sim.scenario.schema import Distribution, Fixed, parse
 from sim.study.posterior import Posterior, read_posterior
 from sim.study.results import Results
@@ -288,10 +288,11 @@ class Explorer:
             if key in self._views:
                 self._views.move_to_end(key)
                 return self._views[key]
-        if len(self.scenarios) == 1:
-            jobs = [(0, {}), (0, checked)]
-        else:
-            jobs = [(0, checked), (1, checked)]
+        # One scenario: as written (A) against the setting (B). Two: both with the setting.
+        single = len(self.scenarios) == 1
+        jobs: list[tuple[int, dict[str, float]]] = (
+            [(0, {}), (0, checked)] if single else [(0, checked), (1, checked)]
+        )
         try:  # the schema, the compiler and the engine judge the setting as they would a file
             models = [self.model_for(i, s) if s else self.scenarios[i].model for i, s in jobs]
             results = tuple(self._pool.map(self._study, models, [i for i, _ in jobs], jobs))
@@ -406,7 +407,9 @@ def levers(models: Sequence[Model], posterior: Posterior | None = None) -> list[
     for model in models:
         for shown, cells in declared_parameters(model):
             for cell, _ in cells:
-                name = cell if len(cells) == 1 and cell == shown else f"{shown.split('[')[0]}[{cell}]"
+                name = (
+                    cell if len(cells) == 1 and cell == shown else f"{shown.split('[')[0]}[{cell}]"
+                )
                 if name in seen:
                     continue
                 seen.add(name)
@@ -496,11 +499,7 @@ def _event_lever(name: str, models: Sequence[Model]) -> Lever:
     first = models[0]
     months = float(first.scenario.months)
     description = next(
-        (
-            (m.scenario.events[name].description or "")
-            for m in models
-            if name in m.scenario.events
-        ),
+        ((m.scenario.events[name].description or "") for m in models if name in m.scenario.events),
         "",
     )
     source = next(
@@ -565,13 +564,13 @@ def _relabelled(comparison: Comparison, labels: tuple[str, str]) -> Comparison:
         comparison,
         scenarios=labels,
         summaries={rename[k]: v for k, v in comparison.summaries.items()},
-        differences=tuple(
-            replace(d, a=rename[d.a], b=rename[d.b]) for d in comparison.differences
-        ),
+        differences=tuple(replace(d, a=rename[d.a], b=rename[d.b]) for d in comparison.differences),
         thresholds=tuple(
             replace(
                 t,
-                probabilities=tuple(replace(p, scenario=rename[p.scenario]) for p in t.probabilities),
+                probabilities=tuple(
+                    replace(p, scenario=rename[p.scenario]) for p in t.probabilities
+                ),
                 differences=tuple(replace(d, a=rename[d.a], b=rename[d.b]) for d in t.differences),
             )
             for t in comparison.thresholds
@@ -631,8 +630,14 @@ def page_data(
                     "difference": _spread(d.median, d.p05, d.p95, signed=True),
                     "p_greater": _percent(d.p_greater),
                 },
-                "sentence": sentences.get(name, "The two scenarios give the same value in every run."),
-                "ecdf": {"a": ecdf_points(va), "b": ecdf_points(vb), "difference": ecdf_points(diff)},
+                "sentence": sentences.get(
+                    name, "The two scenarios give the same value in every run."
+                ),
+                "ecdf": {
+                    "a": ecdf_points(va),
+                    "b": ecdf_points(vb),
+                    "difference": ecdf_points(diff),
+                },
             }
         )
     fans = []

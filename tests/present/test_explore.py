@@ -30,8 +30,8 @@ from tests.helpers import BAKERY
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from sim.present.explore import Explorer, SettingError, comparison_csv  # noqa: E402
-from sim.present.explore_app import app  # noqa: E402
+from sim.present.explore import Explorer, SettingError, comparison_csv
+from sim.present.explore_app import app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RUNS = 300
@@ -207,7 +207,11 @@ def test_one_scenario_saves_its_b(tmp_path: Path) -> None:
 
 
 async def asgi(
-    application: Any, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    application: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """One request straight to the ASGI app: (status, body)."""
     raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
@@ -316,7 +320,7 @@ class Served:
         self.thread.start()
         for _ in range(200):
             try:
-                urllib.request.urlopen(self.url + "favicon.ico", timeout=1)  # noqa: S310
+                urllib.request.urlopen(self.url + "favicon.ico", timeout=1)
                 return self
             except (urllib.error.URLError, ConnectionError):
                 threading.Event().wait(0.05)
