@@ -415,3 +415,34 @@ def test_the_page_redraws_when_a_lever_moves_and_matches_sim_run(
         assert page.evaluate("window.explored.setting") == {"strike_month": 6.0}
         context.close()
     assert not errors
+
+
+def test_on_a_posterior_its_parameters_stay_drawn_and_the_saved_setting_reruns_on_it(
+    tmp_path: Path,
+) -> None:
+    from tests.helpers import bakery, calibration_folder
+
+    rng = np.random.default_rng(3)
+    cal = calibration_folder(
+        tmp_path / "bakery-calibration",
+        bakery(),
+        {"mill_output": rng.uniform(80, 130, 100)},
+        rng.uniform(size=100),
+        {},
+    )
+    a, _ = bakery_pair(tmp_path)
+    ex = Explorer([a], runs=RUNS, seed=SEED, posterior=cal)
+    try:
+        mill = next(lever for lever in ex.levers if lever.name == "mill_output")
+        assert not mill.settable and "posterior" in mill.why
+        with pytest.raises(SettingError) as caught:
+            ex.update({"mill_output": 100.0})
+        assert "drawn from the posterior" in caught.value.problems["mill_output"]
+        view = ex.update({"strike_month": 10.0})
+        ((path, text),) = ex.saved_files({"strike_month": 10.0})
+        path.write_text(text)
+        again = sim.run(sim.load(path), posterior=cal)
+        assert np.array_equal(again.outcome("bread_eaten"), view.results[1].outcome("bread_eaten"))
+        assert f"--posterior {cal}" in ex.commands([path])[0]
+    finally:
+        ex.close()
