@@ -348,7 +348,9 @@ class Explorer:
         (`extends:` reaches only files in its own folder), named by the original and a hash of
         the setting. With one scenario, the file is its B; with two, one file per scenario."""
         checked = self.check(setting)
-        digest = setting_key(checked, ())[:8]
+        study = [self.runs, self.seed, self.sampler]
+        study += [self.posterior.sha256] if self.posterior is not None else []
+        digest = setting_key(checked, [str(x) for x in study])[:8]
         out = []
         for index, s in enumerate(self.scenarios):
             name = f"{s.model.name}-explored-{digest}"
@@ -375,8 +377,8 @@ class Explorer:
 
     def commands(self, files: Sequence[Path]) -> list[str]:
         """The commands that rerun and compare the saved files, as the page shows them."""
-        options = f" --runs {self.runs} --seed {self.seed}"
-        options += f" --posterior {self.posterior.folder}" if self.posterior is not None else ""
+        # The saved files carry the runs, seed and sampler; a posterior is the command's.
+        options = f" --posterior {self.posterior.folder}" if self.posterior is not None else ""
         pair = (
             [str(self.scenarios[0].path), str(files[0])]
             if len(self.scenarios) == 1
@@ -547,8 +549,10 @@ def describe_setting(setting: Mapping[str, float], levers: Mapping[str, Lever]) 
     parts = []
     for name, value in setting.items():
         unit = levers[name].unit
-        what = "at month" if levers[name].kind == "event" else "="
-        parts.append(f"{name} {what} {value:g}" + (f" {unit}" if unit not in ("", "1") else ""))
+        if levers[name].kind == "event":
+            parts.append(f"event {name} at month {value:g}")
+        else:
+            parts.append(f"{name} = {value:g}" + (f" ({unit})" if unit not in ("", "1") else ""))
     return ", ".join(parts)
 
 
