@@ -44,8 +44,7 @@ def test_moving_war_end_month_redraws_and_the_saved_setting_reproduces_it(
             wait_shown(page, 1)
             name = page.evaluate("window.explored.outcomes[0].outcome")
             charts = (
-                f"() => ['ecdf-a-{name}', 'ecdf-b-{name}', 'ecdf-d-{name}']"
-                ".map(n => source(n).x)"
+                f"() => ['ecdf-a-{name}', 'ecdf-b-{name}', 'ecdf-d-{name}'].map(n => source(n).x)"
             )
             before = page.evaluate(charts)
             box = page.locator('.lever[data-name="war_end_month"] input[type=number]')
