@@ -61,7 +61,8 @@ def test_moving_war_end_month_redraws_and_the_saved_setting_reproduces_it(
             csv_text = page.request.get(served.url + f"download/{data['key']}.csv").text()
             page.click("#save")
             page.wait_for_function("document.getElementById('saved').textContent.includes('Saved')")
-            saved = [Path(s) for s in page.inner_text("#saved").split("\n") if s.endswith(".yaml")]
+            shown = page.inner_text("#saved").split("\n\n")[0].split("\n")[1:]
+            saved = [Path(line) for line in shown]
             context.close()
     finally:
         explorer.close()

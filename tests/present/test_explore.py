@@ -394,8 +394,8 @@ def test_the_page_redraws_when_a_lever_moves_and_matches_sim_run(
         # The numbers and the chart are those of `sim run` of the saved setting.
         page.click("#save")
         page.wait_for_function("document.getElementById('saved').textContent.includes('Saved')")
-        saved = page.inner_text("#saved").split("\n")
-        files = [Path(line) for line in saved if line.endswith(".yaml")]
+        # "Saved:", a file a line, a blank line, then the commands that rerun them
+        files = [Path(x) for x in page.inner_text("#saved").split("\n\n")[0].split("\n")[1:]]
         assert len(files) == 2 and all(f.is_file() for f in files)
         res = sim.run(sim.load(files[1]))
         name = moved["data"]["outcomes"][0]["outcome"]
