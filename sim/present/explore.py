@@ -175,7 +175,11 @@ class Explorer:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads))
         # The first comparison (every lever as written) checks the thresholds at start.
-        self.update({})
+        try:
+            self.update({})
+        except SettingError as exc:
+            self.close()
+            raise ScenarioError.one(str(exc)) from None
 
     @property
     def labels(self) -> tuple[str, str]:

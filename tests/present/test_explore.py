@@ -446,3 +446,18 @@ def test_on_a_posterior_its_parameters_stay_drawn_and_the_saved_setting_reruns_o
         assert f"--posterior {cal}" in ex.commands([path])[0]
     finally:
         ex.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--outcome", "nope"], "--outcome nope: not an outcome of every scenario"),
+        (["--threshold", "nope > 1"], "unknown name 'nope'"),
+    ],
+)
+def test_the_command_refuses_a_bad_start_once_with_exit_2(
+    pair: tuple[Path, Path], args: list[str], said: str
+) -> None:
+    done = CliRunner().invoke(cli, ["explore", str(pair[0]), "--runs", "20", *args])
+    assert done.exit_code == 2, done.output
+    assert said in done.output and done.output.count("error:") == 1
