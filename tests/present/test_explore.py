@@ -382,6 +382,14 @@ def test_the_page_redraws_when_a_lever_moves_and_matches_sim_run(
         wait_shown(page, 1)
         first = shown_numbers(page)
         assert page.get_attribute("#status", "data-state") == "ready"
+        # The busy indicator's states, as they change.
+        page.evaluate(
+            """() => { window.states = [];
+                 new MutationObserver(() => states.push(status_state())).observe(
+                   document.getElementById("status"), {attributes: true}); }""".replace(
+                "status_state()", 'document.getElementById("status").dataset.state'
+            )
+        )
         # Move the strike lever with the keyboard, as a person would: to its lowest value.
         slider = page.locator('.lever[data-name="strike_month"] input[type=range]')
         slider.focus()
@@ -389,6 +397,7 @@ def test_the_page_redraws_when_a_lever_moves_and_matches_sim_run(
         wait_shown(page, 2)
         moved = shown_numbers(page)
         assert moved["data"]["setting"] == {"strike_month": 6.0}
+        assert page.evaluate("window.states") == ["busy", "ready"]
         assert moved["data"]["outcomes"][0]["b"] != first["data"]["outcomes"][0]["b"]
         assert moved["chart"] != first["chart"]
         # The numbers and the chart are those of `sim run` of the saved setting.
@@ -413,6 +422,16 @@ def test_the_page_redraws_when_a_lever_moves_and_matches_sim_run(
         reason = page.inner_text('.lever[data-name="strike_month"] .err')
         assert "outside the support of uniform(6, 30)" in reason
         assert page.evaluate("window.explored.setting") == {"strike_month": 6.0}
+        # Quick moves: whatever was dropped on the way, the page ends on the last one.
+        slider.press("Home")
+        for _ in range(4):
+            slider.press("ArrowRight")
+        page.wait_for_function(
+            "window.explored.setting.strike_month === 6.8"
+            " && document.getElementById('status').dataset.state === 'ready'",
+            timeout=120_000,
+        )
+        assert page.input_value('.lever[data-name="strike_month"] input[type=number]') == "6.8"
         context.close()
     assert not errors
 
