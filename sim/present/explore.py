@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ class Lever:
 
 
 @dataclass
-class Scenario:
+class Opened:
     """One scenario file the explorer was started with, read once."""
 
     path: Path
@@ -148,7 +148,7 @@ class Explorer:
         self.scenarios = []
         for p in paths:
             doc = load_document(p)
-            self.scenarios.append(Scenario(Path(p), doc, compile_scenario(parse(doc), doc)))
+            self.scenarios.append(Opened(Path(p), doc, compile_scenario(parse(doc), doc)))
         first = self.scenarios[0].model.scenario
         self.runs = first.runs if runs is None else runs
         self.seed = first.seed if seed is None else seed
@@ -159,7 +159,9 @@ class Explorer:
         self.thresholds = tuple(thresholds)
         models = [s.model for s in self.scenarios]
         self.outcomes = [
-            o.name for o in models[0].outcomes if all(o.name in m_outcomes(m) for m in models[1:])
+            o.name
+            for o in models[0].outcomes
+            if all(o.name in _outcome_names(m) for m in models[1:])
         ]
         unknown = [o for o in outcomes if o not in self.outcomes]
         if unknown:
@@ -396,7 +398,7 @@ class Explorer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def m_outcomes(model: Model) -> set[str]:
+def _outcome_names(model: Model) -> set[str]:
     return {o.name for o in model.outcomes}
 
 
@@ -434,15 +436,16 @@ def levers(models: Sequence[Model], posterior: Posterior | None = None) -> list[
                 continue
             seen.add(e.name)
             events.append(_event_lever(e.name, models))
-    for lever in uncertain:
-        object.__setattr__(lever, "group", lever.group or "Uncertain parameters")
-    for lever in fixed:
-        object.__setattr__(lever, "group", lever.group or "Fixed parameters")
-    return uncertain + fixed + events
+    # An arrayed parameter's cells are grouped under its name; the rest by whether drawn.
+    return (
+        [replace(lever, group=lever.group or "Uncertain parameters") for lever in uncertain]
+        + [replace(lever, group=lever.group or "Fixed parameters") for lever in fixed]
+        + events
+    )
 
 
 def _unsettable(lever: Lever, why: str) -> Lever:
-    return Lever(**{**lever.__dict__, "settable": False, "why": why})
+    return replace(lever, settable=False, why=why)
 
 
 def _parameter_lever(name: str, specs: list[Distribution], group: str) -> Lever:
@@ -566,8 +569,6 @@ def _relabelled(comparison: Comparison, labels: tuple[str, str]) -> Comparison:
         return comparison
     old = comparison.scenarios
     rename = dict(zip(old, labels, strict=True))
-    from dataclasses import replace
-
     return replace(
         comparison,
         scenarios=labels,
