@@ -67,6 +67,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "import_command",
         "Write a Vensim (.mdl) or XMILE (.xmile, .stmx) MODEL as a...",
     ),
+    "explore": (
+        "sim.cli.explore",
+        "explore_command",
+        "Explore SCENARIO's levers in the browser, against...",
+    ),
     "calibrate": (
         "sim.cli.calibrate",
         "calibrate_command",

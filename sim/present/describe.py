@@ -218,6 +218,11 @@ def _over(name: str, dims: tuple[str, ...]) -> str:
     return f"{name}[{', '.join(dims)}]" if dims else name
 
 
+def declared_parameters(model: Model) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """Parameters grouped as `sim show` lists them (`_parameters`): for `sim explore`."""
+    return _parameters(model)
+
+
 def _parameters(model: Model) -> list[tuple[str, list[tuple[str, Any]]]]:
     """Parameters as declared: a scalar on its own, an arrayed one with its cells (by their
     elements: `food`, `china,food`), in the scenario's order."""

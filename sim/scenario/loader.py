@@ -653,6 +653,12 @@ def _merge(parent: Document, child: Document) -> Document:
     return Document(data, places, key_places, [*parent.files, *child.files], deleted)
 
 
+def extend(parent: Document, data: dict[str, Any], file: str) -> Document:
+    """`parent` with `data` merged over it as a file `file` that `extends:` it would be, without
+    writing that file (`sim explore` runs its settings so, and saves them as such a file)."""
+    return _merge(parent, Document(data, {}, {}, [file]))
+
+
 def walk(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any]]:
     """Every (path, value) in plain data, depth first."""
     yield path, data
