@@ -249,7 +249,7 @@ class _World:
                     held[index] = expr(ns)
                     did.append(f"{name} = {_shown(held[index])}")
                     continue
-                ns[name] = float(expr(ns))
+                ns[name] = self.value(expr(ns), ())  # an element's pick is (1,) here
                 did.append(f"{name} = {ns[name]:g}")
             for name, expr in e.scales:
                 base, index = e.target(name)
@@ -258,7 +258,7 @@ class _World:
                     held[index] = held[index] * expr(ns)
                     did.append(f"{name} scaled to {_shown(held[index])}")
                     continue
-                ns[name] = float(ns[name] * expr(ns))
+                ns[name] = self.value(ns[name] * expr(ns), ())
                 did.append(f"{name} scaled to {ns[name]:g}")
             self.write("event", e.name, f"(due at {self._note[e.name]:g}) " + "; ".join(did))
 

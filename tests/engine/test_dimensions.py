@@ -505,3 +505,48 @@ def test_every_builtin_with_memory_keeps_state_per_cell(tmp_path: Path) -> None:
         assert (out[f"{k}[c]"] > out[f"{k}[b]"]).all() and (out[f"{k}[b]"] > out[f"{k}[a]"]).all()
     assert np.array_equal(out["df[a]"], params["x[a]"])
     assert np.array_equal(out["i[c]"], params["x[c]"])
+
+
+def test_an_event_sets_and_scales_state_from_one_element_in_every_engine(tmp_path: Path) -> None:
+    """An event's value may pick one element of an arrayed flow's total (`cum.buy[fuel]`):
+    one number per run in every engine (the SimPy engine holds an element as a (1,) array)."""
+    doc = {
+        "name": "pick",
+        "start": "2024-01",
+        "months": 6,
+        "dimensions": {"good": ["food", "fuel"]},
+        "parameters": {
+            "need": {
+                "over": "good",
+                "dist": "uniform",
+                "low": [1, 2],
+                "high": [3, 4],
+                "unit": "t/month",
+                "source": "assumption: a test",
+            },
+        },
+        "state": {"ref": 1, "k": 1},
+        "stocks": {
+            "src": {"over": "good", "unit": "t", "kind": "source"},
+            "store": {"over": "good", "unit": "t"},
+        },
+        "flows": {"buy": {"over": "good", "from": "src", "to": "store", "rate": "need * k"}},
+        "events": {
+            "snap": {"at": 2, "set": {"ref": "cum.buy[fuel] + 1"}},
+            "grow": {"at": 3, "scale": {"need": "1"}, "set": {"k": "k * cum.buy[food] / ref"}},
+        },
+        "outcomes": {
+            "ref_end": {"of": "ref", "stat": "final"},
+            "k_end": {"of": "k", "stat": "final"},
+        },
+    }
+    path = tmp_path / "pick.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    model = load(path)
+    params, noise = draws(model)
+    reference = kernel.run_block(model, params, noise)
+    for engine in sorted(ENGINES):
+        block = ENGINES[engine](model, params, noise, 0, RUNS, None)
+        for name, values in reference.outcomes.items():
+            assert np.array_equal(values, block.outcomes[name]), (engine, name)
+    assert (reference.outcomes["ref_end"] > 1).all()
