@@ -88,7 +88,7 @@ libraries want; `to_pandas("paths")` the full paths of runs kept with `keep_path
     (
         "code",
         """runs = b.to_pandas()
-runs[["war_end_month", "fx_from_russia", "food_shortfall_months"]].describe().round(1)""",
+runs[["war_end_month", "fx_from_russia", "china_imports_end"]].describe().round(1)""",
     ),
     (
         "code",
@@ -97,9 +97,11 @@ bands.head()""",
     ),
     (
         "code",
-        """# What drives the food shortfall? A quick look: the outcome by when the war ends.
-runs["war_ends_by"] = (runs["war_end_month"] // 12 + 2024).astype(int)
-runs.groupby("war_ends_by")["food_shortfall_months"].describe()[["count", "mean", "50%"]].round(1)""",
+        """# Does a crisis depend on when the war ends? The share of runs with one, by the year it ends.
+runs["war_ends_in"] = (runs["war_end_month"] // 12 + 2024).astype(int)
+runs.groupby("war_ends_in").agg(
+    runs=("any_crisis", "size"), any_crisis=("any_crisis", "mean"), fuel_crisis=("fuel_crisis", "mean")
+).round(2)""",
     ),
     (
         "md",
