@@ -139,15 +139,19 @@ def _sentence(d: Difference, comparison: Comparison) -> str:
             f"A random {d.b} run has a higher {name} than a random {d.a} run with probability "
             f"{_share(d.p_greater)}"
         )
+    against = d.paired and (d.mean > 0) != (way == "higher") and d.mean != 0
     if sure:
-        tail = f"on average {mean} ({level} interval {between})"
+        # most runs one way, the mean the other (a few large differences): say so
+        tail = f"{'but ' if against else ''}on average {mean} ({level} interval {between})"
+        if against:
+            tail = tail.replace("on average", "on average the other way,", 1)
     else:
         runs = f"{d.n_a:,}" if d.paired else f"{d.n_a:,} and {d.n_b:,}"
         tail = (
             f"the average difference, {mean}, can't be told from zero with {runs} runs "
             f"({level} interval {between})"
         )
-    return f"{head}: {tail}."
+    return f"{head}{', ' if against and sure else ': '}{tail}."
 
 
 def _threshold(t: Threshold, confidence: float) -> list[str]:

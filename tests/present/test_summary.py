@@ -146,3 +146,16 @@ def test_report_outcome_filters_the_analyses_too(tmp_path):
     )
     assert r.exit_code == 2 and "none of the analyses is about it" in r.output
     assert not (tmp_path / "n.html").exists()
+
+
+def test_most_runs_one_way_and_the_mean_the_other_is_said_so():
+    """60% of runs a little lower, 40% much higher: the sentence must not read as if the mean
+    were lower too."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(10, 1, 2000)
+    up = rng.random(2000) < 0.4
+    a = synthetic("a", {"x": x}, seed=2)
+    b = synthetic("b", {"x": np.where(up, x + 5, x - 1)}, seed=2)
+    (found,) = findings(compare(a, b))
+    assert found.sentence.startswith("In 59% of paired runs, b has lower x than a")
+    assert "than a, but on average the other way, +1.44" in found.sentence, found.sentence
