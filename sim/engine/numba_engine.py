@@ -60,6 +60,7 @@ from sim.model import MemoryDef, Model
 from sim.sampling.distributions import Lognormal
 from sim.scenario.expr import Expr
 
+LANES = 8  # running sums for the non-finite check
 INSTALL_HINT = "pip install -e '.[fast]' (the fast extra installs numba)"
 GENERATOR_VERSION = "1"  # bump when the generated code changes meaning
 
@@ -143,9 +144,9 @@ class Program:
         X0 = np.array(self.state or [0.0], dtype=np.float64)
         # Noise per run, tick-major (the compiled loop reads a run's ticks in a row); a
         # lognormal's raw normals are scaled and exponentiated in the loop (see the module doc).
-        NZ = np.empty((n, ticks, max(1, len(self.noises))))
+        NZ = np.empty((max(1, len(self.noises)), n, ticks))
         for k, (cell, *_rest) in enumerate(self.noises):
-            NZ[:, :, k] = np.asarray(noise[cell]).T
+            NZ[k] = np.asarray(noise[cell]).T
         # The noise given is the multipliers as drawn: nothing left to exponentiate.
         MS = np.array([[mu, sigma, 0.0] for _, mu, sigma, _ in self.noises] or [[0.0, 1.0, 0.0]])
         DATA = np.zeros((ticks, max(1, len(self.data))))
@@ -156,7 +157,8 @@ class Program:
             year, month = model.calendar(t)
             CAL[t] = (model.time(t), float(month), float(year))
         OUT = np.empty((n, max(1, len(self.outcomes))))
-        SER = np.empty((max(1, keep), ticks, max(1, len(self.series))))
+        # Recorded series per run, tick after tick (written in a row); read as (ticks, runs).
+        SER = np.empty((max(1, len(self.series)), max(1, keep), ticks))
         BT = np.full(n, -1, dtype=np.int64)
         BC = np.full(n, -1, dtype=np.int64)
         BADI = np.full((n, 2), -1, dtype=np.int64)
@@ -171,7 +173,7 @@ class Program:
             raise below_zero(model, s, float(BADV[run]), where, first_run + run)
         names = np.array(["", *self.labels], dtype=object)
         outcomes = {name: OUT[:, k].copy() for k, name in enumerate(self.outcomes)}
-        series = {name: np.ascontiguousarray(SER[:keep, :, k].T) for k, name in enumerate(self.series)}
+        series = {name: SER[k, :keep].T for k, name in enumerate(self.series)}
         return Block(outcomes, series, BT, names[BC + 1])
 
 
@@ -268,13 +270,13 @@ def _obj(shape: tuple[int, ...], fill: Callable[[tuple[int, ...]], str]) -> np.n
 _SIMPLE = {
     "_div": "({0} / {1})",
     "_pow": "({0} ** {1})",
-    "_lt": "(1.0 if {0} < {1} else 0.0)",
-    "_le": "(1.0 if {0} <= {1} else 0.0)",
-    "_gt": "(1.0 if {0} > {1} else 0.0)",
-    "_ge": "(1.0 if {0} >= {1} else 0.0)",
-    "_eq": "(1.0 if {0} == {1} else 0.0)",
-    "_ne": "(1.0 if {0} != {1} else 0.0)",
-    "_not": "(1.0 if {0} == 0.0 else 0.0)",
+    "_lt": "(({0} < {1}) * 1.0)",
+    "_le": "(({0} <= {1}) * 1.0)",
+    "_gt": "(({0} > {1}) * 1.0)",
+    "_ge": "(({0} >= {1}) * 1.0)",
+    "_eq": "(({0} == {1}) * 1.0)",
+    "_ne": "(({0} != {1}) * 1.0)",
+    "_not": "(({0} == 0.0) * 1.0)",
     "_clip": "_mn(_mx({0}, {1}), {2})",
     "_abs": "abs({0})",
     "_exp": "math.exp({0})",
@@ -290,8 +292,8 @@ _SIMPLE = {
     "_ceil": "np.ceil({0})",
     "_round": "_round({0})",
     "_mod": "np.fmod({0}, {1})",
-    "_where": "({1} if {0} != 0.0 else {2})",
-    "_full_where": "({1} if {0} != 0.0 else {2})",
+    "_where": "_sel({0}, {1}, {2})",
+    "_full_where": "_sel({0}, {1}, {2})",
     "_pulse": "_pulse({0}, {1}, {2}, {3})",
 }
 _PAIRWISE = {"_min": "_mn", "_max": "_mx", "_and": "_and", "_or": "_or"}
@@ -337,6 +339,8 @@ class _Generator:
         self.all_locals: list[str] = []
         self.labels: list[str] = []
         self.label_code: dict[str, int] = {}
+        self.check_base = 0  # the label code of CHK's first place
+        self.checked: list[str] = []  # CHK's places: the local each holds
 
     # -- names ------------------------------------------------------------------------
     def declare(self, name: str, prefix: str, dims: tuple[str, ...]) -> Sym:
@@ -434,8 +438,7 @@ class _Generator:
         if fn == "_step":
             half = _number(float(ast.literal_eval(args[3])))
             return self.cellwise(
-                f"({{0}} if ({{2}} + {half}) > {{1}} else 0.0)",
-                [self.node(a) for a in args[:3]],
+                f"_step({{0}}, {{1}}, {{2}}, {half})", [self.node(a) for a in args[:3]]
             )
         if fn == "_ramp":
             template = "_ramp({0}, {1}, {2})" if len(args) == 3 else "_ramp_to({0}, {1}, {2}, {3})"
@@ -488,14 +491,16 @@ class _Generator:
                 self.w.line(f"{local} = {code}")
 
     def check(self, items: Sequence[tuple[str, str]]) -> None:
-        """A run's first non-finite value among items (local, culprit label), in order."""
-        if not items:
-            return
-        with self.w.block("if bt < 0:"):
-            for k, (local, label) in enumerate(items):
-                head = "if" if k == 0 else "elif"
-                with self.w.block(f"{head} not math.isfinite({local}):"):
-                    self.w.line(f"bt = t; bc = {self.code_of(label)}")
+        """Values to look at for the run's first non-finite one (local, culprit label), in
+        the tick's order. A finite tick costs one addition per value (into LANES running
+        sums, so they don't wait on each other) and one test at the tick's end; only when
+        a sum is not finite are the values laid out in CHK, in order, and scanned
+        (`_scan`: a sum of finite values that overflowed finds nothing)."""
+        for local, label in items:
+            self.labels.append(label)
+            self.checked.append(local)
+            lane = len(self.checked) % LANES
+            self.w.line(f"_e{lane} = _e{lane} + {local}")
 
     def labelled(self, sym: Sym, label: str, dims: tuple[str, ...]) -> list[tuple[str, str]]:
         cells = sym.cells.reshape(-1)
@@ -586,9 +591,9 @@ def generate(model: Model) -> Program:
     for i, mem in enumerate(m.memories):
         if mem.kind == "delay_fixed":
             w.line(f"RM{i} = np.zeros(({mem.ticks}, {max(1, math.prod(mem.shape))}))")
+    w.line("CHK = np.zeros(CHECKS)")
     with w.block("for r in range(n):"):
-        for local in g.all_locals:
-            w.line(f"{local} = 0.0")
+        init_at = len(w.lines)  # every local starts at 0.0 (filled in at the end)
         w.line("bt = -1; bc = -1; t = 0")
         for f in m.flows:
             if f.delay:
@@ -616,8 +621,7 @@ def generate(model: Model) -> Program:
                     code = len(initial_stocks)
                     initial_stocks.append(s.index)
                     for c, local in enumerate(stocks[s.index].cells.reshape(-1)):
-                        with w.block(f"if BADI[r, 0] < 0 and not ({local} >= 0.0):"):
-                            w.line(f"BADI[r, 0] = {code}; BADI[r, 1] = {c}; BADV[r] = {local}")
+                        w.line(f"_below(BADI, BADV, r, {code}, {c}, {local})")
                     bad_init = True
             elif name in variables:
                 g.assign(g.names[name], g.value(variables[name], f"variable {name}"), name)
@@ -645,8 +649,10 @@ def generate(model: Model) -> Program:
                  "min": "math.inf", "max": "(-math.inf)", "first": "math.nan"}  # fmt: skip
         for k, o in enumerate(m.outcomes):
             w.line(f"o{k} = {start[o.stat]}")
+        g.check_base = len(g.labels)
         with w.block(f"for t in range({m.ticks}):"):
             w.line("tt = CAL[t, 0]; mon = CAL[t, 1]; yr = CAL[t, 2]")
+            w.line("; ".join(f"_e{k} = 0.0" for k in range(LANES)))
             _calendar(g, data_syms, "t")
             _events(g, fires)
             _stage2(g, stages, rings)
@@ -655,6 +661,13 @@ def generate(model: Model) -> Program:
             _ration(g, stocks, requests, amount)
             _transfer(g, stocks, amount, transit)
             _record(g, amount, cum, stocks, series_names)
+            total = " + ".join(f"_e{k}" for k in range(LANES))
+            with w.block(f"if bt < 0 and not math.isfinite({total}):"):
+                for k, local in enumerate(g.checked):
+                    w.line(f"CHK[{k}] = {local}")
+                w.line("_k = _scan(CHK)")
+                with w.block("if _k >= 0:"):
+                    w.line(f"bt = t; bc = _k + {g.check_base}")
         for k, o in enumerate(m.outcomes):
             value = f"o{k}"
             if o.stat == "mean":
@@ -664,8 +677,9 @@ def generate(model: Model) -> Program:
             w.line(f"OUT[r, {k}] = {value}")
         w.line("BT[r] = bt; BC[r] = bc")
 
+    w.lines[init_at:init_at] = [f"        {local} = 0.0" for local in g.all_locals]
     body = "\n".join(w.lines)
-    source = _HEADER + "\n\n" + body + "\n"
+    source = _HEADER + f"\nCHECKS = {max(1, len(g.labels) - g.check_base)}\n\n\n" + body + "\n"
     key = hashlib.sha256(
         "\0".join([source, numba.__version__, sys.version, GENERATOR_VERSION]).encode()
     ).hexdigest()[:24]
@@ -796,7 +810,7 @@ def _requests(
             code = q if f.two_way else f"_mx({q}, 0.0)"
             if cols is not None:
                 k = cols[c]
-                code = f"{code} * _noise(NZ[r, t, {k}], MS[{k}, 0], MS[{k}, 1], MS[{k}, 2])"
+                code = f"{code} * _noise(NZ[{k}, r, t], MS[{k}, 0], MS[{k}, 1], MS[{k}, 2])"
             if m.step != 1:
                 code = f"({code}) * {_number(m.step)}"
             w.line(f"{rq} = {code}")
@@ -896,19 +910,10 @@ def _ration(g: _Generator, stocks: list[Sym], requests: list[Sym], amount: list[
                 name = f"g{fi}_{j}_{s.index}"
                 names.append(name)
                 given[fi][j] = name
-            with w.block(f"if {total} > {held}:"):
-                w.line(f"_fac = {held} / {total}")
-                with w.block(f"if _fac == 0.0 and {held} > 0.0:"):
-                    for (fi, j), name in zip(terms, names, strict=True):
-                        w.line(f"{name} = ({codes[fi][j]} / {total}) * {held}")
-                with w.block("else:"):
-                    for (fi, j), name in zip(terms, names, strict=True):
-                        w.line(f"{name} = {codes[fi][j]} * _fac")
-                w.line(f"{held} = 0.0")
-            with w.block("else:"):
-                w.line(f"{held} = {held} - {total}")
-                for (fi, j), name in zip(terms, names, strict=True):
-                    w.line(f"{name} = {codes[fi][j]}")
+            w.line(f"_had = {held}")
+            w.line(f"{held}, _fac, _how = _ration({held}, {total})")
+            for (fi, j), name in zip(terms, names, strict=True):
+                w.line(f"{name} = _give({codes[fi][j]}, {total}, _had, _fac, _how)")
         for f, role, _ in asks:
             if role == "out":
                 for local, code in zip(amount[f.index].cells.reshape(-1), given[f.index], strict=True):
@@ -998,6 +1003,13 @@ def _record(
                 codes = [codes[int(np.ravel_multi_index(outcomes[k].expr.cell, value.cells.shape))] for k in group]
             else:
                 codes = [w.temp(g.value(o.expr, f"outcome {o.name}").cells.reshape(-1)[0])]
+            if o.stat == "final":  # read at the last tick only: held where every tick sees it
+                held = g.declare(f"__final{i}", "fo", (len(codes),) and ())
+                names = [f"{held.cells[()]}_{k}" for k in range(len(codes))]
+                g.all_locals += names
+                for name, c in zip(names, codes, strict=True):
+                    w.line(f"{name} = {c}")
+                codes = names
             g.check([(c, outcomes[k].label) for c, k in zip(codes, group, strict=True)])
             for c, k in zip(codes, group, strict=True):
                 v = f"o{k}"
@@ -1006,14 +1018,13 @@ def _record(
                 elif o.stat in ("mean", "sum"):
                     w.line(f"{v} = {v} + {c}")
                 elif o.stat == "count":
-                    w.line(f"{v} = {v} + (1.0 if {c} != 0.0 else 0.0)")
+                    w.line(f"{v} = {v} + (({c} != 0.0) * 1.0)")
                 elif o.stat == "min":
                     w.line(f"{v} = _mn({v}, {c})")
                 elif o.stat == "max":
                     w.line(f"{v} = _mx({v}, {c})")
                 else:
-                    with w.block(f"if {v} != {v} and {c} != 0.0:"):
-                        w.line(f"{v} = float(t)")
+                    w.line(f"{v} = _first({v}, {c}, t)")
         i = j
     if not series:
         return
@@ -1028,7 +1039,7 @@ def _record(
                     value = g.value(whole, f"record {whole.text}")
                     wholes[id(whole)] = _obj(value.cells.shape, lambda j, s=value: w.temp(s.cells[j]))
                 code = wholes[id(whole)][expr.cell]
-            w.line(f"SER[r, t, {k}] = {code}")
+            w.line(f"SER[{k}, r, t] = {code}")
 
 
 @contextmanager
@@ -1052,80 +1063,8 @@ import math
 import numpy as np
 from numba import njit
 
-_OPTS = dict(cache=True, nogil=True, error_model="numpy")
-
-
-@njit(**_OPTS)
-def _mn(a, b):  # np.minimum: NaN wins
-    return a if (a <= b or a != a) else b
-
-
-@njit(**_OPTS)
-def _mx(a, b):  # np.maximum: NaN wins
-    return a if (a >= b or a != a) else b
-
-
-@njit(**_OPTS)
-def _and(a, b):
-    return 1.0 if (a != 0.0 and b != 0.0) else 0.0
-
-
-@njit(**_OPTS)
-def _or(a, b):
-    return 1.0 if (a != 0.0 or b != 0.0) else 0.0
-
-
-@njit(**_OPTS)
-def _round(x):  # half away from zero
-    whole = np.trunc(x)
-    if abs(x - whole) == 0.5:
-        return whole + np.sign(x)
-    return np.rint(x)
-
-
-@njit(**_OPTS)
-def _pulse(at, width, t, half):
-    width = (2.0 * half if width == 0.0 else 0.0) + width
-    mid = t + half
-    return 1.0 if (mid >= at and mid < at + width) else 0.0
-
-
-@njit(**_OPTS)
-def _ramp(slope, start, t):
-    return slope * (_mx(t, start) - start)
-
-
-@njit(**_OPTS)
-def _ramp_to(slope, start, t, end):
-    return slope * (_mn(_mx(t, start), end) - start)
-
-
-@njit(**_OPTS)
-def _interp(x, xp, fp):  # np.interp, for one x
-    n = len(xp)
-    if x != x:
-        return x
-    if x < xp[0]:
-        return fp[0]
-    if x > xp[n - 1]:
-        return fp[n - 1]
-    j = 0
-    while j < n - 1 and x >= xp[j + 1]:
-        j += 1
-    if j == n - 1 or xp[j] == x:
-        return fp[j]
-    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
-    res = slope * (x - xp[j]) + fp[j]
-    if res != res:
-        res = slope * (x - xp[j + 1]) + fp[j + 1]
-        if res != res and fp[j] == fp[j + 1]:
-            res = fp[j]
-    return res
-
-
-@njit(**_OPTS)
-def _noise(z, mu, sigma, raw):  # raw: a lognormal's normal, to scale and exponentiate
-    if raw != 0.0:
-        return math.exp(z * sigma + mu)
-    return z
+from sim.engine.numba_runtime import (
+    _and, _below, _first, _give, _interp, _mn, _mx, _noise, _or, _pulse, _ramp, _ramp_to,
+    _ration, _round, _scan, _sel, _step,
+)
 '''
