@@ -219,6 +219,7 @@ def _load(source: str, key: str) -> Callable[..., Any]:
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(source)
+            os.chmod(tmp, 0o644)
             try:
                 os.link(tmp, path)
             except FileExistsError:
