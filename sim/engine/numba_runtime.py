@@ -84,13 +84,6 @@ def _interp(x, xp, fp):  # np.interp, for one x
 
 
 @njit(**_OPTS)
-def _noise(z, mu, sigma, raw):  # raw: a lognormal's normal, to scale and exponentiate
-    if raw != 0.0:
-        return math.exp(z * sigma + mu)
-    return z
-
-
-@njit(**_OPTS)
 def _sel(c, a, b):  # np.where for one value: a NaN condition is true
     return a if c != 0.0 else b
 
