@@ -106,7 +106,9 @@ def main() -> None:
             fn()
             times.append(time.process_time() - t0)
         best[label] = min(times)
-        print(f"{label:>20}: {n:,} runs x {model.ticks} ticks in {best[label]:.3f} s CPU (best of {args.repeat})")
+        print(
+            f"{label:>20}: {n:,} runs x {model.ticks} ticks in {best[label]:.3f} s CPU (best of {args.repeat})"
+        )
     hand_t = best["hand-written numba"]
     print(f"--engine numba / hand-written: {best['--engine numba'] / hand_t:.2f}x the time")
     print(f"numpy kernel / hand-written: {best['numpy kernel'] / hand_t:.2f}x the time")

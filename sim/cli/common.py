@@ -79,7 +79,7 @@ engine_option = click.option(
     type=click.Choice(list(ENGINES)),
     default="kernel",
     show_default=True,
-    help="kernel (numpy, fast), des (SimPy reference, slow) or numba (compiled, fastest; "
+    help="kernel (numpy, fast), des (SimPy reference, slow) or numba (compiled; needs "
     "pip install -e '.[fast]').",
 )
 block_size_option = click.option(

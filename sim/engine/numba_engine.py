@@ -45,8 +45,8 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,12 +148,13 @@ class Program:
         X0 = np.array(self.state or [0.0], dtype=np.float64)
         # Each noisy flow cell's (ticks, runs) array as drawn, not copied: run after run,
         # the few cache lines a run's ticks touch are the next run's too.
-        NZ = tuple(
-            np.ascontiguousarray(noise[cell], dtype=np.float64) for cell in self.noises
-        ) or (np.zeros((ticks, 1)),)
+        NZ = tuple(np.ascontiguousarray(noise[cell], dtype=np.float64) for cell in self.noises) or (
+            np.zeros((ticks, 1)),
+        )
         DATA = np.zeros((ticks, max(1, len(self.data))))
         for k, (d, cell) in enumerate(self.data):
-            DATA[:, k] = model.data[d].values[(slice(None), *cell)]
+            index: tuple[Any, ...] = (slice(None), *cell)
+            DATA[:, k] = model.data[d].values[index]
         CAL = np.empty((ticks, 3))
         for t in range(ticks):
             year, month = model.calendar(t)
@@ -222,10 +223,8 @@ def _load(source: str, key: str) -> Callable[..., Any]:
             with os.fdopen(fd, "w") as f:
                 f.write(source)
             os.chmod(tmp, 0o644)
-            try:
+            with suppress(FileExistsError):
                 os.link(tmp, path)
-            except FileExistsError:
-                pass
         finally:
             os.unlink(tmp)
     name = f"sim_numba_{key}"
@@ -399,6 +398,11 @@ class _Generator:
             raise NotCompilable(f"{what} ('{expr.text}'): {exc}") from None
         return self.broadcast(sym, expr.dims, what)
 
+    def hoist(self, sym: Sym) -> Sym:
+        """`sym` with each cell's code computed now, into a temporary (an atom as it is)."""
+        cells = sym.cells
+        return Sym(sym.dims, _obj(cells.shape, lambda i: self.w.temp(cells[i])))
+
     def scalar(self, code: str) -> Sym:
         cells = np.empty((), dtype=object)
         cells[()] = code
@@ -428,7 +432,7 @@ class _Generator:
             return self.node(args[0])  # alignment is by name here
         if fn == "_fold":
             assert isinstance(args[0], ast.Name) and isinstance(args[2], ast.Constant)
-            return self.fold(_FOLD[args[0].id], self.node(args[1]), int(args[2].value))
+            return self.fold(_FOLD[args[0].id], self.node(args[1]), int(ast.literal_eval(args[2])))
         if fn == "_pick":
             axes = ast.literal_eval(args[1])
             index = ast.literal_eval(args[2])
@@ -478,17 +482,19 @@ class _Generator:
         for a, i in zip(axes, index, strict=True):
             where[a] = i
         rest = tuple(d for i, d in enumerate(sym.dims) if i not in axes)
-        return Sym(rest, np.asarray(sym.cells[tuple(where)], dtype=object).reshape(
-            self.m.shape_of(rest)
-        ))
+        return Sym(
+            rest, np.asarray(sym.cells[tuple(where)], dtype=object).reshape(self.m.shape_of(rest))
+        )
 
     # -- statements ---------------------------------------------------------------------
     def assign(self, target: Sym, value: Sym, what: str) -> None:
         """target's cells = value's (over the same or fewer dims), all read before any set."""
         value = self.broadcast(value, target.dims, what)
-        codes = [self.w.temp(c) for c in value.cells.reshape(-1)] if target.cells.size > 1 else [
-            value.cells.reshape(-1)[0]
-        ]
+        codes = (
+            [self.w.temp(c) for c in value.cells.reshape(-1)]
+            if target.cells.size > 1
+            else [value.cells.reshape(-1)[0]]
+        )
         for local, code in zip(target.cells.reshape(-1), codes, strict=True):
             if local != code:
                 self.w.line(f"{local} = {code}")
@@ -598,7 +604,7 @@ def generate(model: Model) -> Program:
             if f.delay:
                 w.line(f"RF{f.index}[:, :] = 0.0")
         k = 0
-        for name, sym in param_cells.items():
+        for sym in param_cells.values():
             for local in sym.cells.reshape(-1):
                 w.line(f"{local} = P[r, {k}]")
                 k += 1
@@ -668,12 +674,12 @@ def generate(model: Model) -> Program:
                 with w.block("if _k >= 0:"):
                     w.line(f"bt = t; bc = _k + {g.check_base}")
         for k, o in enumerate(m.outcomes):
-            value = f"o{k}"
+            result = f"o{k}"
             if o.stat == "mean":
-                value = f"o{k} / {_number(float(m.ticks))}"
+                result = f"o{k} / {_number(float(m.ticks))}"
             elif o.stat in ("count", "first") and step != 1:
-                value = f"o{k} * {_number(step)}"
-            w.line(f"OUT[r, {k}] = {value}")
+                result = f"o{k} * {_number(step)}"
+            w.line(f"OUT[r, {k}] = {result}")
         w.line("BT[r] = bt; BC[r] = bc")
 
     w.lines[init_at:init_at] = [f"        {local} = 0.0" for local in g.all_locals]
@@ -827,7 +833,7 @@ def _advance(g: _Generator, stages: dict[str, list[Sym]], rings: dict[str, str])
         args = []
         for i in range(reads.get(mem.kind, 2)):
             sym = g.broadcast(g.value(mem.args[i], mem.label), dims, mem.label)
-            args.append(Sym(dims, _obj(sym.cells.shape, lambda j, s=sym: w.temp(s.cells[j]))))
+            args.append(g.hoist(sym))
         inputs.append(args)
     stepc = _number(m.step)
     for mem, args in zip(m.memories, inputs, strict=True):
@@ -837,12 +843,12 @@ def _advance(g: _Generator, stages: dict[str, list[Sym]], rings: dict[str, str])
         elif mem.kind in ("smooth", "smooth3"):
             order = _number(float(ORDER[mem.kind]))
             tau = g.cellwise(f"({{0}} / {order})", [args[1]])
-            tau = Sym(tau.dims, _obj(tau.cells.shape, lambda j, s=tau: w.temp(s.cells[j])))
+            tau = g.hoist(tau)
             state = stages[mem.name]
             rate_syms = []
             for target, s in zip([args[0], *state], state, strict=False):
                 rate = g.cellwise("(({0} - {1}) / {2})", [target, s, tau])
-                rate_syms.append(Sym(rate.dims, _obj(rate.cells.shape, lambda j, x=rate: w.temp(x.cells[j]))))
+                rate_syms.append(g.hoist(rate))
             for s, rate in zip(state, rate_syms, strict=True):
                 g.assign(s, g.cellwise(f"({{0}} + ({{1}} * {stepc}))", [s, rate]), mem.label)
         elif mem.kind in ("delay1", "delay3"):
@@ -852,12 +858,18 @@ def _advance(g: _Generator, stages: dict[str, list[Sym]], rings: dict[str, str])
             outs = []
             for s in state:
                 out = g.cellwise("({0} / {1})", [s, tau])
-                outs.append(Sym(out.dims, _obj(out.cells.shape, lambda j, x=out: w.temp(x.cells[j]))))
+                outs.append(g.hoist(out))
             for s, arriving, leaving in zip(state, [args[0], *outs], outs, strict=False):
-                g.assign(s, g.cellwise(f"({{0}} + (({{1}} - {{2}}) * {stepc}))", [s, arriving, leaving]), mem.label)
+                g.assign(
+                    s,
+                    g.cellwise(f"({{0}} + (({{1}} - {{2}}) * {stepc}))", [s, arriving, leaving]),
+                    mem.label,
+                )
 
 
-def _parts(f_dims: tuple[str, ...], shape: tuple[int, ...], dims: tuple[str, ...], m: Model) -> dict[tuple[int, ...], list[int]]:
+def _parts(
+    f_dims: tuple[str, ...], shape: tuple[int, ...], dims: tuple[str, ...], m: Model
+) -> dict[tuple[int, ...], list[int]]:
     """For each cell of a stock over `dims`, the flat indexes of the flow cells (over
     `f_dims`) that reach or leave it, in the order `semantics.pieces` adds them."""
     keep = [i for i, d in enumerate(f_dims) if d in dims]
@@ -895,10 +907,10 @@ def _ration(g: _Generator, stocks: list[Sym], requests: list[Sym], amount: list[
             for f, _, _ in asks:
                 for j in _parts(f.dims, f.shape, s.dims, m)[cell]:
                     terms.append((f.index, j))
-            codes = {f.index: c for f, _, c in asks}
-            total = codes[terms[0][0]][terms[0][1]]
+            by_flow = {f.index: c for f, _, c in asks}
+            total = by_flow[terms[0][0]][terms[0][1]]
             for fi, j in terms[1:]:
-                total = w.temp(f"({total} + {codes[fi][j]})")
+                total = w.temp(f"({total} + {by_flow[fi][j]})")
             total = w.temp(total)
             held = content[cell]
             if s.unlimited:
@@ -912,17 +924,24 @@ def _ration(g: _Generator, stocks: list[Sym], requests: list[Sym], amount: list[
             w.line(f"_had = {held}")
             w.line(f"{held}, _fac, _how = _ration({held}, {total})")
             for (fi, j), name in zip(terms, names, strict=True):
-                w.line(f"{name} = _give({codes[fi][j]}, {total}, _had, _fac, _how)")
+                w.line(f"{name} = _give({by_flow[fi][j]}, {total}, _had, _fac, _how)")
         for f, role, _ in asks:
             if role == "out":
-                for local, code in zip(amount[f.index].cells.reshape(-1), given[f.index], strict=True):
+                for local, code in zip(
+                    amount[f.index].cells.reshape(-1), given[f.index], strict=True
+                ):
                     if local != code:
                         w.line(f"{local} = {code}")
             else:
                 gave[f.index, role] = np.array(given[f.index], dtype=object)
     for f in m.flows:
         if f.two_way:
-            for local, a, b in zip(amount[f.index].cells.reshape(-1), gave[f.index, "from"], gave[f.index, "to"], strict=True):
+            for local, a, b in zip(
+                amount[f.index].cells.reshape(-1),
+                gave[f.index, "from"],
+                gave[f.index, "to"],
+                strict=True,
+            ):
                 w.line(f"{local} = {a} - {b}")
 
 
@@ -973,7 +992,9 @@ def _record(
         read |= {n for n in expr.names if n.startswith("cum.")}
     for f in m.flows:
         if f"cum.{f.name}" in read:
-            for c, a in zip(cum[f.index].cells.reshape(-1), amount[f.index].cells.reshape(-1), strict=True):
+            for c, a in zip(
+                cum[f.index].cells.reshape(-1), amount[f.index].cells.reshape(-1), strict=True
+            ):
                 w.line(f"{c} = {c} + {a}")
     checks: list[tuple[str, str]] = []
     for f in m.flows:
@@ -991,20 +1012,19 @@ def _record(
         while j < len(outcomes) and whole is not None and outcomes[j].expr.whole is whole:
             j += 1
         group = list(range(i, j))
-        if o.stat == "final":
-            ctx = w.block(f"if t == {m.ticks - 1}:")
-        else:
-            ctx = _nothing()
+        ctx = w.block(f"if t == {m.ticks - 1}:") if o.stat == "final" else _nothing()
         with ctx:
             if whole is not None:
                 value = g.value(whole, f"outcome {o.declared}")
                 codes = [w.temp(c) for c in value.cells.reshape(-1)]
-                codes = [codes[int(np.ravel_multi_index(outcomes[k].expr.cell, value.cells.shape))] for k in group]
+                codes = [
+                    codes[int(np.ravel_multi_index(outcomes[k].expr.cell, value.cells.shape))]
+                    for k in group
+                ]
             else:
                 codes = [w.temp(g.value(o.expr, f"outcome {o.name}").cells.reshape(-1)[0])]
             if o.stat == "final":  # read at the last tick only: held where every tick sees it
-                held = g.declare(f"__final{i}", "fo", (len(codes),) and ())
-                names = [f"{held.cells[()]}_{k}" for k in range(len(codes))]
+                names = [f"fo{len(g.all_locals)}_{k}" for k in range(len(codes))]
                 g.all_locals += names
                 for name, c in zip(names, codes, strict=True):
                     w.line(f"{name} = {c}")
@@ -1036,7 +1056,7 @@ def _record(
             else:
                 if id(whole) not in wholes:
                     value = g.value(whole, f"record {whole.text}")
-                    wholes[id(whole)] = _obj(value.cells.shape, lambda j, s=value: w.temp(s.cells[j]))
+                    wholes[id(whole)] = g.hoist(value).cells
                 code = wholes[id(whole)][expr.cell]
             w.line(f"SER[{k}, r, t] = {code}")
 

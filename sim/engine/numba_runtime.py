@@ -6,36 +6,35 @@ is np.interp's algorithm for one x, `_round` rounds half away from zero (as the 
 language does). Compiled once per machine (numba's cache), shared by every model.
 """
 
-# ruff: noqa: PLR2004
 import math
 
 import numpy as np
 from numba import njit
 
-_OPTS = dict(cache=True, nogil=True, error_model="numpy")
+_jit = njit(cache=True, nogil=True, error_model="numpy")
 
 
-@njit(**_OPTS)
+@_jit
 def _mn(a, b):  # np.minimum: NaN wins
     return a if (a <= b or a != a) else b
 
 
-@njit(**_OPTS)
+@_jit
 def _mx(a, b):  # np.maximum: NaN wins
     return a if (a >= b or a != a) else b
 
 
-@njit(**_OPTS)
+@_jit
 def _and(a, b):
     return 1.0 if (a != 0.0 and b != 0.0) else 0.0
 
 
-@njit(**_OPTS)
+@_jit
 def _or(a, b):
     return 1.0 if (a != 0.0 or b != 0.0) else 0.0
 
 
-@njit(**_OPTS)
+@_jit
 def _round(x):  # half away from zero
     whole = np.trunc(x)
     if abs(x - whole) == 0.5:
@@ -43,24 +42,24 @@ def _round(x):  # half away from zero
     return np.rint(x)
 
 
-@njit(**_OPTS)
+@_jit
 def _pulse(at, width, t, half):
     width = (2.0 * half if width == 0.0 else 0.0) + width
     mid = t + half
     return 1.0 if (mid >= at and mid < at + width) else 0.0
 
 
-@njit(**_OPTS)
+@_jit
 def _ramp(slope, start, t):
     return slope * (_mx(t, start) - start)
 
 
-@njit(**_OPTS)
+@_jit
 def _ramp_to(slope, start, t, end):
     return slope * (_mn(_mx(t, start), end) - start)
 
 
-@njit(**_OPTS)
+@_jit
 def _interp(x, xp, fp):  # np.interp, for one x
     n = len(xp)
     if x != x:
@@ -83,22 +82,22 @@ def _interp(x, xp, fp):  # np.interp, for one x
     return res
 
 
-@njit(**_OPTS)
+@_jit
 def _sel(c, a, b):  # np.where for one value: a NaN condition is true
     return a if c != 0.0 else b
 
 
-@njit(**_OPTS)
+@_jit
 def _step(height, at, t, half):  # Vensim's STEP
     return height if t + half > at else 0.0
 
 
-@njit(**_OPTS)
+@_jit
 def _first(v, x, t):  # the `first` statistic: the first tick x is true
     return float(t) if (v != v and x != 0.0) else v
 
 
-@njit(**_OPTS)
+@_jit
 def _ration(held, total):
     """A stock cell giving `total`: (what it holds after, the factor, how: 0 all given,
     1 scaled by the factor, 2 split by shares because the factor underflowed)."""
@@ -108,7 +107,7 @@ def _ration(held, total):
     return held - total, 1.0, 0.0
 
 
-@njit(**_OPTS)
+@_jit
 def _give(request, total, held, factor, how):  # what one flow cell gets (see _ration)
     if how == 0.0:
         return request
@@ -117,7 +116,7 @@ def _give(request, total, held, factor, how):  # what one flow cell gets (see _r
     return (request / total) * held
 
 
-@njit(**_OPTS)
+@_jit
 def _below(bad, value, r, code, cell, x):  # a stock cell starting below zero (or NaN)
     if bad[r, 0] < 0 and not (x >= 0.0):
         bad[r, 0] = code
@@ -125,7 +124,7 @@ def _below(bad, value, r, code, cell, x):  # a stock cell starting below zero (o
         value[r] = x
 
 
-@njit(**_OPTS)
+@_jit
 def _scan(chk):  # the first non-finite value's place, or -1: one sum when all are finite
     total = 0.0
     for x in chk:
