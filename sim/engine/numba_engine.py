@@ -240,6 +240,7 @@ def _load(source: str, key: str) -> Callable[..., Any]:
 
 
 # -- symbolic values over cells ---------------------------------------------------------------
+_NUMBER = re.compile(r"^\(?-?[0-9.]+(?:e[-+]?[0-9]+)?\)?$")
 _ATOM = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|-?[0-9.]+(?:e[-+]?[0-9]+)?)$")
 
 
@@ -341,8 +342,7 @@ class _Generator:
         self.all_locals: list[str] = []
         self.labels: list[str] = []
         self.label_code: dict[str, int] = {}
-        self.check_base = 0  # the label code of CHK's first place
-        self.checked: list[str] = []  # CHK's places: the local each holds
+        self.checks = 1  # CHK's size: the most values one stage looks at
 
     # -- names ------------------------------------------------------------------------
     def declare(self, name: str, prefix: str, dims: tuple[str, ...]) -> Sym:
@@ -501,15 +501,28 @@ class _Generator:
 
     def check(self, items: Sequence[tuple[str, str]]) -> None:
         """Values to look at for the run's first non-finite one (local, culprit label), in
-        the tick's order. A finite tick costs one addition per value (into LANES running
-        sums, so they don't wait on each other) and one test at the tick's end; only when
-        a sum is not finite are the values laid out in CHK, in order, and scanned
-        (`_scan`: a sum of finite values that overflowed finds nothing)."""
-        for local, label in items:
+        the tick's order, at the end of their stage. Finite values cost one addition each
+        (into up to LANES running sums, so they don't wait on each other) and one test; only
+        when the sum is not finite are the values laid out in CHK, in order, and scanned
+        (`_scan`: a sum of finite values that overflowed finds nothing). A literal number is
+        finite (the compiler refuses others): it is not looked at."""
+        items = [(local, label) for local, label in items if not _NUMBER.match(local)]
+        if not items:
+            return
+        first = len(self.labels)
+        lanes = min(LANES, len(items))
+        sums = [f"_e{k}" for k in range(lanes)]
+        for k, (local, label) in enumerate(items):
             self.labels.append(label)
-            self.checked.append(local)
-            lane = len(self.checked) % LANES
-            self.w.line(f"_e{lane} = _e{lane} + {local}")
+            lane = sums[k % lanes]
+            self.w.line(f"{lane} = {local}" if k < lanes else f"{lane} = {lane} + {local}")
+        self.checks = max(self.checks, len(items))
+        with self.w.block(f"if bt < 0 and not math.isfinite({' + '.join(sums)}):"):
+            for k, (local, _) in enumerate(items):
+                self.w.line(f"CHK[{k}] = {local}")
+            self.w.line(f"_k = _scan(CHK[:{len(items)}])")
+            with self.w.block("if _k >= 0:"):
+                self.w.line(f"bt = t; bc = _k + {first}")
 
     def labelled(self, sym: Sym, label: str, dims: tuple[str, ...]) -> list[tuple[str, str]]:
         cells = sym.cells.reshape(-1)
@@ -654,10 +667,8 @@ def generate(model: Model) -> Program:
                  "min": "math.inf", "max": "(-math.inf)", "first": "math.nan"}  # fmt: skip
         for k, o in enumerate(m.outcomes):
             w.line(f"o{k} = {start[o.stat]}")
-        g.check_base = len(g.labels)
         with w.block(f"for t in range({m.ticks}):"):
             w.line("tt = CAL[t, 0]; mon = CAL[t, 1]; yr = CAL[t, 2]")
-            w.line("; ".join(f"_e{k} = 0.0" for k in range(LANES)))
             _calendar(g, data_syms, "t")
             _events(g, fires)
             _stage2(g, stages, rings)
@@ -666,13 +677,6 @@ def generate(model: Model) -> Program:
             _ration(g, stocks, requests, amount)
             _transfer(g, stocks, amount, transit)
             _record(g, amount, cum, stocks, series_names)
-            total = " + ".join(f"_e{k}" for k in range(LANES))
-            with w.block(f"if bt < 0 and not math.isfinite({total}):"):
-                for k, local in enumerate(g.checked):
-                    w.line(f"CHK[{k}] = {local}")
-                w.line("_k = _scan(CHK)")
-                with w.block("if _k >= 0:"):
-                    w.line(f"bt = t; bc = _k + {g.check_base}")
         for k, o in enumerate(m.outcomes):
             result = f"o{k}"
             if o.stat == "mean":
@@ -684,7 +688,7 @@ def generate(model: Model) -> Program:
 
     w.lines[init_at:init_at] = [f"        {local} = 0.0" for local in g.all_locals]
     body = "\n".join(w.lines)
-    source = _HEADER + f"\nCHECKS = {max(1, len(g.labels) - g.check_base)}\n\n\n" + body + "\n"
+    source = _HEADER + f"\nCHECKS = {g.checks}\n\n\n" + body + "\n"
     key = hashlib.sha256(
         "\0".join([source, numba.__version__, sys.version, GENERATOR_VERSION]).encode()
     ).hexdigest()[:24]

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(missing("numba") is not None, reason=str(missing
 
 RTOL = 1e-12
 RUNS = 5
-SETTINGS = settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 samplers = st.sampled_from(["mc", "lhs", "sobol"])
 
 
@@ -80,7 +80,7 @@ def test_numba_agrees_on_arrayed_models(data: dict[str, Any], sampler: str) -> N
     assert_agree(compile_dict(data), sampler)
 
 
-@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(timed_scenarios(max_units=2))
 def test_numba_results_do_not_depend_on_block_size(data: dict[str, Any]) -> None:
     model = compile_dict(data)
