@@ -1,5 +1,10 @@
-"""Prints runs/s of the numpy kernel and the SimPy engine on a scenario, their ratio, and
-peak memory. A measurement, not a test: it never fails on a time.
+"""Prints runs/s of the numpy kernel, the compiled engine (`--engine numba`, when numba is
+installed) and the SimPy engine on a scenario, their ratios, and peak memory. A measurement,
+not a test: it never fails on a time.
+
+The kernel and numba step the same blocks on the same draws, block after block in turns, so
+a busy machine slows both alike; then each runs a whole `sim run` study end to end (one
+worker, numba's cache warm, results written to a temporary folder).
 
 Wall and CPU seconds are both printed, with the load average: on a busy machine the CPU
 seconds are the fairer figure for one core's speed.
@@ -13,11 +18,15 @@ import argparse
 import os
 import platform
 import resource
+import tempfile
 import time
 
+import numpy as np
+
 import sim
+from sim.engine import ENGINES, missing
 from sim.engine.kernel import run_block
-from sim.study.runner import draw, execute, plan
+from sim.study.runner import draw, execute, plan, run
 
 
 def main() -> None:
@@ -39,24 +48,63 @@ def main() -> None:
 
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     p = plan(model, args.runs, 1, block_size=args.block_size)
-    t_draw = t_kernel = 0.0
-    cpu0 = time.process_time()
+    numba = missing("numba") is None
+    if numba:
+        t0 = time.perf_counter()
+        params, noise = draw(p, 0, min(args.runs, 10))
+        ENGINES["numba"](model, params, noise, n=min(args.runs, 10), keep=0)
+        print(f"numba: compiled or loaded from its cache in {time.perf_counter() - t0:.2f} s")
+    else:
+        print(f"numba: not measured ({missing('numba')})")
+    t_draw = t_kernel = t_numba = 0.0
+    c_kernel = c_numba = 0.0
+    worst = 0.0
     for _, start, stop in p.blocks:
         t0 = time.perf_counter()
         params, noise = draw(p, start, stop)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         # As a study does past the runs whose series it keeps for bands.
-        run_block(model, params, noise, first_run=start, n=stop - start, keep=0)
-        t2 = time.perf_counter()
+        k = run_block(model, params, noise, first_run=start, n=stop - start, keep=0)
+        t2, c2 = time.perf_counter(), time.process_time()
         t_draw += t1 - t0
         t_kernel += t2 - t1
+        c_kernel += c2 - c1
+        if numba:
+            b = ENGINES["numba"](model, params, noise, first_run=start, n=stop - start, keep=0)
+            t_numba += time.perf_counter() - t2
+            c_numba += time.process_time() - c2
+            for name, v in k.outcomes.items():
+                w = b.outcomes[name]
+                with np.errstate(all="ignore"):
+                    rel = np.abs(v - w) / np.maximum(np.abs(v), 1e-300)
+                worst = max(worst, float(np.nanmax(np.where(v == w, 0.0, rel))))
     total = t_draw + t_kernel
-    cpu = time.process_time() - cpu0
     print(
         f"kernel: {args.runs:,} runs x {model.ticks} ticks in {total:.2f} s wall "
-        f"({cpu:.2f} s CPU) = {args.runs / total:,.0f} runs/s "
-        f"(drawing {t_draw:.2f} s, stepping {t_kernel:.2f} s)"
+        f"= {args.runs / total:,.0f} runs/s "
+        f"(drawing {t_draw:.2f} s, stepping {t_kernel:.2f} s wall, {c_kernel:.2f} s CPU)"
     )
+    if numba:
+        print(
+            f"numba: stepping {t_numba:.2f} s wall, {c_numba:.2f} s CPU = "
+            f"{t_kernel / t_numba:.2f}x the kernel's speed wall, {c_kernel / c_numba:.2f}x CPU; "
+            f"with the same drawing {(t_draw + t_kernel) / (t_draw + t_numba):.2f}x; "
+            f"outcomes agree to {worst:.1e} relative"
+        )
+        ends = {}
+        for engine in ("kernel", "numba"):
+            with tempfile.TemporaryDirectory() as folder:
+                t0, c0 = time.perf_counter(), time.process_time()
+                run(model, runs=args.runs, seed=1, engine=engine, workers=1, out=folder)
+                ends[engine] = (time.perf_counter() - t0, time.process_time() - c0)
+            print(
+                f"sim run, {engine}, one worker: {ends[engine][0]:.2f} s wall "
+                f"({ends[engine][1]:.2f} s CPU)"
+            )
+        print(
+            f"sim run end to end: numba {ends['kernel'][0] / ends['numba'][0]:.2f}x the "
+            f"kernel's speed wall, {ends['kernel'][1] / ends['numba'][1]:.2f}x CPU"
+        )
 
     pd = plan(model, args.des_runs, 1, engine="des", block_size=args.des_runs)
     t0 = time.perf_counter()

@@ -19,6 +19,20 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test run against `--engine numba` is skipped, saying why, where numba is not
+    installed (CI installs it: the test extra lists it)."""
+    from sim.engine import missing
+
+    why = missing("numba")
+    if why is None:
+        return
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "numba" in params.values():
+            item.add_marker(pytest.mark.skip(reason=why))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _shipped_scenarios_may_be_extended() -> Iterator[None]:
     """Tests write variants of examples/bakery.yaml and scenarios/base.yaml in a temporary

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from sim.engine import ENGINES, missing
 from sim.engine.des import run_one
 from sim.engine.kernel import run_block
 from sim.engine.semantics import Block
@@ -17,6 +18,9 @@ from sim.sampling.draws import noise_draws, parameter_draws
 from sim.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
+# The engines this machine can run: every one in ENGINES but numba where it is not installed
+# (tests parametrized by engine are skipped instead, saying so: tests/conftest.py).
+RUNNABLE = [e for e in sorted(ENGINES) if missing(e) is None]
 BAKERY = ROOT / "examples" / "bakery.yaml"
 
 

@@ -79,7 +79,8 @@ engine_option = click.option(
     type=click.Choice(list(ENGINES)),
     default="kernel",
     show_default=True,
-    help="kernel (numpy, fast) or des (SimPy reference, slow).",
+    help="kernel (numpy, fast), des (SimPy reference, slow) or numba (compiled; needs "
+    "pip install -e '.[fast]').",
 )
 block_size_option = click.option(
     "--block-size",

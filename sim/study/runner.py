@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sim.engine import ENGINES
+from sim.engine import ENGINES, missing
 from sim.engine.des import Run as DesRun
 from sim.engine.des import run_one
 from sim.engine.semantics import STATUS_OK, Block
@@ -165,6 +165,8 @@ def plan(
         problems.append(f"unknown sampler '{sampler}' (use {', '.join(SAMPLERS)})")
     if engine not in ENGINES:
         problems.append(f"unknown engine '{engine}' (use {', '.join(ENGINES)})")
+    elif missing(engine):
+        problems.append(str(missing(engine)))
     if block_size < 1:
         problems.append(f"block size must be at least 1 (got {block_size})")
     elif block_size < min(256, runs) and runs > 16 * block_size:  # ~10 ms set-up a block

@@ -16,6 +16,7 @@ from sim.engine import ENGINES, kernel
 from sim.errors import ScenarioError
 from sim.model import Model, load
 from sim.sampling.draws import noise_draws, parameter_draws
+from tests.helpers import RUNNABLE
 
 PARTNERS = ["china", "russia", "other"]
 GOODS = ["food", "fuel", "machinery", "medicine"]
@@ -348,7 +349,7 @@ def test_engines_agree_on_a_dimension_of_25_elements(tmp_path: Path) -> None:
     model = load(write(tmp_path, wide(25)))
     params, noise = draws(model)
     reference = kernel.run_block(model, params, noise)
-    for engine in sorted(ENGINES):
+    for engine in RUNNABLE:
         block = ENGINES[engine](model, params, noise, 0, RUNS, None)
         for name, values in reference.outcomes.items():
             assert np.array_equal(values, block.outcomes[name]), (engine, name)
@@ -374,7 +375,7 @@ def test_a_culprit_names_the_cell(tmp_path: Path) -> None:
     data["outcomes"]["bad"] = {"of": "sum(bad)", "stat": "final"}
     model = load(write(tmp_path, data))
     params, noise = draws(model)
-    for engine in sorted(ENGINES):
+    for engine in RUNNABLE:
         block = ENGINES[engine](model, params, noise, 0, RUNS, None)
         assert set(block.bad_name) == {"variables.bad[e1]"}, engine
 
@@ -387,7 +388,7 @@ def test_an_arrayed_stock_starting_below_zero_names_its_cell(tmp_path: Path) -> 
     data["stocks"]["bin"]["initial"] = "x - x[e2]"
     model = load(write(tmp_path, data))
     params, noise = draws(model)
-    for engine in sorted(ENGINES):
+    for engine in RUNNABLE:
         with pytest.raises(ScenarioError, match=r"initial amount of bin\[e[01]\] is -"):
             ENGINES[engine](model, params, noise, 0, RUNS, None)
     # Stepped in slices of runs, the kernel names the same cell and run as in one pass.
@@ -424,7 +425,7 @@ def test_an_arrayed_data_series_reads_a_column_per_cell(tmp_path: Path) -> None:
     }
     model = load(write(tmp_path, data))
     params, noise = draws(model)
-    blocks = [ENGINES[e](model, params, noise, 0, 2, None) for e in sorted(ENGINES)]
+    blocks = [ENGINES[e](model, params, noise, 0, 2, None) for e in RUNNABLE]
     for block in blocks:
         # 10, 20, 30, 30 from china and a tenth of that from russia, month by month.
         assert block.outcomes["seen[china]"][0] == 90.0
@@ -495,7 +496,7 @@ def test_every_builtin_with_memory_keeps_state_per_cell(tmp_path: Path) -> None:
     }
     model = load(write(tmp_path, data))
     params, noise = draws(model)
-    blocks = [ENGINES[e](model, params, noise, 0, RUNS, None) for e in sorted(ENGINES)]
+    blocks = [ENGINES[e](model, params, noise, 0, RUNS, None) for e in RUNNABLE]
     for block in blocks[1:]:
         for name, values in blocks[0].outcomes.items():
             assert np.array_equal(values, block.outcomes[name]), name

@@ -77,7 +77,7 @@ def test_engines_agree_bit_for_bit_on_arrayed_models(data: dict[str, Any]) -> No
     model = compile_dict(data)
     params, noise = draws(model)
     reference = kernel.run_block(model, params, noise, 0, RUNS)
-    for name in sorted(ENGINES):
+    for name in sorted(set(ENGINES) - {"numba"}):  # numba: tests/properties/test_numba.py
         block = ENGINES[name](model, params, noise, 0, RUNS, None)
         for key, values in reference.outcomes.items():
             assert np.array_equal(values, block.outcomes[key], equal_nan=True), (name, key)
