@@ -80,7 +80,11 @@ def main() -> None:
                 for (w, c), (rw, rc) in zip(times[key], times[against], strict=True)
             ]
             rw_, rc_ = (statistics.median(r[i] for r in ratios) for i in (0, 1))
-            verdict = "meets" if max(rw_, rc_) <= target else "misses"
+            # The targets are about waiting: the wall clock decides. CPU (every thread counted:
+            # reading Parquet and sorting use several) is printed beside it; on a busy
+            # machine, where the wall clock also counts other work, read the CPU ratio too.
+            verdict = "meets" if rw_ <= target else "misses"
+            verdict += " on wall" + ("" if rc_ <= target else f" (CPU {rc_:.2f} does not)")
             turns = " ".join(f"{w:.2f}/{c:.2f}" for w, c in ratios)
             line += f"   {rw_:.2f}, {rc_:.2f} vs <= {target:g}: {verdict} (turns {turns})"
         print(line)
