@@ -329,6 +329,11 @@ def _box_ranges(ax: Any, res: Discovery, restrictions: list[tuple[int, Any]]) ->
         lo, hi = (r.low - r.full_low) / span, (r.high - r.full_low) / span
         color = COLORS[(number_ - 1) % len(COLORS)]
         ax.barh(k, 1.0, left=0.0, height=0.6, color="0.92")
+        if r.high == r.low:  # one value (a choice, say): a mark and one label
+            ax.plot([lo, lo], [k - 0.3, k + 0.3], color=color, linewidth=4, solid_capstyle="butt")
+            where = "right" if lo > 0.5 else "left"
+            ax.text(lo, k + 0.36, number(r.low), ha=where, va="bottom", fontsize=8)
+            continue
         ax.barh(k, hi - lo, left=lo, height=0.6, color=color, alpha=0.75)
         ax.text(lo, k + 0.36, number(r.low), ha="left", va="bottom", fontsize=8)
         ax.text(hi, k + 0.36, number(r.high), ha="right", va="bottom", fontsize=8)

@@ -307,3 +307,35 @@ def test_shipped_model_fuel_crisis_box():
     assert box.restrictions[0].parameter == "settlement"
     assert box.limits["settlement"] == (1.0, 1.0)
     assert box.density > 2 * found.base_density
+
+
+def test_a_one_value_range_is_drawn_as_a_mark_with_one_label(tmp_path):
+    """A box that keeps one value of a choice (settlement 1–1) draws a mark and one label,
+    not an invisible bar with two labels on top of each other."""
+    import yaml
+
+    from sim.present.analysis_figures import discover_figure
+
+    doc = {
+        "name": "choice", "start": "2024-01", "months": 3,
+        "parameters": {
+            "regime": {"dist": "choice", "values": [0, 1], "weights": [0.6, 0.4],
+                       "source": "assumption: a test"},
+            "other": {"dist": "uniform", "low": 0, "high": 1, "source": "assumption: a test"},
+        },
+        "stocks": {"src": {"unit": "t", "kind": "source"}, "s": {"unit": "t"}},
+        "flows": {"f": {"from": "src", "to": "s", "rate": "regime + 0.01 * other"}},
+        "outcomes": {"end": {"of": "s", "stat": "final"}},
+    }  # fmt: skip
+    path = tmp_path / "choice.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    res = sim.run(sim.load(path), runs=400, seed=1)
+    found = discover(res, "end > 1")
+    (r,) = [r for r in found.boxes[0].restrictions if r.parameter == "regime"]
+    assert r.low == r.high == 1
+    fig = discover_figure(found)
+    (ranges,) = [
+        ax for ax in fig.axes if any(t.get_text() == "regime" for t in ax.get_yticklabels())
+    ]
+    labels = [t.get_text() for t in ranges.texts]
+    assert labels.count("1") == 1, labels
