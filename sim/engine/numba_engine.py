@@ -59,6 +59,7 @@ from sim.engine.semantics import (
     cell_labels,
     fire_tick,
     giving,
+    outcome_groups,
 )
 from sim.errors import ScenarioError
 from sim.model import MemoryDef, Model
@@ -1008,14 +1009,9 @@ def _record(
     g.check(checks)
     # Outcomes: the cells of an arrayed one are one group, its expression evaluated once.
     outcomes = list(m.outcomes)
-    i = 0
-    while i < len(outcomes):
-        o = outcomes[i]
+    for group in outcome_groups(outcomes):
+        o = outcomes[group[0]]
         whole = o.expr.whole
-        j = i + 1
-        while j < len(outcomes) and whole is not None and outcomes[j].expr.whole is whole:
-            j += 1
-        group = list(range(i, j))
         ctx = w.block(f"if t == {m.ticks - 1}:") if o.stat == "final" else _nothing()
         with ctx:
             if whole is not None:
@@ -1048,7 +1044,6 @@ def _record(
                     w.line(f"{v} = _mx({v}, {c})")
                 else:
                     w.line(f"{v} = _first({v}, {c}, t)")
-        i = j
     if not series:
         return
     with w.block("if r < keep:"):

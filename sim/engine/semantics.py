@@ -344,6 +344,22 @@ def due(o: OutcomeDef, t: int, ticks: int) -> bool:
     return o.stat != "final" or t == ticks - 1
 
 
+def outcome_groups(outcomes: Sequence[OutcomeDef]) -> list[list[int]]:
+    """The outcomes as groups of indexes: the cells of an arrayed outcome (those sharing its
+    `whole` expression, consecutive) are one group, evaluated once; any other outcome is a
+    group of its own."""
+    groups: list[list[int]] = []
+    i = 0
+    while i < len(outcomes):
+        whole = outcomes[i].expr.whole
+        j = i + 1
+        while j < len(outcomes) and whole is not None and outcomes[j].expr.whole is whole:
+            j += 1
+        groups.append(list(range(i, j)))
+        i = j
+    return groups
+
+
 class Outcomes:
     """Running outcome statistics over ticks, one value per run, updated after each transfer."""
 
@@ -354,21 +370,15 @@ class Outcomes:
         # as one array; each cell's values are a row of it.
         self.groups: list[tuple[OutcomeDef, Expr, list[str], np.ndarray, tuple[int, ...]]] = []
         self.values: dict[str, np.ndarray] = {}
-        i = 0
         outcomes = list(m.outcomes)
-        while i < len(outcomes):
-            o = outcomes[i]
-            whole = o.expr.whole
-            j = i + 1
-            while j < len(outcomes) and whole is not None and outcomes[j].expr.whole is whole:
-                j += 1
-            cells = outcomes[i:j]
+        for group in outcome_groups(outcomes):
+            cells = [outcomes[k] for k in group]
+            o = cells[0]
             held = np.full((len(cells), n), _START[o.stat])
-            expr = whole or o.expr
+            expr = o.expr.whole or o.expr
             shape = (*m.shape_of(expr.dims), n)
             self.groups.append((o, expr, [c.label for c in cells], held, shape))
             self.values |= {c.name: held[k] for k, c in enumerate(cells)}
-            i = j
 
     def update(self, t: int, ns: Mapping[str, Any], health: NonFinite) -> None:
         """Fold tick t's value of each due outcome into its statistic (in place)."""

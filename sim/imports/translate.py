@@ -475,17 +475,7 @@ class _Translator:
 
     def cells(self, element: Any) -> dict[str, Any]:
         """A parameter defined element by element: each component sets some cells."""
-        first = element.components[0].subscripts[0]
-        dims: list[str] = []
-        for sub in first:
-            if key(sub) in self.dims:
-                dims.append(self.dims[key(sub)])
-            elif key(sub) in self.elements:
-                dims.append(self.dim_of(self.elements[key(sub)]))
-            else:
-                raise Unsupported(f"the subscript {sub}")
-        if len(set(dims)) < len(dims):
-            raise Unsupported(f"one range twice in a subscript ([{', '.join(first)}])")
+        dims = self.positions(element)
         sizes = [len(self.members[d]) for d in dims]
         values = np.full(sizes, np.nan)
         for comp in element.components:
@@ -514,8 +504,9 @@ class _Translator:
 
     def positions(self, element: Any) -> list[str]:
         """The dimension at each position of an element's subscripts."""
+        first = element.components[0].subscripts[0]
         dims: list[str] = []
-        for sub in element.components[0].subscripts[0]:
+        for sub in first:
             if key(sub) in self.dims:
                 dims.append(self.dims[key(sub)])
             elif key(sub) in self.elements:
@@ -523,7 +514,7 @@ class _Translator:
             else:
                 raise Unsupported(f"the subscript {sub}")
         if len(set(dims)) < len(dims):
-            raise Unsupported("one range twice in a subscript")
+            raise Unsupported(f"one range twice in a subscript ([{', '.join(first)}])")
         return dims
 
     def covers(self, subs: list[str], dims: list[str]) -> tuple[np.ndarray, list[str]]:
