@@ -17,6 +17,18 @@ from sim.model import Model, compile_scenario, load
 from sim.sampling.draws import noise_draws, parameter_draws
 from sim.scenario.schema import Scenario
 
+# Headless Chromium as this machine's closed network needs it (no background connections)
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 # The engines this machine can run: every one in ENGINES but numba where it is not installed
 # (tests parametrized by engine are skipped instead, saying so: tests/conftest.py).

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 import sim
 from sim.cli import cli
 from sim.study.results import Results
-from tests.helpers import BAKERY
+from tests.helpers import BAKERY, CHROMIUM_FLAGS
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -339,15 +339,7 @@ def browser(playwright: Any, tmp: Path) -> Any:
         executable_path=CHROMIUM,
         headless=True,
         viewport={"width": 1400, "height": 1000},
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ],
+        args=list(CHROMIUM_FLAGS),
     )
 
 

@@ -19,7 +19,7 @@ from sim.cli import cli
 from sim.present.report import FIGURE_ROWS, drawn_outcomes, render
 from sim.study.results import Results
 from tests.analysis.test_compare import synthetic, variant_file
-from tests.helpers import BAKERY
+from tests.helpers import BAKERY, CHROMIUM_FLAGS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL = '<script>document.body.setAttribute("data-owned", "yes")</script><b>bold?</b>'
@@ -137,13 +137,7 @@ def chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
         [
             CHROMIUM,
             "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp / 'profile'}",
             *args,
         ],
