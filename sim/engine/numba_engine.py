@@ -161,8 +161,9 @@ class Program:
             year, month = model.calendar(t)
             CAL[t] = (model.time(t), float(month), float(year))
         OUT = np.empty((n, max(1, len(self.outcomes))))
-        # Recorded series per run, tick after tick (written in a row); read as (ticks, runs).
-        SER = np.empty((max(1, len(self.series)), max(1, keep), ticks))
+        # Recorded series as the kernel holds them, (ticks, runs) each: run after run, the
+        # few cache lines a run's ticks write are the next run's too, and no copy is needed.
+        SER = np.empty((max(1, len(self.series)), ticks, max(1, keep)))
         BT = np.full(n, -1, dtype=np.int64)
         BC = np.full(n, -1, dtype=np.int64)
         BADI = np.full((n, 2), -1, dtype=np.int64)
@@ -177,7 +178,7 @@ class Program:
             raise below_zero(model, s, float(BADV[run]), where, first_run + run)
         names = np.array(["", *self.labels], dtype=object)
         outcomes = {name: OUT[:, k].copy() for k, name in enumerate(self.outcomes)}
-        series = {name: SER[k, :keep].T for k, name in enumerate(self.series)}
+        series = {name: SER[k, :, :keep] for k, name in enumerate(self.series)}
         return Block(outcomes, series, BT, names[BC + 1])
 
 
@@ -1057,7 +1058,7 @@ def _record(
                     value = g.value(whole, f"record {whole.text}")
                     wholes[id(whole)] = g.hoist(value).cells
                 code = wholes[id(whole)][expr.cell]
-            w.line(f"SER[{k}, r, t] = {code}")
+            w.line(f"SER[{k}, t, r] = {code}")
 
 
 @contextmanager
