@@ -462,3 +462,25 @@ def test_the_library_runs_serially_unless_asked_and_sim_run_chooses(tmp_path, mo
     )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["executor"]["kind"] == "processes"
+
+
+def test_bands_skip_a_runs_nonfinite_values_tick_by_tick():
+    # Bands are quantiles over runs at each tick: a run that went non-finite drops out of the
+    # ticks where its value is NaN, and a series with no NaN takes the plain quantile.
+    m = sim.load(BAKERY)
+    values = np.random.default_rng(5).normal(size=(m.ticks, 301))
+    values[10:, 7] = np.nan  # one run gone non-finite from tick 10
+    values[20:, 40] = np.nan
+    clean = np.random.default_rng(6).normal(size=(m.ticks, 301))
+
+    def series(name: str, k: int) -> np.ndarray:
+        return (values if name == m.record[0][0] else clean)[:, :k]
+
+    bands = runner._bands(m, 301, series).to_pandas()
+    for name, expect in ((m.record[0][0], values), (m.record[1][0], clean)):
+        got = bands[bands["series"] == name]
+        q = np.nanquantile(expect, runner.QUANTILES, axis=1)
+        for key, row in zip(runner.QUANTILE_NAMES, q, strict=True):
+            assert np.array_equal(got[key].to_numpy(), row), (name, key)
+        assert np.array_equal(got["mean"].to_numpy(), np.nanmean(expect, axis=1))
+    assert not bands[runner.QUANTILE_NAMES[0]].isna().any()
