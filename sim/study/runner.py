@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import math
 import platform
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -271,19 +270,13 @@ def run(
     if executor == "dask" and scheduler:
         check_scheduler(scheduler)  # before anything is written to the results folder
     need = guards.estimate(model, p.runs, p.block_size, workers, p.kept, p.keep_paths)
-    # Without `out` the study still streams through a scratch folder.
-    guards.check(need, Path(out if out is not None else tempfile.gettempdir()), max_memory)
+    # Without `out` nothing is written: only memory is checked.
+    guards.check(need, Path(out) if out is not None else None, max_memory)
     study = _Study(p, progress, workers, executor, scheduler, auto)
     if out is None:
-        # The same streaming path through a scratch folder, then everything into memory.
-        try:
-            with tempfile.TemporaryDirectory(prefix="sim-") as tmp:
-                res = study.run(Path(tmp), force=True, resume=False)
-                return Results(res.manifest, res.runs, res.bands, res.paths, None)
-        except OSError as exc:
-            if store.is_disk_full(exc):
-                raise store.disk_full(Path(tempfile.gettempdir()), exc, resumable=False) from None
-            raise
+        # The same blocks, tally and summaries, held in memory instead of written: what the
+        # guard counted (the rows and the kept runs' series), and no files to write or read.
+        return study.run(None, force=True, resume=False)
     folder = Path(out)
     if not resume:
         store.check_target(folder, model.name, force, model.files)
@@ -563,25 +556,50 @@ class _Tally:
         }
 
 
+class _InMemory:
+    """The rows of a study that has no folder, in run order: `TableWriter`'s calls, kept."""
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+        self.table: pa.Table | None = None
+
+    def append(self, table: pa.Table) -> None:
+        # Every block's rows take the first block's schema, as runs.parquet's writer does.
+        self.tables.append(table.cast(self.tables[0].schema) if self.tables else table)
+
+    def commit(self) -> None:
+        self.table = pa.concat_tables(self.tables)
+        self.tables = []
+
+    def abort(self) -> None:
+        self.tables = []
+
+
 class _Output:
     """runs.parquet, bands and paths, built from the prefix of finished blocks as it grows.
 
     Blocks join runs.parquet in run order while later ones still run, so the parent's writing
     overlaps the workers' stepping and the study ends without a pass over all its runs. A
     block that finished ahead of the prefix waits here (at most the executor's window of
-    them); one finished before a resume is read back from its part."""
+    them); one finished before a resume is read back from its part. Without a folder the rows
+    and the kept runs' series stay in memory instead."""
 
-    def __init__(self, p: Plan, folder: Path):
+    def __init__(self, p: Plan, folder: Path | None):
         self.p = p
         self.folder = folder
-        self.runs = store.TableWriter(folder / "runs.parquet")
+        self.runs: store.TableWriter | _InMemory = (
+            _InMemory() if folder is None else store.TableWriter(folder / "runs.parquet")
+        )
         self.next = 0  # blocks 0..next-1 are in runs.parquet
         self.waiting: dict[int, BlockResult] = {}
+        self.series: dict[int, dict[str, np.ndarray]] = {}  # in memory: blocks with kept runs
         self.bands: pa.Table | None = None
         self.paths: pa.Table | None = None
 
     def hold(self, b: int, result: BlockResult) -> None:
         self.waiting[b] = result
+        if self.folder is None and self.p.block_range(b)[0] < self.p.kept:
+            self.series[b] = result.series
 
     def advance(self, tally: _Tally) -> None:
         while self.next < tally.prefix:
@@ -597,9 +615,14 @@ class _Output:
         p, m = self.p, self.p.model
         blocks = range(math.ceil(kept / p.block_size))
 
+        def part(b: int, name: str) -> np.ndarray:
+            if self.folder is None:
+                return self.series[b][name]
+            return store.read_series_part(self.folder, b, name)
+
         def series(name: str, k: int) -> np.ndarray:
-            parts = [store.read_series_part(self.folder, b, name) for b in blocks]
-            return np.concatenate(parts, axis=1)[:, :k]
+            parts = [part(b, name) for b in blocks]
+            return (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))[:, :k]
 
         self.bands = _bands(m, kept, series)
         keep_paths = min(p.keep_paths, kept)
@@ -626,12 +649,16 @@ class _Study:
         self.executor = executor
         self.scheduler = scheduler
 
-    def run(self, folder: Path, force: bool, resume: bool) -> Results:
+    def run(self, folder: Path | None, force: bool, resume: bool) -> Results:
+        """The study, written to `folder` (resumed there with `resume`), or held in memory
+        when `folder` is None."""
         p, m = self.p, self.p.model
         clock = time.perf_counter()
         tally = _Tally(p)
         health = guards.Health(m, p.runs)
-        if resume:
+        if folder is None:
+            manifest = self.manifest(dt.datetime.now(dt.UTC))
+        elif resume:
             manifest = self.resumable(folder)
             if manifest.get("complete"):
                 store.finish_folder(folder)  # killed between completing and tidying up
@@ -647,7 +674,8 @@ class _Study:
         else:
             store.prepare_folder(folder, m.name, force)
             manifest = self.manifest(dt.datetime.now(dt.UTC))
-        store.write_json(manifest, folder / store.MANIFEST)
+        if folder is not None:
+            store.write_json(manifest, folder / store.MANIFEST)
         if self.progress is not None:
             self.progress(tally.runs_done, p.runs)
 
@@ -665,15 +693,16 @@ class _Study:
                     finished = ex.completed(BlockJob(p), blocks)
                     try:
                         for b, result in finished:
-                            runs_part, series_part = store.part_paths(folder, b)
-                            store.write_npz(result.series, series_part)
-                            store.write_part(result.table, runs_part)  # last: the block is in
+                            if folder is not None:
+                                runs_part, series_part = store.part_paths(folder, b)
+                                store.write_npz(result.series, series_part)
+                                store.write_part(result.table, runs_part)  # last: it is in
                             health.add(result.table)
                             output.hold(b, result)
                             tally.add(b, _summarise(result.table, p.precision))
                             output.advance(tally)
                             manifest["blocks_done"] = len(tally.summaries)
-                            if time.perf_counter() - noted >= MANIFEST_EVERY:
+                            if folder is not None and time.perf_counter() - noted >= MANIFEST_EVERY:
                                 store.write_json(manifest, folder / store.MANIFEST)
                                 noted = time.perf_counter()
                             if self.progress is not None:
@@ -727,16 +756,22 @@ class _Study:
         return manifest
 
     def finish(
-        self, folder: Path, manifest: dict[str, Any], tally: _Tally, output: _Output, clock: float
+        self,
+        folder: Path | None,
+        manifest: dict[str, Any],
+        tally: _Tally,
+        output: _Output,
+        clock: float,
     ) -> Results:
         p = self.p
         assert tally.stop is not None and output.bands is not None
         used = range(tally.stop)
         n = p.block_range(tally.stop - 1)[1]
         output.runs.commit()
-        store.write_table(output.bands, folder / "bands.parquet")
-        if output.paths is not None:
-            store.write_table(output.paths, folder / "paths.parquet")
+        if folder is not None:
+            store.write_table(output.bands, folder / "bands.parquet")
+            if output.paths is not None:
+                store.write_table(output.paths, folder / "paths.parquet")
         nonfinite = tally.nonfinite(used)
         manifest.update(
             runs=n,
@@ -754,6 +789,10 @@ class _Study:
                 "runs_cap": p.runs,
                 "outcomes": tally.reached(),
             }
+        if folder is None:  # nothing written, so nothing to hash
+            manifest["complete"] = True
+            assert isinstance(output.runs, _InMemory) and output.runs.table is not None
+            return Results(manifest, output.runs.table, output.bands, output.paths, None)
         written = [name for name in store.DATA_FILES if (folder / name).is_file()]
         manifest["sha256"] = {name: store.sha256_file(folder / name) for name in written}
         manifest["complete"] = True

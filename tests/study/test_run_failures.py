@@ -111,10 +111,12 @@ def test_sim_run_says_the_disk_is_full_with_exit_2(tmp_path, monkeypatch):
     assert "internal error" not in r.output
 
 
-def test_no_space_in_memory_runs(monkeypatch):
-    monkeypatch.setattr(store, "write_part", full)
-    with pytest.raises(ResultsError, match="disk is full"):
-        sim.run(sim.load(BAKERY), runs=50, workers=1)
+def test_a_study_without_a_folder_writes_nothing_so_a_full_disk_cannot_stop_it(monkeypatch):
+    for writer in ("write_part", "write_npz", "write_json", "write_table", "prepare_folder"):
+        monkeypatch.setattr(store, writer, full)
+    monkeypatch.setattr(store.TableWriter, "append", full)
+    res = sim.run(sim.load(BAKERY), runs=50, workers=1, keep_paths=2)
+    assert res.folder is None and res.n_runs == 50 and res.paths is not None
 
 
 BAD_ADDRESSES = ["not a url:::", "bogus://x:1", "tcp://", "tcp://127.0.0.1:1"]

@@ -62,6 +62,29 @@ def running(args: list[str]) -> Iterator[subprocess.Popen[str]]:
 
 
 # -- same bits everywhere -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"runs": 700, "block_size": 256, "keep_paths": 3},  # several blocks, paths
+        {"runs": 300, "block_size": 300},  # one block
+        {"runs": 4000, "block_size": 500, "precision": {"bread_eaten": 0.05}},  # stops early
+    ],
+)
+def test_a_study_held_in_memory_is_the_folders_study(tmp_path, options, monkeypatch):
+    model = bakery()
+    monkeypatch.setattr(runner, "BAND_BUDGET_BYTES", 8 * model.ticks * len(model.record) * 500)
+    written = sim.run(model, seed=4, out=tmp_path / "r", **options)
+    held = sim.run(model, seed=4, **options)
+    assert held.folder is None and held.runs.equals(table(tmp_path / "r"))
+    assert held.bands.equals(table(tmp_path / "r", "bands.parquet"))
+    if options.get("keep_paths"):
+        assert held.paths.equals(table(tmp_path / "r", "paths.parquet"))
+    drop = ("sha256", "started", "finished", "wall_seconds")
+    assert {k: v for k, v in written.manifest.items() if k not in drop} == {
+        k: v for k, v in held.manifest.items() if k not in drop
+    }
+
+
 @pytest.mark.slow
 def test_serial_two_workers_and_dask_give_the_same_bits(tmp_path):
     model = bakery()
