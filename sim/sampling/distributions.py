@@ -94,13 +94,23 @@ class Distribution(BaseModel):
         """The scipy frozen distribution this stands for."""
         raise NotImplementedError
 
+    def scipy(self) -> Any:
+        """`frozen()`, made once per distinct distribution and kept: scipy's set-up of a
+        frozen distribution costs about a millisecond, a study's draws ask for it per block
+        and parameter, and an explorer's for every setting. (It holds no state a call
+        changes, so sharing it changes no number.)"""
+        try:
+            return _frozen(self)
+        except TypeError:  # a field that does not hash
+            return self.frozen()
+
     def ppf(self, u: np.ndarray) -> np.ndarray:
         """Map uniforms `u` in [0, 1) to draws by the inverse CDF."""
-        return np.asarray(self.frozen().ppf(_inside(u)), dtype=float)
+        return np.asarray(self.scipy().ppf(_inside(u)), dtype=float)
 
     def support(self) -> tuple[float, float]:
         """The smallest and largest value this can produce."""
-        low, high = self.frozen().support()
+        low, high = self.scipy().support()
         return float(low), float(high)
 
     def describe(self) -> str:
@@ -114,6 +124,11 @@ class Distribution(BaseModel):
         """The 5th, 50th and 95th percentiles (for tables)."""
         q = self.ppf(np.array([0.05, 0.5, 0.95]))
         return float(q[0]), float(q[1]), float(q[2])
+
+
+@lru_cache(maxsize=1024)
+def _frozen(spec: Distribution) -> Any:
+    return spec.frozen()
 
 
 def _inside(u: np.ndarray) -> np.ndarray:
@@ -248,7 +263,7 @@ def _beta_ppf(
     if 1 < b < 2 and (mirror := _standard_beta_pinv(float(b), float(a))) is not None:
         # beta(a, b) is 1 - beta(b, a): the steep end at 0, where PINV copes.
         return np.asarray(low + (high - low) * (1.0 - mirror.ppf(1.0 - u)), dtype=float)
-    return np.asarray(spec.frozen().ppf(u), dtype=float)
+    return np.asarray(spec.scipy().ppf(u), dtype=float)
 
 
 class Pert(Distribution):
@@ -453,7 +468,7 @@ class Choice(Distribution):
         return stats.rv_discrete(values=(np.arange(n), w / w.sum()))
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
-        index = self.frozen().ppf(_inside(u)).astype(np.int64)
+        index = self.scipy().ppf(_inside(u)).astype(np.int64)
         return np.asarray(self.values, dtype=float)[index]
 
     def support(self) -> tuple[float, float]:
