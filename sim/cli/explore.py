@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sim.cli.common import FILE, err_console
+from sim.cli.common import FILE, engine_option, err_console
 
 LOCAL = ("127.0.0.1", "localhost", "::1")
 
@@ -38,6 +38,15 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
     metavar="EXPR",
     help="P(condition) per scenario and B − A, as in `sim compare` (repeatable).",
 )
+@engine_option
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Warm worker processes that run a setting's studies side by side (0: in the "
+    "server's own process, one after the other).",
+)
 @click.option("--port", type=int, default=8765, show_default=True, help="Port (0: any free).")
 @click.option(
     "--host",
@@ -53,6 +62,8 @@ def explore_command(
     seed: int | None,
     outcomes: tuple[str, ...],
     thresholds: tuple[str, ...],
+    engine: str,
+    workers: int,
     port: int,
     host: str,
 ) -> None:
@@ -84,6 +95,8 @@ def explore_command(
             posterior=posterior,
             outcomes=outcomes,
             thresholds=thresholds,
+            engine=engine,
+            workers=workers,
         )
     hosts = ("127.0.0.1", "localhost") if host in LOCAL else ("*",)
     if host not in LOCAL:

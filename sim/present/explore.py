@@ -8,7 +8,9 @@ distributions, events at their written times). `Explorer.update(setting, outcome
 setting like a scenario value (a number, inside the distribution's support; then the schema and
 the compiler, exactly as for a file), runs each scenario with it — in memory, on the same seed,
 sampler and run count, so runs pair up (common random numbers: fixing one lever leaves every
-other draw alone) — and compares them with `sim.analysis.compare`. `save(setting)` writes the
+other draw alone) — and compares them with `sim.analysis.compare`. The two studies run side by
+side in warm worker processes (`Studies`, which holds the files as read at start and keeps the
+noise draws, which no setting changes), or in this process with `workers=0`. `save(setting)` writes the
 setting as a scenario file beside each original that `extends:` it, so that `sim run` and
 `sim compare` of the saved files give the page's numbers: the page's runs are those very files'
 runs, merged in memory (`sim.scenario.loader.extend`) instead of read back.
@@ -22,6 +24,7 @@ applied (B); with two, both are run with the setting, A against B.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import csv
 import hashlib
 import io
@@ -31,7 +34,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,8 +49,10 @@ from sim.present.figures import series_unit
 from sim.present.numbers import number
 from sim.present.summary import findings, threshold_sentences
 from sim.sampling.distributions import Choice
+from sim.sampling.draws import keep_noise
 from sim.scenario.loader import Document, extend, load_document
 from sim.scenario.schema import Distribution, Fixed, parse
+from sim.study.executors import process_context
 from sim.study.posterior import Posterior, read_posterior
 from sim.study.results import Results
 from sim.study.runner import run
@@ -58,6 +62,7 @@ ECDF_POINTS = 201  # quantiles an ECDF is drawn through on the page: exact enoug
 SLIDER_STEPS = 200  # a slider's steps across its range
 CACHE = 16  # studies (and comparisons) kept, so moving a lever back is instant
 TAIL = 0.001  # an unbounded distribution's slider spans its 0.1% to 99.9% quantiles
+WORKER_NOISE_BYTES = 256 * 2**20  # noise draws a worker keeps across settings
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,10 @@ class SettingError(ValueError):
 class Explorer:
     """The scenario files of one `sim explore`, their levers, and the studies settings run.
 
+    `workers` warm processes run a setting's two studies side by side (`sim explore` starts
+    two); the default, 0, runs them here one after the other: safe from a plain script or a
+    notebook, where worker processes would need an `if __name__ == "__main__":` guard.
+
     >>> ex = Explorer(["examples/bakery.yaml"], runs=200)
     >>> view = ex.update({"strike_month": 6.0})
     >>> view.comparison.scenarios
@@ -141,7 +150,8 @@ class Explorer:
         posterior: str | Path | Posterior | None = None,
         outcomes: Sequence[str] = (),
         thresholds: Sequence[str] = (),
-        threads: int = 2,
+        engine: str = "kernel",
+        workers: int = 0,
     ):
         if not 1 <= len(paths) <= 2:
             raise ScenarioError.one("sim explore takes one scenario file or two")
@@ -175,7 +185,18 @@ class Explorer:
         self._studies: OrderedDict[tuple[int, str], Results] = OrderedDict()
         self._views: OrderedDict[str, View] = OrderedDict()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, threads))
+        self.studies = Studies(
+            tuple((o.path, o.doc) for o in self.scenarios),
+            {lever.name: lever.kind for lever in self.levers},
+            self.runs,
+            self.seed,
+            self.sampler,
+            self.posterior,
+            engine,
+        )
+        self.engine = engine
+        self.workers = workers
+        self._pool: cf.ProcessPoolExecutor | None = None
         # The first comparison (every lever as written) checks the thresholds at start.
         try:
             self.update({})
@@ -246,41 +267,13 @@ class Explorer:
         return ""
 
     def overlay(self, index: int, setting: Mapping[str, float]) -> dict[str, Any]:
-        """The scenario file (as data) that applies `setting` to scenario `index`, as a file
-        that `extends:` it writes it: each set parameter fixed (its distribution's keys
-        deleted with null), each set event at a number of months."""
-        s = self.scenarios[index]
-        written = s.doc.data
-        params: dict[str, Any] = {}
-        events: dict[str, Any] = {}
-        for name, value in setting.items():
-            lever = self._by_name[name]
-            if lever.kind == "event":
-                if name in written.get("events", {}):
-                    events[name] = {"at": value}
-                continue
-            spec = written.get("parameters", {}).get(name)
-            if spec is None:
-                continue
-            if isinstance(spec, dict):
-                body: dict[str, Any] = {"dist": "fixed", "value": value}
-                body |= {k: None for k in spec if k not in (*body, "unit", "source", "description")}
-            else:
-                body = {"value": value}
-            params[name] = body
-        out: dict[str, Any] = {}
-        if params:
-            out["parameters"] = params
-        if events:
-            out["events"] = events
-        return out
+        """The scenario file (as data) that applies `setting` to scenario `index`
+        (`Studies.overlay`)."""
+        return self.studies.overlay(index, setting)
 
     def model_for(self, index: int, setting: Mapping[str, float]) -> Model:
-        """Scenario `index` with the setting applied: validated by the schema and compiled,
-        as the saved file would be."""
-        s = self.scenarios[index]
-        doc = extend(s.doc, self.overlay(index, setting), f"{s.path} (explored)")
-        return compile_scenario(parse(doc), doc)
+        """Scenario `index` with the setting applied (`Studies.model_for`)."""
+        return self.studies.model_for(index, setting)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -299,9 +292,9 @@ class Explorer:
         jobs: list[tuple[int, dict[str, float]]] = (
             [(0, {}), (0, checked)] if single else [(0, checked), (1, checked)]
         )
-        try:  # the schema, the compiler and the engine judge the setting as they would a file
-            models = [self.model_for(i, s) if s else self.scenarios[i].model for i, s in jobs]
-            results = tuple(self._pool.map(self._study, models, [i for i, _ in jobs], jobs))
+        # The schema, the compiler and the engine judge the setting as they would a file.
+        results = self._run(jobs)
+        try:
             comparison = compare(*results, outcomes=picked, thresholds=self.thresholds)
         except ScenarioError as exc:
             raise SettingError({"": "; ".join(str(p) for p in exc.problems)}) from None
@@ -317,20 +310,61 @@ class Explorer:
                 self._views.popitem(last=False)
         return view
 
-    def _study(self, model: Model, index: int, job: tuple[int, Mapping[str, float]]) -> Results:
-        cache_key = (index, json.dumps(job[1], sort_keys=True))
+    def _run(self, jobs: Sequence[tuple[int, dict[str, float]]]) -> tuple[Results, ...]:
+        """The studies of `jobs` ((scenario, setting) pairs), from the cache or run: side by
+        side in the warm worker processes, or here with no workers."""
+        keys = [(i, json.dumps(job, sort_keys=True)) for i, job in jobs]
+        found: dict[int, Results] = {}
         with self._lock:
-            if cache_key in self._studies:
-                self._studies.move_to_end(cache_key)
-                return self._studies[cache_key]
-        res = run(
-            model, runs=self.runs, seed=self.seed, sampler=self.sampler, posterior=self.posterior
-        )
+            for k, key in enumerate(keys):
+                if key in self._studies:
+                    self._studies.move_to_end(key)
+                    found[k] = self._studies[key]
+        todo = [k for k in range(len(jobs)) if k not in found]
+        if self.workers < 1:
+            done = [self.studies.run(*jobs[k]) for k in todo]
+        else:
+            done = self._in_workers([jobs[k] for k in todo])
+        refused = [d for d in done if isinstance(d, Refused)]
+        if refused:
+            raise SettingError({"": "; ".join(refused[0].problems)})
         with self._lock:
-            self._studies[cache_key] = res
+            for k, res in zip(todo, done, strict=True):
+                assert isinstance(res, Results)
+                found[k] = self._studies[keys[k]] = res
             while len(self._studies) > CACHE:
                 self._studies.popitem(last=False)
-        return res
+        return tuple(found[k] for k in range(len(jobs)))
+
+    def _in_workers(self, jobs: Sequence[tuple[int, dict[str, float]]]) -> list[Results | Refused]:
+        for attempt in (1, 2):  # a worker that died (killed, out of memory) is replaced once
+            pool = self._workers()
+            futures = [pool.submit(_study_in_worker, i, setting) for i, setting in jobs]
+            try:
+                return [f.result() for f in futures]
+            except cf.process.BrokenProcessPool:
+                with self._lock:
+                    if self._pool is pool:
+                        self._pool = None
+                if attempt == 2:
+                    raise SettingError(
+                        {"": "the explorer's worker processes died twice; restart sim explore"}
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _workers(self) -> cf.ProcessPoolExecutor:
+        """The warm worker processes, started on first use: each holds the scenario files as
+        read at start (never reading a file again) and compiles and runs one setting's
+        study at a time."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = cf.ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=process_context(),
+                    initializer=_start_worker,
+                    initargs=(self.studies,),
+                )
+            return self._pool
 
     def _picked(self, outcomes: Sequence[str] | None) -> list[str]:
         if outcomes is None:
@@ -384,18 +418,113 @@ class Explorer:
     def commands(self, files: Sequence[Path]) -> list[str]:
         """The commands that rerun and compare the saved files, as the page shows them."""
         # The saved files carry the runs, seed and sampler; a posterior is the command's.
+        # `sim compare` of files runs them on the kernel: the numba engine agrees to 1e-12.
         options = f" --posterior {self.posterior.folder}" if self.posterior is not None else ""
+        engine = f" --engine {self.engine}" if self.engine != "kernel" else ""
         pair = (
             [str(self.scenarios[0].path), str(files[0])]
             if len(self.scenarios) == 1
             else [str(f) for f in files]
         )
-        return [f"sim run {f}" + options for f in files] + [
+        return [f"sim run {f}" + options + engine for f in files] + [
             f"sim compare {' '.join(pair)}" + options
         ]
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A setting the schema, the compiler or the engine refused, as a worker reports it."""
+
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Studies:
+    """How a setting becomes a study, and nothing of the page: the scenario files as read at
+    start, the levers' kinds, and the study's runs, seed, sampler and posterior. It pickles,
+    so each warm worker process holds one."""
+
+    files: tuple[tuple[Path, Document], ...]
+    kinds: Mapping[str, str]  # lever -> "parameter" or "event"
+    runs: int
+    seed: int
+    sampler: str
+    posterior: Posterior | None = None
+    engine: str = "kernel"
+
+    def overlay(self, index: int, setting: Mapping[str, float]) -> dict[str, Any]:
+        """The scenario file (as data) that applies `setting` to scenario `index`, as a file
+        that `extends:` it writes it: each set parameter fixed (its distribution's keys
+        deleted with null), each set event at a number of months."""
+        written = self.files[index][1].data
+        params: dict[str, Any] = {}
+        events: dict[str, Any] = {}
+        for name, value in setting.items():
+            if self.kinds[name] == "event":
+                if name in written.get("events", {}):
+                    events[name] = {"at": value}
+                continue
+            spec = written.get("parameters", {}).get(name)
+            if spec is None:
+                continue
+            if isinstance(spec, dict):
+                body: dict[str, Any] = {"dist": "fixed", "value": value}
+                body |= {k: None for k in spec if k not in (*body, "unit", "source", "description")}
+            else:
+                body = {"value": value}
+            params[name] = body
+        out: dict[str, Any] = {}
+        if params:
+            out["parameters"] = params
+        if events:
+            out["events"] = events
+        return out
+
+    def model_for(self, index: int, setting: Mapping[str, float]) -> Model:
+        """Scenario `index` with the setting applied: validated by the schema and compiled,
+        as the saved file would be."""
+        path, doc = self.files[index]
+        if setting:
+            doc = extend(doc, self.overlay(index, setting), f"{path} (explored)")
+        return compile_scenario(parse(doc), doc)
+
+    def run(self, index: int, setting: Mapping[str, float]) -> Results | Refused:
+        """The study of scenario `index` with `setting`, held in memory: `sim run` of the
+        saved file, bit for bit. A setting the schema, compiler or engine refuses is
+        `Refused` with their reasons."""
+        try:
+            return run(
+                self.model_for(index, setting),
+                runs=self.runs,
+                seed=self.seed,
+                sampler=self.sampler,
+                engine=self.engine,
+                posterior=self.posterior,
+            )
+        except ScenarioError as exc:
+            return Refused(tuple(str(p) for p in exc.problems))
+        except ResultsError as exc:
+            return Refused((str(exc),))
+
+
+_WORKER: Studies | None = None  # a worker process's studies, set as it starts
+
+
+def _start_worker(studies: Studies) -> None:
+    global _WORKER
+    _WORKER = studies
+    keep_noise(WORKER_NOISE_BYTES)  # a setting never changes a run's noise: draw it once
+
+
+def _study_in_worker(index: int, setting: dict[str, float]) -> Results | Refused:
+    assert _WORKER is not None, "not started by Explorer._workers"
+    return _WORKER.run(index, setting)
 
 
 def _outcome_names(model: Model) -> set[str]:

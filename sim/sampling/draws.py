@@ -22,8 +22,11 @@ keep them.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -132,6 +135,48 @@ def _raw_noise(
     return _noise_block_cached(seed, rblock, ticks, name, normal)
 
 
+class _KeptNoise:
+    """`noise_draws`' results kept in this process, newest last, within a byte budget: off
+    (budget 0) unless `keep_noise` turns it on."""
+
+    def __init__(self) -> None:
+        self.budget = 0
+        self.held: OrderedDict[tuple[Any, ...], dict[str, np.ndarray]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, np.ndarray] | None:
+        with self.lock:
+            found = self.held.get(key)
+            if found is not None:
+                self.held.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[Any, ...], draws: dict[str, np.ndarray]) -> None:
+        size = sum(v.nbytes for v in draws.values())
+        with self.lock:
+            if size > self.budget:
+                return
+            for v in draws.values():
+                v.setflags(write=False)  # shared by every study that asks again
+            self.held[key] = draws
+            while sum(v.nbytes for d in self.held.values() for v in d.values()) > self.budget:
+                self.held.popitem(last=False)
+
+
+_KEPT = _KeptNoise()
+
+
+def keep_noise(budget_bytes: int) -> None:
+    """Keep noise draws in this process, up to `budget_bytes`, for a process that runs the
+    same runs of a model again and again with other parameters — the explorer's workers: a
+    run's noise depends on the seed, the run count and the flow's name and distribution,
+    never on the parameters, so it is drawn once. 0 turns keeping off (the default: a study
+    draws each block's noise once)."""
+    with _KEPT.lock:
+        _KEPT.budget = max(0, budget_bytes)
+        _KEPT.held.clear()
+
+
 def noise_draws(
     noises: Mapping[str, Distribution],
     seed: int,
@@ -145,8 +190,27 @@ def noise_draws(
     Lognormal noise is drawn as standard normals, scaled and exponentiated: the same
     distribution as its inverse CDF of uniforms at a fraction of the cost (a model's noise is
     ticks x runs values per flow). Other noise (never below zero: the schema sees to that)
-    maps uniforms through the inverse CDF, as parameters do.
+    maps uniforms through the inverse CDF, as parameters do. With `keep_noise` on, the
+    arrays come back read-only, shared with the next study that asks for the same.
     """
+    if _KEPT.budget:
+        key = (tuple(noises.items()), seed, runs, ticks, start, stop)
+        found = _KEPT.get(key)
+        if found is None:
+            found = _noise_draws(noises, seed, runs, ticks, start, stop)
+            _KEPT.put(key, found)
+        return dict(found)
+    return _noise_draws(noises, seed, runs, ticks, start, stop)
+
+
+def _noise_draws(
+    noises: Mapping[str, Distribution],
+    seed: int,
+    runs: int,
+    ticks: int,
+    start: int,
+    stop: int,
+) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, spec in noises.items():
         normal = isinstance(spec, Lognormal)

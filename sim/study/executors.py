@@ -115,7 +115,8 @@ def _run_block(b: int) -> Any:
     return _job(b)
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def process_context() -> multiprocessing.context.BaseContext:
+    """How sim starts worker processes: a study's pool, and the explorer's warm workers."""
     # Not fork: the parent may hold threads (progress bar, Arrow's pools) a fork would copy
     # mid-lock. forkserver forks workers from a clean single-threaded server; spawn elsewhere.
     if "forkserver" not in multiprocessing.get_all_start_methods():
@@ -130,7 +131,7 @@ class _Processes:
         self.workers = workers
 
     def completed(self, job: Job, blocks: Iterable[int]) -> Finished:
-        ctx = _context()
+        ctx = process_context()
         alive_r, alive_w = ctx.Pipe(duplex=False)
         pool = cf.ProcessPoolExecutor(
             self.workers, mp_context=ctx, initializer=_init_worker, initargs=(job, alive_r)

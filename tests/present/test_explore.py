@@ -59,7 +59,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def explorer(pair: tuple[Path, Path]) -> Iterator[Explorer]:
-    ex = Explorer(pair, runs=RUNS, seed=SEED, thresholds=["hungry_months > 3"])
+    # Two warm worker processes, as `sim explore` runs it.
+    ex = Explorer(pair, runs=RUNS, seed=SEED, thresholds=["hungry_months > 3"], workers=2)
     yield ex
     ex.close()
 
@@ -134,6 +135,21 @@ def test_a_lever_changes_only_what_it_changes(tmp_path: Path) -> None:
         assert view.comparison.scenarios == ("bakery", "bakery-explored")
     finally:
         ex.close()
+
+
+def test_the_warm_workers_give_the_bits_of_this_process(
+    explorer: Explorer, pair: tuple[Path, Path]
+) -> None:
+    setting = {"strike_month": 14.0}
+    here = Explorer(pair, runs=RUNS, seed=SEED, thresholds=["hungry_months > 3"])
+    try:
+        for _ in range(2):  # the second time, the workers' noise is the noise they kept
+            setting["strike_month"] += 1
+            there = explorer.update(setting).results
+            for ours, theirs in zip(here.update(setting).results, there, strict=True):
+                assert ours.runs.equals(theirs.runs) and ours.bands.equals(theirs.bands)
+    finally:
+        here.close()
 
 
 def csv_numbers(text: str) -> list[dict[str, str]]:

@@ -186,3 +186,31 @@ def test_betas_steep_at_their_upper_end_draw_to_resolution():
     )
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) < 1e-9  # u-resolution 1e-10, with margin
+
+
+def test_kept_noise_is_the_same_draws_read_only_and_within_its_budget():
+    from sim.sampling import draws
+    from sim.sampling.distributions import Lognormal, Uniform
+
+    noises = {
+        "a": Lognormal(dist="lognormal", median=1.0, p95=1.3),
+        "b": Uniform(dist="uniform", low=0.5, high=1.5),
+    }
+    fresh = noise_draws(noises, 3, 500, 12, 0, 500)
+    one = 2 * 8 * 12 * 500  # bytes of one call's draws
+    try:
+        draws.keep_noise(one)
+        first = noise_draws(noises, 3, 500, 12, 0, 500)
+        again = noise_draws(noises, 3, 500, 12, 0, 500)
+        for name in noises:
+            assert np.array_equal(first[name], fresh[name])
+            assert again[name] is first[name] and not again[name].flags.writeable
+        other = noise_draws(noises, 4, 500, 12, 0, 500)  # another seed: drawn, and kept instead
+        assert not np.array_equal(other["a"], first["a"])
+        assert noise_draws(noises, 4, 500, 12, 0, 500)["a"] is other["a"]
+        assert noise_draws(noises, 3, 500, 12, 0, 500)["a"] is not first["a"]  # dropped
+        big = noise_draws(noises, 3, 1000, 12, 0, 1000)  # over the budget: never kept
+        assert big["a"].flags.writeable
+    finally:
+        draws.keep_noise(0)
+    assert noise_draws(noises, 3, 500, 12, 0, 500)["a"].flags.writeable  # off again
