@@ -24,6 +24,7 @@ difference uses the runs where both scenarios have a value. So for a `first` out
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -464,6 +465,7 @@ def compare(
     n_resamples: int = N_RESAMPLES,
     given: str | None = None,
     thresholds: Iterable[str] = (),
+    mapper: Callable[..., Iterable[Any]] = map,
 ) -> Comparison:
     """Compare the outcome distributions of two or more studies, each against the first.
 
@@ -477,7 +479,9 @@ def compare(
     which must be paired and agree on the parameters it names (`keep_given`). `thresholds`
     (e.g. "food_shortfall_months > 24") are conditions over each run's outcomes and
     parameters: the comparison gives P(condition) per scenario and each B − A
-    (`threshold`), on the kept runs when `given` is set.
+    (`threshold`), on the kept runs when `given` is set. `mapper` computes the differences
+    (their bootstrap is most of a comparison's time): the builtin's, or an executor's
+    `map` to compute them side by side in its workers, for the same numbers.
 
     >>> import sim
     >>> a = sim.run(sim.load("examples/bakery.yaml"), runs=200, seed=1)
@@ -511,26 +515,17 @@ def compare(
         kept = keep_given(results, given, labels)
         results = tuple(subset(res, kept.index) for res in results)
     summaries = {
-        label: {s.name: s for s in res.summary() if s.name in names}
+        label: {s.name: s for s in res.summary(names)}
         for label, res in zip(labels, results, strict=True)
     }
-    differences = []
+    jobs = []
     for name in names:
         a = results[0].outcome(name)
         unit = str(results[0].outcomes[name]["unit"])
         for label, res, p in zip(labels[1:], results[1:], pairings, strict=True):
-            differences.append(
-                difference(
-                    a,
-                    res.outcome(name),
-                    paired=p.paired,
-                    outcome=name,
-                    labels=(labels[0], label),
-                    unit=unit,
-                    confidence=confidence,
-                    n_resamples=n_resamples,
-                )
-            )
+            jobs.append((a, res.outcome(name), p.paired, name, (labels[0], label), unit))
+    one = functools.partial(_difference_of, confidence=confidence, n_resamples=n_resamples)
+    differences = list(mapper(one, jobs))
     return Comparison(
         scenarios=tuple(labels),
         outcomes=tuple(names),
@@ -855,6 +850,24 @@ def _sampled(res: Results) -> set[str]:
 # Outcomes near 1e300 overflow a sum or a square: the statistics that can't be represented
 # come out infinite (shown as such), the mcse is recomputed scaled, and no raw numpy
 # RuntimeWarning reaches the terminal.
+def _difference_of(
+    job: tuple[np.ndarray, np.ndarray, bool, str, tuple[str, str], str],
+    confidence: float,
+    n_resamples: int,
+) -> Difference:
+    a, b, paired, outcome, labels, unit = job
+    return difference(
+        a,
+        b,
+        paired=paired,
+        outcome=outcome,
+        labels=labels,
+        unit=unit,
+        confidence=confidence,
+        n_resamples=n_resamples,
+    )
+
+
 @np.errstate(over="ignore", invalid="ignore")
 def difference(
     a: np.ndarray,

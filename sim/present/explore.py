@@ -295,7 +295,7 @@ class Explorer:
         # The schema, the compiler and the engine judge the setting as they would a file.
         results = self._run(jobs)
         try:
-            comparison = compare(*results, outcomes=picked, thresholds=self.thresholds)
+            comparison = self._compare(results, picked)
         except ScenarioError as exc:
             raise SettingError({"": "; ".join(str(p) for p in exc.problems)}) from None
         except ResultsError as exc:
@@ -335,6 +335,21 @@ class Explorer:
             while len(self._studies) > CACHE:
                 self._studies.popitem(last=False)
         return tuple(found[k] for k in range(len(jobs)))
+
+    def _compare(self, results: Sequence[Results], picked: list[str]) -> Comparison:
+        """The comparison, its differences' bootstraps side by side in the workers (the same
+        numbers as one after the other); here if there are none, or they died."""
+        if self.workers >= 1:
+            pool = self._workers()
+            try:
+                return compare(
+                    *results, outcomes=picked, thresholds=self.thresholds, mapper=pool.map
+                )
+            except cf.process.BrokenProcessPool:
+                with self._lock:
+                    if self._pool is pool:
+                        self._pool = None
+        return compare(*results, outcomes=picked, thresholds=self.thresholds)
 
     def _in_workers(self, jobs: Sequence[tuple[int, dict[str, float]]]) -> list[Results | Refused]:
         for attempt in (1, 2):  # a worker that died (killed, out of memory) is replaced once

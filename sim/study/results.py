@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,10 +212,14 @@ class Results:
     def series_names(self) -> list[str]:
         return list(self.manifest.get("record", []))
 
-    def summary(self) -> list[OutcomeSummary]:
-        """Mean, sd, Monte Carlo standard error and p05/p50/p95 of every outcome."""
+    def summary(self, names: Iterable[str] | None = None) -> list[OutcomeSummary]:
+        """Mean, sd, Monte Carlo standard error and p05/p50/p95 of every outcome (or of
+        those in `names`, in the results' order)."""
         rows = []
+        wanted = None if names is None else set(names)
         for name, info in self.outcomes.items():
+            if wanted is not None and name not in wanted:
+                continue
             x = self.outcome(name)
             finite = x[np.isfinite(x)]
             n = len(finite)

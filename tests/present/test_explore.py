@@ -145,9 +145,11 @@ def test_the_warm_workers_give_the_bits_of_this_process(
     try:
         for _ in range(2):  # the second time, the workers' noise is the noise they kept
             setting["strike_month"] += 1
-            there = explorer.update(setting).results
-            for ours, theirs in zip(here.update(setting).results, there, strict=True):
+            there, mine = explorer.update(setting), here.update(setting)
+            for ours, theirs in zip(mine.results, there.results, strict=True):
                 assert ours.runs.equals(theirs.runs) and ours.bands.equals(theirs.bands)
+            # ... and the differences bootstrapped in the workers are the ones made here
+            assert comparison_csv(mine.comparison) == comparison_csv(there.comparison)
     finally:
         here.close()
 
