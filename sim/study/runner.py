@@ -24,6 +24,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -920,7 +921,8 @@ def _bands(m: Model, kept: int, series: SeriesOf) -> pa.Table:
     dates = [m.date(int(t)) for t in ticks]
     if kept == 0:
         return pa.table(rows)
-    for name, _ in m.record:  # one series at a time: memory holds kept runs x ticks, once
+
+    def one(name: str) -> tuple[np.ndarray, np.ndarray]:
         # A quantile partitions around the order statistics it needs: measured on the war
         # model's series, 0.6x the time of sorting first, for the same numbers. nanquantile
         # skips NaNs run by run; without any, quantile is faster.
@@ -929,6 +931,15 @@ def _bands(m: Model, kept: int, series: SeriesOf) -> pa.Table:
         with np.errstate(all="ignore"):
             q = quantile(values, QUANTILES, axis=1)
             mean = np.nanmean(values, axis=1)  # summed in run order, as it always was
+        return q, mean
+
+    # A series at a time on each core (numpy partitions without the GIL): memory holds kept
+    # runs x ticks once per thread, at most the kept series the guard counted. 20,000 runs
+    # of the war model's 16 series: 1.0 s on one core, 0.6 s on two; the same numbers.
+    names = [name for name, _ in m.record]
+    with ThreadPoolExecutor(max(1, min(len(names), default_workers()))) as pool:
+        computed = list(pool.map(one, names))
+    for name, (q, mean) in zip(names, computed, strict=True):
         rows["series"] += [name] * m.ticks
         rows["tick"] += ticks.tolist()
         if timed:
