@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from sim.errors import ScenarioError
+from sim.sampling.draws import draw_threads
 from sim.study.provenance import build
 
 EXECUTORS = ("processes", "dask")
@@ -99,6 +100,7 @@ def _init_worker(job: Job, parent_alive: Connection) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent_alive,), daemon=True).start()
     global _job
     _job = job
+    draw_threads(1)  # the pool's processes fill the cores already
 
 
 def _exit_with_parent(parent_alive: Connection) -> None:

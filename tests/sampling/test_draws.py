@@ -214,3 +214,25 @@ def test_kept_noise_is_the_same_draws_read_only_and_within_its_budget():
     finally:
         draws.keep_noise(0)
     assert noise_draws(noises, 3, 500, 12, 0, 500)["a"].flags.writeable  # off again
+
+
+def test_noise_drawn_on_threads_is_the_noise_drawn_on_one():
+    from sim.sampling import draws
+    from sim.sampling.distributions import Lognormal, Uniform
+
+    noises = {
+        f"f{k}": Lognormal(dist="lognormal", median=1.0, p95=1.2 + k / 10)
+        if k % 2
+        else Uniform(dist="uniform", low=0.5, high=1.5 + k)
+        for k in range(7)
+    }
+    before = draws._THREADS.n
+    try:
+        draws.draw_threads(1)
+        one = noise_draws(noises, 8, 5000, 6, 100, 4500)
+        draws.draw_threads(4)
+        four = noise_draws(noises, 8, 5000, 6, 100, 4500)
+    finally:
+        draws.draw_threads(before)
+    assert list(one) == list(four) == list(noises)
+    assert all(np.array_equal(one[k], four[k]) for k in noises)
