@@ -615,11 +615,12 @@ class _Output:
     def summarise_series(self, kept: int) -> None:
         p, m = self.p, self.p.model
         blocks = range(math.ceil(kept / p.block_size))
+        recorded = {name: k for k, (name, _) in enumerate(m.record)}  # a part's order
 
         def part(b: int, name: str) -> np.ndarray:
             if self.folder is None:
                 return self.series[b][name]
-            return store.read_series_part(self.folder, b, name)
+            return store.read_series_part(self.folder, b, recorded[name])
 
         def series(name: str, k: int) -> np.ndarray:
             parts = [part(b, name) for b in blocks]
@@ -696,7 +697,7 @@ class _Study:
                         for b, result in finished:
                             if folder is not None:
                                 runs_part, series_part = store.part_paths(folder, b)
-                                store.write_npz(result.series, series_part)
+                                store.write_series_part(result.series, series_part)
                                 store.write_part(result.table, runs_part)  # last: it is in
                             health.add(result.table)
                             output.hold(b, result)

@@ -48,7 +48,7 @@ def after(n: int, real: Any, fail: Any = full) -> Any:
 POINTS = {
     "first part": ("write_part", 0, full),
     "third part": ("write_part", 2, full),
-    "series part": ("write_npz", 1, full),
+    "series part": ("write_series_part", 1, full),
     "manifest at the start": ("write_json", 0, full),
     "manifest at the end": ("write_json", 1, full),
     "bands": ("write_table", 0, full_arrow),
@@ -112,7 +112,13 @@ def test_sim_run_says_the_disk_is_full_with_exit_2(tmp_path, monkeypatch):
 
 
 def test_a_study_without_a_folder_writes_nothing_so_a_full_disk_cannot_stop_it(monkeypatch):
-    for writer in ("write_part", "write_npz", "write_json", "write_table", "prepare_folder"):
+    for writer in (
+        "write_part",
+        "write_series_part",
+        "write_json",
+        "write_table",
+        "prepare_folder",
+    ):
         monkeypatch.setattr(store, writer, full)
     monkeypatch.setattr(store.TableWriter, "append", full)
     res = sim.run(sim.load(BAKERY), runs=50, workers=1, keep_paths=2)
