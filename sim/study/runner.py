@@ -605,7 +605,11 @@ class _Output:
     def advance(self, tally: _Tally) -> None:
         while self.next < tally.prefix:
             result = self.waiting.pop(self.next, None)
-            self.runs.append(result.table if result else store.read_part(self.folder, self.next))
+            if result is None:  # it landed before a resume: only a folder has such blocks
+                assert self.folder is not None
+                self.runs.append(store.read_part(self.folder, self.next))
+            else:
+                self.runs.append(result.table)
             self.next += 1
         if self.bands is None and self.next:
             done = self.p.block_range(self.next - 1)[1]
