@@ -35,6 +35,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from sim.sampling.distributions import Choice
 from sim.sampling.draws import keep_noise
 from sim.scenario.loader import Document, extend, load_document
 from sim.scenario.schema import Distribution, Fixed, parse
-from sim.study.executors import process_context
+from sim.study.executors import guard_worker, process_context
 from sim.study.posterior import Posterior, read_posterior
 from sim.study.results import Results
 from sim.study.runner import run
@@ -197,6 +198,7 @@ class Explorer:
         self.engine = engine
         self.workers = workers
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._alive: tuple[Connection, Connection] | None = None  # the workers' parent pipe
         # The first comparison (every lever as written) checks the thresholds at start.
         try:
             self.update({})
@@ -373,11 +375,14 @@ class Explorer:
         study at a time."""
         with self._lock:
             if self._pool is None:
+                ctx = process_context()
+                if self._alive is None:
+                    self._alive = ctx.Pipe(duplex=False)
                 self._pool = cf.ProcessPoolExecutor(
                     self.workers,
-                    mp_context=process_context(),
+                    mp_context=ctx,
                     initializer=_start_worker,
-                    initargs=(self.studies,),
+                    initargs=(self.studies, self._alive[0]),
                 )
             return self._pool
 
@@ -448,8 +453,12 @@ class Explorer:
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
+            alive, self._alive = self._alive, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if alive is not None:
+            for end in alive:
+                end.close()
 
 
 @dataclass(frozen=True)
@@ -531,7 +540,8 @@ class Studies:
 _WORKER: Studies | None = None  # a worker process's studies, set as it starts
 
 
-def _start_worker(studies: Studies) -> None:
+def _start_worker(studies: Studies, parent_alive: Connection) -> None:
+    guard_worker(parent_alive)  # Ctrl-C stops the server, which stops us; so does its death
     global _WORKER
     _WORKER = studies
     keep_noise(WORKER_NOISE_BYTES)  # a setting never changes a run's noise: draw it once

@@ -94,10 +94,16 @@ class _Serial:
 _job: Job | None = None
 
 
-def _init_worker(job: Job, parent_alive: Connection) -> None:
+def guard_worker(parent_alive: Connection) -> None:
+    """What a sim worker process does first: leave Ctrl-C to the parent, and exit the moment
+    the parent is gone (`parent_alive` is the read end of a pipe only the parent writes)."""
     # Ctrl-C reaches the whole process group; the parent decides what stops, not each worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent_alive,), daemon=True).start()
+
+
+def _init_worker(job: Job, parent_alive: Connection) -> None:
+    guard_worker(parent_alive)
     global _job
     _job = job
     draw_threads(1)  # the pool's processes fill the cores already

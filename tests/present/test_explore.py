@@ -490,3 +490,53 @@ def test_the_command_refuses_a_bad_start_once_with_exit_2(
     done = CliRunner().invoke(cli, ["explore", str(pair[0]), "--runs", "20", *args])
     assert done.exit_code == 2, done.output
     assert said in done.output and done.output.count("error:") == 1
+
+
+WORKERS_OF_A_KILLED_EXPLORER = """
+import sys
+from sim.present.explore import Explorer
+
+if __name__ == "__main__":
+    ex = Explorer([sys.argv[1]], runs=50, workers=2)
+    ex.update({"strike_month": 7.0})
+    print(*ex._pool._processes, flush=True)
+    sys.stdin.read()  # until killed
+"""
+
+
+def test_the_workers_of_a_killed_explorer_exit_with_it(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "explorer.py"
+    script.write_text(WORKERS_OF_A_KILLED_EXPLORER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(BAKERY)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert proc.stdout is not None
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # a zombie (exited, not yet reaped by its parent) is gone for our purpose
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+
+    for _ in range(3000):  # a hang guard (about thirty seconds of sleeps), not a speed check
+        if not any(alive(p) for p in pids):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"worker processes {pids} outlived the explorer")
