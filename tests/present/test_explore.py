@@ -460,7 +460,7 @@ def test_on_a_posterior_its_parameters_stay_drawn_and_the_saved_setting_reruns_o
         {},
     )
     a, _ = bakery_pair(tmp_path)
-    ex = Explorer([a], runs=RUNS, seed=SEED, posterior=cal)
+    ex = Explorer([a], runs=RUNS, seed=SEED, posterior=cal, workers=2)  # it travels to them
     try:
         mill = next(lever for lever in ex.levers if lever.name == "mill_output")
         assert not mill.settable and "posterior" in mill.why
