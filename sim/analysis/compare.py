@@ -847,9 +847,6 @@ def _sampled(res: Results) -> set[str]:
     return {name for name, spec in res.parameters.items() if spec.get("sampled")}
 
 
-# Outcomes near 1e300 overflow a sum or a square: the statistics that can't be represented
-# come out infinite (shown as such), the mcse is recomputed scaled, and no raw numpy
-# RuntimeWarning reaches the terminal.
 def _difference_of(
     job: tuple[np.ndarray, np.ndarray, bool, str, tuple[str, str], str],
     confidence: float,
@@ -868,6 +865,9 @@ def _difference_of(
     )
 
 
+# Outcomes near 1e300 overflow a sum or a square: the statistics that can't be represented
+# come out infinite (shown as such), the mcse is recomputed scaled, and no raw numpy
+# RuntimeWarning reaches the terminal.
 @np.errstate(over="ignore", invalid="ignore")
 def difference(
     a: np.ndarray,

@@ -8,12 +8,15 @@ distributions, events at their written times). `Explorer.update(setting, outcome
 setting like a scenario value (a number, inside the distribution's support; then the schema and
 the compiler, exactly as for a file), runs each scenario with it — in memory, on the same seed,
 sampler and run count, so runs pair up (common random numbers: fixing one lever leaves every
-other draw alone) — and compares them with `sim.analysis.compare`. The two studies run side by
-side in warm worker processes (`Studies`, which holds the files as read at start and keeps the
-noise draws, which no setting changes), or in this process with `workers=0`. `save(setting)` writes the
+other draw alone) — and compares them with `sim.analysis.compare`. `save(setting)` writes the
 setting as a scenario file beside each original that `extends:` it, so that `sim run` and
 `sim compare` of the saved files give the page's numbers: the page's runs are those very files'
 runs, merged in memory (`sim.scenario.loader.extend`) instead of read back.
+
+The two studies of a setting run side by side in warm worker processes, each holding a
+`Studies` (the files as read at start) and keeping its noise draws, which no setting changes;
+the comparison's bootstraps are mapped over them too. With `workers=0` everything runs in this
+process instead.
 
 Nothing of a setting is evaluated or used as a path: names must be levers, values finite
 numbers; saved files are named by the original's name and a hash of the setting.
