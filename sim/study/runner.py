@@ -24,7 +24,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -557,6 +557,41 @@ class _Tally:
         }
 
 
+class _Parts:
+    """A folder's block parts, written on a thread of their own while the next block steps
+    (file writes release the GIL): each block's series part, then its runs part, so a runs
+    part on disk still means its block landed. At most `AHEAD` blocks wait to be written. A
+    write that failed raises in the study's thread, at a later block or when drained."""
+
+    AHEAD = 2
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sim-parts")
+        self.pending: list[Future[None]] = []
+
+    def write(self, b: int, result: BlockResult) -> None:
+        while self.pending and (self.pending[0].done() or len(self.pending) >= self.AHEAD):
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(_write_parts, self.folder, b, result))
+
+    def drain(self) -> None:
+        """Every part asked for is on disk (or its failure raised)."""
+        while self.pending:
+            self.pending.pop(0).result()
+
+    def close(self) -> None:
+        """Wait for the write under way and drop the rest: nothing writes into the folder
+        after the study has stopped."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_parts(folder: Path, b: int, result: BlockResult) -> None:
+    runs_part, series_part = store.part_paths(folder, b)
+    store.write_series_part(result.series, series_part)
+    store.write_part(result.table, runs_part)  # last: the block is in
+
+
 class _InMemory:
     """The rows of a study that has no folder, in run order: `TableWriter`'s calls, kept."""
 
@@ -585,9 +620,10 @@ class _Output:
     them); one finished before a resume is read back from its part. Without a folder the rows
     and the kept runs' series stay in memory instead."""
 
-    def __init__(self, p: Plan, folder: Path | None):
+    def __init__(self, p: Plan, folder: Path | None, parts: _Parts | None = None):
         self.p = p
         self.folder = folder
+        self.parts = parts  # a folder's parts, drained before its series are read back
         self.runs: store.TableWriter | _InMemory = (
             _InMemory() if folder is None else store.TableWriter(folder / "runs.parquet")
         )
@@ -620,6 +656,8 @@ class _Output:
         p, m = self.p, self.p.model
         blocks = range(math.ceil(kept / p.block_size))
         recorded = {name: k for k, (name, _) in enumerate(m.record)}  # a part's order
+        if self.parts is not None:
+            self.parts.drain()
 
         def part(b: int, name: str) -> np.ndarray:
             if self.folder is None:
@@ -686,7 +724,8 @@ class _Study:
             self.progress(tally.runs_done, p.runs)
 
         todo = [b for b in range(p.n_blocks) if b not in tally.summaries]
-        output = _Output(p, folder)
+        parts = _Parts(folder) if folder is not None else None
+        output = _Output(p, folder, parts)
         noted = time.perf_counter()  # blocks_done in the manifest: a note; the parts are the record
         try:
             output.advance(tally)
@@ -699,10 +738,8 @@ class _Study:
                     finished = ex.completed(BlockJob(p), blocks)
                     try:
                         for b, result in finished:
-                            if folder is not None:
-                                runs_part, series_part = store.part_paths(folder, b)
-                                store.write_series_part(result.series, series_part)
-                                store.write_part(result.table, runs_part)  # last: it is in
+                            if parts is not None:
+                                parts.write(b, result)
                             health.add(result.table)
                             output.hold(b, result)
                             tally.add(b, _summarise(result.table, p.precision))
@@ -719,8 +756,12 @@ class _Study:
                         finished.close()  # cancels blocks past a precision stop, or on Ctrl-C
             manifest.setdefault("executor", {"kind": "serial", "workers": 1})
             assert tally.stop is not None
+            if parts is not None:
+                parts.drain()
             return self.finish(folder, manifest, tally, output, clock)
         finally:
+            if parts is not None:
+                parts.close()
             output.abort()  # a no-op once runs.parquet is committed
 
     def phases(self, todo: list[int]) -> Iterator[tuple[str, list[int]]]:
