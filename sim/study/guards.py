@@ -34,7 +34,7 @@ from sim.sampling.draws import NOISE_CACHE, NOISE_CACHE_ITEM_BYTES, RANDOM_BLOCK
 FLOAT = 8  # bytes
 MEMORY_SHARE = 0.75  # of physical memory a study may plan to use unless told otherwise
 ROW_OVERHEAD = 24  # bytes a run costs in runs.parquet beyond its numbers (status, bad_name)
-PART_OVERHEAD = 16 * 2**10  # bytes per block of part headers (Arrow IPC schema, npz entries)
+PART_OVERHEAD = 16 * 2**10  # bytes per block of part headers (Arrow IPC schema, .npy header)
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
