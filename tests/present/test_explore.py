@@ -532,8 +532,11 @@ def test_the_workers_of_a_killed_explorer_exit_with_it(tmp_path: Path) -> None:
         except ProcessLookupError:
             return False
         # a zombie (exited, not yet reaped by its parent) is gone for our purpose
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().split()[2] != "Z"
+        except FileNotFoundError:  # it went between the two looks
+            return False
 
     for _ in range(3000):  # a hang guard (about thirty seconds of sleeps), not a speed check
         if not any(alive(p) for p in pids):
