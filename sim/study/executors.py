@@ -213,6 +213,7 @@ def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
 
 # -- Dask distributed -----------------------------------------------------------------------
 def _run_on_dask(job: Job, b: int) -> Any:
+    draw_threads(1)  # a cluster's workers fill their cores already, a block per thread
     return job(b)
 
 
