@@ -236,10 +236,13 @@ def _noise_draws(
     # war model's 22 noisy flows, 20,000 runs: 0.72 s on one thread, 0.39 s on two.
     names, specs = list(noises), list(noises.values())
     threads = min(_THREADS.n, len(names))
-    if threads <= 1:
+    if threads <= 1 or ticks * (stop - start) * len(names) < THREADED_FROM:
         return {name: one(name, spec) for name, spec in zip(names, specs, strict=True)}
     with ThreadPoolExecutor(threads) as pool:
         return dict(zip(names, pool.map(one, names, specs), strict=True))
+
+
+THREADED_FROM = 200_000  # values drawn, below which threads cost more than they save
 
 
 class _Threads:

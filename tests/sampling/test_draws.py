@@ -216,7 +216,7 @@ def test_kept_noise_is_the_same_draws_read_only_and_within_its_budget():
     assert noise_draws(noises, 3, 500, 12, 0, 500)["a"].flags.writeable  # off again
 
 
-def test_noise_drawn_on_threads_is_the_noise_drawn_on_one():
+def test_noise_drawn_on_threads_is_the_noise_drawn_on_one(monkeypatch):
     from sim.sampling import draws
     from sim.sampling.distributions import Lognormal, Uniform
 
@@ -226,6 +226,7 @@ def test_noise_drawn_on_threads_is_the_noise_drawn_on_one():
         else Uniform(dist="uniform", low=0.5, high=1.5 + k)
         for k in range(7)
     }
+    monkeypatch.setattr(draws, "THREADED_FROM", 0)  # threads even for this small a draw
     before = draws._THREADS.n
     try:
         draws.draw_threads(1)
