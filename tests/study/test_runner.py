@@ -507,3 +507,12 @@ def test_bands_skip_a_runs_nonfinite_values_tick_by_tick():
             assert np.array_equal(got[key].to_numpy(), row), (name, key)
         assert np.array_equal(got["mean"].to_numpy(), np.nanmean(expect, axis=1))
     assert not bands[runner.QUANTILE_NAMES[0]].isna().any()
+
+
+def test_bands_on_threads_are_the_bands_on_one(monkeypatch):
+    model = bakery()
+    monkeypatch.setattr(runner, "THREADED_FROM", 0)  # a series per core, even this small
+    monkeypatch.setattr(runner, "default_workers", lambda: 4)
+    threaded = sim.run(model, runs=600, seed=2).bands
+    monkeypatch.setattr(runner, "THREADED_FROM", 10**18)  # one series after another
+    assert threaded.equals(sim.run(model, runs=600, seed=2).bands)
