@@ -359,8 +359,8 @@ class Explorer:
     def _in_workers(self, jobs: Sequence[tuple[int, dict[str, float]]]) -> list[Results | Refused]:
         for attempt in (1, 2):  # a worker that died (killed, out of memory) is replaced once
             pool = self._workers()
-            futures = [pool.submit(_study_in_worker, i, setting) for i, setting in jobs]
-            try:
+            try:  # a pool found broken refuses the submit; one that breaks, the result
+                futures = [pool.submit(_study_in_worker, i, setting) for i, setting in jobs]
                 return [f.result() for f in futures]
             except cf.process.BrokenProcessPool:
                 with self._lock:

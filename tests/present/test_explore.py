@@ -543,3 +543,32 @@ def test_the_workers_of_a_killed_explorer_exit_with_it(tmp_path: Path) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f"worker processes {pids} outlived the explorer")
+
+
+def test_a_worker_that_dies_is_replaced_and_the_update_still_comes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    a, _ = bakery_pair(tmp_path)
+    ex = Explorer([a], runs=RUNS, seed=SEED, workers=2)
+    try:
+        before = ex.update({"strike_month": 11.0})
+        assert ex._pool is not None
+        pool = ex._pool
+        for pid in list(pool._processes):
+            os.kill(pid, signal.SIGKILL)  # killed, or out of memory
+        for _ in range(3000):  # until the pool knows (a hang guard, not a speed check)
+            if pool._broken:
+                break
+            time.sleep(0.01)
+        view = ex.update({"strike_month": 12.0})  # a new setting: the dead pool is replaced
+        here = Explorer([a], runs=RUNS, seed=SEED)  # in this process, for the same bits
+        try:
+            mine = here.update({"strike_month": 12.0})
+            assert view.results[1].runs.equals(mine.results[1].runs)
+            assert before.results[0].runs.equals(mine.results[0].runs)
+        finally:
+            here.close()
+    finally:
+        ex.close()
