@@ -351,9 +351,7 @@ class Explorer:
                     *results, outcomes=picked, thresholds=self.thresholds, mapper=pool.map
                 )
             except cf.process.BrokenProcessPool:
-                with self._lock:
-                    if self._pool is pool:
-                        self._pool = None
+                self._forget(pool)
         return compare(*results, outcomes=picked, thresholds=self.thresholds)
 
     def _in_workers(self, jobs: Sequence[tuple[int, dict[str, float]]]) -> list[Results | Refused]:
@@ -363,14 +361,18 @@ class Explorer:
                 futures = [pool.submit(_study_in_worker, i, setting) for i, setting in jobs]
                 return [f.result() for f in futures]
             except cf.process.BrokenProcessPool:
-                with self._lock:
-                    if self._pool is pool:
-                        self._pool = None
+                self._forget(pool)
                 if attempt == 2:
                     raise SettingError(
                         {"": "the explorer's worker processes died twice; restart sim explore"}
                     ) from None
         raise AssertionError("unreachable")
+
+    def _forget(self, pool: cf.ProcessPoolExecutor) -> None:
+        """Drop a pool whose workers died: the next use starts a new one."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
 
     def _workers(self) -> cf.ProcessPoolExecutor:
         """The warm worker processes, started on first use: each holds the scenario files as

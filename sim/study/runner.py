@@ -39,7 +39,7 @@ from sim.engine.semantics import STATUS_OK, Block
 from sim.errors import ResultsError, ScenarioError, did_you_mean
 from sim.model import Model, compile_scenario
 from sim.sampling.distributions import Z_CI95
-from sim.sampling.draws import SAMPLERS, THREADED_FROM
+from sim.sampling.draws import SAMPLERS, threads_for
 from sim.scenario.schema import SEED_LIMIT, Fixed
 from sim.scenario.sources import entries_cited
 from sim.study import guards, store
@@ -983,8 +983,8 @@ def _bands(m: Model, kept: int, series: SeriesOf) -> pa.Table:
     # runs x ticks once per thread, at most the kept series the guard counted. 20,000 runs
     # of the war model's 16 series: 1.0 s on one core, 0.6 s on two; the same numbers.
     names = [name for name, _ in m.record]
-    threads = min(len(names), default_workers())
-    if threads <= 1 or kept * m.ticks * len(names) < THREADED_FROM:
+    threads = threads_for(kept * m.ticks * len(names), len(names))
+    if threads <= 1:
         computed = [one(name) for name in names]
     else:
         with ThreadPoolExecutor(threads) as pool:

@@ -511,8 +511,10 @@ def test_bands_skip_a_runs_nonfinite_values_tick_by_tick():
 
 def test_bands_on_threads_are_the_bands_on_one(monkeypatch):
     model = bakery()
-    monkeypatch.setattr(runner, "THREADED_FROM", 0)  # a series per core, even this small
-    monkeypatch.setattr(runner, "default_workers", lambda: 4)
+    from sim.sampling import draws
+
+    monkeypatch.setattr(draws, "THREADED_FROM", 0)  # a series per thread, even this small
+    monkeypatch.setattr(draws._THREADS, "n", 4)
     threaded = sim.run(model, runs=600, seed=2).bands
-    monkeypatch.setattr(runner, "THREADED_FROM", 10**18)  # one series after another
+    monkeypatch.setattr(draws, "THREADED_FROM", 10**18)  # one series after another
     assert threaded.equals(sim.run(model, runs=600, seed=2).bands)
